@@ -1,0 +1,69 @@
+"""File primitives every layer shares: sha256 checks and atomic writes (a crash never leaves half a file)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+class HashMismatchError(RuntimeError):
+    """A file's bytes are not the ones the catalog expects (corrupt, partial or replaced)."""
+
+    def __init__(self, path: Path | str, expected: str, actual: str, fix: str = ""):
+        self.path, self.expected, self.actual = Path(path), expected, actual
+        msg = f"sha256 mismatch for {path}: expected {expected}, got {actual}."
+        if fix:
+            msg += f" {fix}"
+        super().__init__(msg)
+
+
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: Path | str, expected: str, fix: str = "") -> Path:
+    """Raise HashMismatchError naming the file and both hashes unless `path` hashes to `expected`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist. {fix}".strip())
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        raise HashMismatchError(path, expected, actual, fix)
+    return path
+
+
+def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> Path:
+    """Call write(tmp) on a temporary file in the same folder, fsync it, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def atomic_write_text(path: Path | str, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: Path | str, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,146 @@
+"""The paper's loss functions (Section 3), written once and shared by training and by the Gatys baseline.
+
+Every term is computed per image (shape (N,)) so the same code gives per-image objectives for Fig. 5;
+training takes the mean over the batch.
+
+- Feature reconstruction: l_feat = ||phi_j(y^) - phi_j(y)||_2^2 / (C_j H_j W_j).
+- Gram matrix: G = psi psi^T / (C H W) with psi the C x HW feature matrix.
+- Style reconstruction: l_style = sum over layers of ||G(y^) - G(y_s)||_F^2 (the paper's squared Frobenius norm,
+  not the mean over C^2 entries many reimplementations use; the weights below are chosen for this form).
+- Total variation: `squared` (beta = 2, Mahendran & Vedaldi) or `abs` (beta = 1), both as means over pixels.
+- Pixel: l_pixel = ||y^ - y||_2^2 / (C H W).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal, Sequence
+
+import torch
+from torch import nn
+
+CONTENT_LAYER = "relu2_2"
+STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+TVForm = Literal["squared", "abs"]
+
+
+def _per_image_mean(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).mean(dim=1)
+
+
+def feature_loss(feat_hat: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+    """||phi(y^) - phi(y)||^2 / (C H W), one value per image."""
+    return _per_image_mean((feat_hat - feat).pow(2))
+
+
+def pixel_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """||y^ - y||^2 / (C H W), one value per image."""
+    return _per_image_mean((y_hat - y).pow(2))
+
+
+def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
+    """G = psi psi^T / (C H W) for features of shape (N, C, H, W); returns (N, C, C). Computed in fp32."""
+    n, c, h, w = feat.shape
+    psi = feat.reshape(n, c, h * w).float()
+    return torch.bmm(psi, psi.transpose(1, 2)) / (c * h * w)
+
+
+def gram_loss(gram_hat: torch.Tensor, gram_target: torch.Tensor) -> torch.Tensor:
+    """||G(y^) - G(y_s)||_F^2, one value per image (a single target Gram broadcasts over the batch)."""
+    return (gram_hat - gram_target).pow(2).sum(dim=(1, 2))
+
+
+def tv_loss(y: torch.Tensor, form: TVForm = "squared") -> torch.Tensor:
+    """Total variation regulariser, mean over neighbouring-pixel differences, one value per image."""
+    dx = y[..., :, 1:] - y[..., :, :-1]
+    dy = y[..., 1:, :] - y[..., :-1, :]
+    if form == "squared":
+        return _per_image_mean(dx.pow(2)) + _per_image_mean(dy.pow(2))
+    if form == "abs":
+        return _per_image_mean(dx.abs()) + _per_image_mean(dy.abs())
+    raise ValueError(f"unknown TV form {form!r}: choose 'squared' or 'abs'")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """lambda_c, lambda_s, lambda_TV of Eq. 5. The paper gives no content/style values; these are our documented choice.
+
+    With torchvision's VGG-16 on [0, 1] inputs (ImageNet-normalised inside the loss network), the paper's
+    Frobenius-norm style loss and CHW-normalised content loss, style 5e5 and content 1 give stylisations of the
+    strength of the reference implementations. TV: the paper searches [1e-6, 1e-4] per style (in 0-255 units);
+    our TV is a mean over [0, 1] pixels, so a weight here of w corresponds to the same relative strength class.
+    """
+
+    content: float = 1.0
+    style: float = 5e5
+    tv: float = 1e-4
+    tv_form: TVForm = "squared"
+
+    def as_dict(self) -> dict[str, float | str]:
+        return asdict(self)
+
+
+class PerceptualObjective(nn.Module):
+    """Eq. 5: lambda_c l_feat(relu2_2) + lambda_s sum_j l_style(j) + lambda_TV l_TV.
+
+    The transform network is trained on this objective and the Gatys baseline minimises it directly: one module,
+    so the two sides of Fig. 5 are measured with the same function.
+    """
+
+    def __init__(
+        self,
+        loss_net: nn.Module,
+        style_image: torch.Tensor,
+        weights: LossWeights = LossWeights(),
+        content_layer: str = CONTENT_LAYER,
+        style_layers: Sequence[str] = STYLE_LAYERS,
+    ):
+        super().__init__()
+        self.loss_net, self.weights = loss_net, weights
+        self.content_layer, self.style_layers = content_layer, tuple(style_layers)
+        if style_image.dim() == 3:
+            style_image = style_image.unsqueeze(0)
+        with torch.no_grad():
+            feats = self.loss_net(style_image)
+            for layer in self.style_layers:
+                self.register_buffer(f"gram_{layer}", gram_matrix(feats[layer]))
+
+    def style_grams(self) -> dict[str, torch.Tensor]:
+        return {layer: getattr(self, f"gram_{layer}") for layer in self.style_layers}
+
+    @torch.no_grad()
+    def content_targets(self, content: torch.Tensor) -> torch.Tensor:
+        """phi_j(y_c): the content features, computed once per content batch and held fixed."""
+        return self.loss_net(content)[self.content_layer].detach()
+
+    def forward(self, y_hat: torch.Tensor, content_feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted terms and their sum, each of shape (N,)."""
+        feats = self.loss_net(y_hat)
+        w = self.weights
+        content = w.content * feature_loss(feats[self.content_layer], content_feat)
+        style = sum(gram_loss(gram_matrix(feats[layer]), g) for layer, g in self.style_grams().items())
+        style = w.style * style
+        tv = w.tv * tv_loss(y_hat, w.tv_form)
+        return {"total": content + style + tv, "content": content, "style": style, "tv": tv}
+
+
+class FeatureReconstructionLoss(nn.Module):
+    """The SR networks' l_feat at relu2_2 (plus optional TV), per image."""
+
+    def __init__(self, loss_net: nn.Module, layer: str = CONTENT_LAYER, tv_weight: float = 0.0):
+        super().__init__()
+        self.loss_net, self.layer, self.tv_weight = loss_net, layer, tv_weight
+
+    def forward(self, y_hat: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            target = self.loss_net(y)[self.layer]
+        feat = feature_loss(self.loss_net(y_hat)[self.layer], target)
+        tv = self.tv_weight * tv_loss(y_hat) if self.tv_weight else torch.zeros_like(feat)
+        return {"total": feat + tv, "feat": feat, "tv": tv}
+
+
+class PixelLoss(nn.Module):
+    """The SR baselines' l_pixel, per image (same interface as FeatureReconstructionLoss)."""
+
+    def forward(self, y_hat: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        pix = pixel_loss(y_hat, y)
+        return {"total": pix, "pixel": pix}

@@ -1,0 +1,49 @@
+"""Shapes and structure of the paper's networks, both variants."""
+import pytest
+import torch
+
+from perceptual.nets import SRNet, TransformNet
+
+
+@pytest.mark.parametrize("variant", ["common", "paper"])
+@pytest.mark.parametrize("size", [(64, 64), (96, 128), (256, 256)])
+def test_transform_net_keeps_size(variant, size):
+    net = TransformNet(variant).eval()
+    with torch.no_grad():
+        y = net(torch.rand(2, 3, *size))
+    assert y.shape == (2, 3, *size)
+
+
+@pytest.mark.parametrize("variant", ["common", "paper"])
+@pytest.mark.parametrize("scale,lr,hr", [(4, 72, 288), (8, 36, 288), (4, 20, 80), (8, 10, 80)])
+def test_sr_net_upscales(variant, scale, lr, hr):
+    net = SRNet(scale, variant).eval()
+    with torch.no_grad():
+        y = net(torch.rand(1, 3, lr, lr + 4))
+    assert y.shape == (1, 3, hr, hr + 4 * scale)
+
+
+def test_paper_variant_uses_the_papers_layers():
+    net = TransformNet("paper")
+    kinds = {type(m).__name__ for m in net.modules()}
+    assert {"BatchNorm2d", "ConvTranspose2d", "ReflectionPad2d"} <= kinds and "InstanceNorm2d" not in kinds
+    assert net.net[0].padding == (40, 40, 40, 40)
+    common = {type(m).__name__ for m in TransformNet("common").modules()}
+    assert {"InstanceNorm2d", "Upsample"} <= common and "ConvTranspose2d" not in common and "BatchNorm2d" not in common
+
+
+def test_paper_output_is_in_range():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 64, 64) * 50  # push activations far out
+    with torch.no_grad():
+        y = TransformNet("paper").eval()(x)
+    assert 0 <= y.min() and y.max() <= 1
+
+
+def test_bad_arguments_name_the_option():
+    with pytest.raises(ValueError, match="--variant"):
+        TransformNet("fancy")
+    with pytest.raises(ValueError, match="--scales"):
+        SRNet(3)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        TransformNet()(torch.rand(1, 3, 30, 32))

@@ -4,7 +4,8 @@
     python -m data fetch Set5 BSD100    # or: fetch all   (mirror first, then cache, then download into the cache)
     python -m data verify all           # re-hash every file; exit 1 and name each bad file if any
     python -m data build-catalog ../shared/data/MANIFEST.tsv   # regenerate data/catalog.tsv
-Exit status: 0 when everything asked for is present and verified, 1 otherwise, 2 for usage errors.
+Exit status: fetch/verify give 0 when every dataset asked for is present and verified, 1 otherwise; list always
+0 (it reports); 2 for usage errors such as an unknown dataset name.
 """
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import logging
 import sys
 from pathlib import Path
 
-from data.catalog import CATALOG_PATH, DATASETS, UnknownDatasetError, canonical_name, dataset_names, write_catalog
+from data.catalog import (
+    CATALOG_PATH,
+    DATASETS,
+    UnknownDatasetError,
+    canonical_name,
+    dataset_names,
+    write_catalog,
+)
 from data.fetch import (
     CacheNotWritableError,
     DataConfigError,
@@ -51,9 +59,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in dataset_names():
         s = dataset_status(name, verify=not args.fast)
         all_ok &= s.ok
-        verified = ("yes" if s.ok else "NO") if s.verified else ("size ok" if s.ok else "NO")
-        if s.where in ("missing", "partial"):
-            verified = "-" if s.where == "missing" else verified
+        # about the files that are present: sha256 checked (yes), size only (--fast), or some corrupt (NO)
+        verified = "-" if s.where == "missing" else "NO" if s.corrupt else "yes" if s.verified else "size ok"
         print(f"{name:<16}{DATASETS[name].role:<9}{s.n_files:>6}{s.bytes / 1e6:>9.2f}  {s.where:<13}{verified:<9}")
     if not all_ok:
         print("\nsome datasets are missing or corrupt: `python -m data verify all` names each file; "

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -20,7 +21,7 @@ from data.catalog import DATASETS, dataset_digest
 from data.fetch import datasets_in_spec, folder_is_held_out, resolve_images
 from data.images import ImageError, check_decodable, image_info, load_image
 
-__all__ = ["SkippedImage", "ImageFolderCorpus"]
+__all__ = ["ImageFolderCorpus", "SkippedImage"]
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pooch
 
@@ -37,13 +38,37 @@ from data.catalog import (
 from data.files import HashMismatchError, sha256_file
 
 __all__ = [
-    "ENV_DATA", "ENV_CACHE", "ENV_DOWNLOAD", "IMAGE_EXTENSIONS",
-    "DataConfigError", "DatasetNotAvailableError", "CacheNotWritableError", "FetchError", "HashMismatchError",
-    "FileState", "DatasetStatus", "FetchReport",
-    "mirror_root", "cache_root", "fetch_command", "dataset_names", "locate", "resolve_file", "dataset_files",
-    "dataset_status", "verify_dataset", "fetch_file", "fetch_dataset", "ensure_cache_writable", "list_images",
-    "resolve_images", "style_image", "clear_verification_cache", "folder_is_held_out", "datasets_in_spec",
+    "ENV_CACHE",
+    "ENV_DATA",
+    "ENV_DOWNLOAD",
+    "IMAGE_EXTENSIONS",
+    "CacheNotWritableError",
+    "DataConfigError",
+    "DatasetNotAvailableError",
+    "DatasetStatus",
+    "FetchError",
+    "FetchReport",
+    "FileState",
+    "HashMismatchError",
     "UnknownDatasetError",
+    "cache_root",
+    "clear_verification_cache",
+    "dataset_files",
+    "dataset_names",
+    "dataset_status",
+    "datasets_in_spec",
+    "ensure_cache_writable",
+    "fetch_command",
+    "fetch_dataset",
+    "fetch_file",
+    "folder_is_held_out",
+    "list_images",
+    "locate",
+    "mirror_root",
+    "resolve_file",
+    "resolve_images",
+    "style_image",
+    "verify_dataset",
 ]
 
 log = logging.getLogger(__name__)
@@ -396,7 +421,7 @@ def list_images(folder: Path | str) -> list[Path]:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return os.sep in spec or "/" in spec or spec.startswith(".") or spec.startswith("~") or \
+    return os.sep in spec or "/" in spec or spec.startswith((".", "~")) or \
         Path(spec).suffix.lower() in IMAGE_EXTENSIONS
 
 
@@ -431,6 +456,8 @@ def resolve_images(spec: str | os.PathLike, download: bool | None = None) -> tup
             raise ValueError(f"{path} is not an image file (extension {path.suffix!r}; expected one of "
                              f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
         return path.stem, [path]
+    if path.suffix and path.parent == Path(".") and (entry := image_entry(path.stem)) is not None:
+        return entry.stem, [resolve_file(entry, download)]  # `la_muse.jpg` given as a name, not a local file
     if _looks_like_path(text):
         raise FileNotFoundError(f"{text} does not exist: give an existing folder of images or image file, or a "
                                 f"catalog dataset name ({', '.join(dataset_names())})")

@@ -37,8 +37,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from data.files import atomic_write
 
-__all__ = ["ImageError", "ImageNotFoundError", "ImageInfo", "ENV_MAX_PIXELS", "max_pixels_limit", "image_info",
-           "is_grayscale", "load_image", "load_image_uint8", "check_decodable", "save_image"]
+__all__ = [
+    "ENV_MAX_PIXELS",
+    "ImageError",
+    "ImageInfo",
+    "ImageNotFoundError",
+    "check_decodable",
+    "image_info",
+    "is_grayscale",
+    "load_image",
+    "load_image_uint8",
+    "max_pixels_limit",
+    "save_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +58,7 @@ DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default MAX_IMAGE_PIXELS
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N"}
 _SIXTEEN_BIT = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 _EXIF_ORIENTATION = 0x0112
+_BOMB_FIX = f"downscale it, or raise the limit with {ENV_MAX_PIXELS}=<pixels> if you trust the file"
 
 
 class ImageError(ValueError):
@@ -116,9 +128,7 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
                 Image.MAX_IMAGE_PIXELS = limit
             img = Image.open(path)
     except Image.DecompressionBombError as e:
-        raise ImageError(path, f"too large to decode safely ({e})",
-                         f"downscale it, or raise the limit with {ENV_MAX_PIXELS}=<pixels> if you trust the file") \
-            from None
+        raise ImageError(path, f"too large to decode safely ({e})", _BOMB_FIX) from None
     except UnidentifiedImageError:
         raise ImageError(path, "not a recognised image format, or its header is corrupt",
                          "re-export it as PNG or JPEG, or delete it") from None
@@ -131,8 +141,7 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
     if w * h > limit:
         img.close()
         raise ImageError(path, f"{w}x{h} = {w * h:,} pixels exceeds the limit of {limit:,} pixels (a guard against "
-                         f"decompression bombs)",
-                         f"downscale it, or raise the limit with {ENV_MAX_PIXELS}=<pixels> if you trust the file")
+                         f"decompression bombs)", _BOMB_FIX)
     if w == 0 or h == 0:
         img.close()
         raise ImageError(path, f"has zero size {w}x{h}", "delete it")
@@ -219,6 +228,8 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, float, Imag
             img.load()
             if info.exif_orientation != 1:
                 img = ImageOps.exif_transpose(img)
+        except Image.DecompressionBombError as e:  # e.g. a GIF frame larger than its header said
+            raise ImageError(path, f"too large to decode safely ({e})", _BOMB_FIX) from None
         except Exception as e:  # noqa: BLE001 - truncated/corrupt data in any format
             raise ImageError(path, f"the file is truncated or corrupt ({type(e).__name__}: {e})",
                              "copy/download it again, or delete it") from None
@@ -290,6 +301,8 @@ def check_decodable(path: Path | str, max_pixels: int | None = None) -> ImageInf
             if img.format == "JPEG":  # DCT-domain downscaled decode: reads every byte (truncation is still caught)
                 img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
+        except Image.DecompressionBombError as e:
+            raise ImageError(path, f"too large to decode safely ({e})", _BOMB_FIX) from None
         except Exception as e:  # noqa: BLE001
             raise ImageError(path, f"the file is truncated or corrupt ({type(e).__name__}: {e})",
                              "copy/download it again, or delete it") from None

@@ -1,0 +1,244 @@
+"""Build the comparison report: run folders + benchmark JSON + published numbers -> one HTML page and a Markdown summary.
+
+    python -m reports.build RUN_DIR [RUN_DIR ...] [--bench JSON ...] --out DIR
+
+The page (`DIR/report.html`) needs nothing outside DIR: figures and image crops are written to `DIR/assets/`, styles
+are inline, there is no script and no web font. `DIR/report.md` is the short summary to paste into an issue. Harnesses
+call `build_report` at the end of every run. A missing or broken run folder, results.csv, run.json, log or trace
+shows as "not run" / "malformed" where its numbers would be; the other runs still render.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from data.files import atomic_write_text
+from reports import claims as claims_mod
+from reports import figures, grids, tables
+from reports.benchjson import load_bench
+from reports.formatting import fmt_value, method_label, metric_label
+from reports.published import CONFIDENCE_NOTE, load_published
+from reports.runs import MEAN, Run, load_runs
+
+DEFAULT_OUT = Path("reports/generated")
+DEFAULT_BENCH_GLOB = "results/bench/*.json"
+ASSETS = "assets"
+ASSETS_MARKER = ".report-assets"  # only a folder holding this file is ever replaced by a rebuild
+T = TypeVar("T")
+
+
+def default_bench_jsons(root: Path | None = None) -> list[Path]:
+    """Benchmark JSON files under results/bench/ (relative to `root`, default the working directory)."""
+    return sorted((root or Path.cwd()).glob(DEFAULT_BENCH_GLOB))
+
+
+def discover_runs(roots: tuple[Path, ...] = (Path("runs"), Path("results"))) -> list[Path]:
+    """Run folders (holding run.json or results.csv) one or two levels under runs/ and results/."""
+    found = set()
+    for root in roots:
+        for marker in ("run.json", "results.csv"):
+            found.update(p.parent for p in root.glob(f"*/{marker}"))
+            found.update(p.parent for p in root.glob(f"*/*/{marker}"))
+    return sorted(found)
+
+
+def _environment() -> Environment:
+    """Jinja2 with autoescaping for .html templates; Markdown is rendered unescaped (it is not HTML)."""
+    env = Environment(loader=PackageLoader("reports", "templates"),
+                      autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True,
+                                                   default=False),
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    return env
+
+
+class Problems:
+    """Parts of the report that could not be built: each is shown on the page instead of stopping the build."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def guard(self, what: str, fn: Callable[[], T], default: T) -> T:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - shown on the page with the traceback's last line
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            self.items.append(f"could not build {what}: {last}")
+            return default
+
+
+def _prepare_assets(out_dir: Path) -> tuple[Path, Path]:
+    """A fresh folder to write this build's assets into, swapped in at the end (old crops never linger)."""
+    final = out_dir / ASSETS
+    if final.exists() and not (final / ASSETS_MARKER).is_file():
+        raise FileExistsError(f"{final} exists and was not made by the report builder: choose another --out")
+    staging = out_dir / f".{ASSETS}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    (staging / ASSETS_MARKER).write_text("written by reports.build; replaced on every build\n")
+    return staging, final
+
+
+def _swap_assets(staging: Path, final: Path) -> None:
+    old = final.with_name(f".{ASSETS}-old-{uuid.uuid4().hex[:8]}")
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _run_context(run: Run) -> dict[str, Any]:
+    return {"label": run.label, "header": run.header, "status": run.status, "tasks": sorted(run.tasks),
+            "profile": run.profile, "device": run.device, "device_name": run.device_name,
+            "corpus": run.corpus_text, "commit": run.commit, "date": run.date, "variant": run.variant,
+            "path": str(run.path), "notes": run.notes, "deviations": run.deviations(),
+            "paper_protocol": run.paper_protocol}
+
+
+def _md_sr_rows(runs: list[Run], sections: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Dataset means for the Markdown summary: one row per scale/dataset/method, a PSNR/SSIM cell per run."""
+    rows = []
+    for sec in sections:
+        methods = set()
+        for run in runs:
+            methods.update(run.rows(task="sr", scale=sec["scale"], dataset=sec["dataset"], image=MEAN)["method"])
+        for method in tables.ordered(methods, tables.SR_METHOD_ORDER):
+            cells = []
+            for run in runs:
+                if "sr" not in run.tasks:
+                    continue
+                p = run.value(task="sr", scale=sec["scale"], dataset=sec["dataset"], method=method, metric="psnr_y")
+                s = run.value(task="sr", scale=sec["scale"], dataset=sec["dataset"], method=method, metric="ssim_y")
+                cells.append(f"{fmt_value('psnr_y', p)} / {fmt_value('ssim_y', s)}" if p is not None or s is not None
+                             else run.missing_text)
+            rows.append({"scale": sec["scale"], "dataset": sec["dataset"], "method": method_label(method),
+                         "cells": cells})
+    return rows
+
+
+def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
+                 out_dir: Path = DEFAULT_OUT) -> Path:
+    """Write `out_dir/report.html` (+ `report.md`, `assets/`) comparing the runs; return the HTML's path.
+
+    `bench_jsons=None` reads results/bench/*.json under the working directory; pass [] for no benchmarks.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problems = Problems()
+    runs = load_runs([Path(p) for p in run_dirs])
+    published = load_published()
+    bench_paths = default_bench_jsons() if bench_jsons is None else [Path(p) for p in bench_jsons]
+    records, bench_notes = load_bench(bench_paths)
+    staging, final_assets = _prepare_assets(out_dir)
+    try:
+        claims = claims_mod.check_claims(runs, published)
+        overview = claims_mod.claim_overview(claims)
+        sr_sections = problems.guard("the SR tables", lambda: tables.sr_sections(runs, published), [])
+        run_figures = []
+        for run in runs:
+            entry: dict[str, Any] = {"label": run.label, "header": run.header, "notes": []}
+            for key, fn in (("training", figures.training_figure), ("gatys", figures.gatys_figure)):
+                path, notes = problems.guard(f"the {key} figure of run {run.label}",
+                                             lambda fn=fn, key=key: fn(run, staging / f"{run.label}_{key}.png"),
+                                             (None, []))
+                entry[key] = f"{ASSETS}/{path.name}" if path else None
+                entry["notes"].extend(notes)
+            terms = problems.guard(f"the loss-terms figure of run {run.label}",
+                                   lambda: figures.terms_figure(run, staging / f"{run.label}_terms.png"), None)
+            entry["terms"] = f"{ASSETS}/{terms.name}" if terms else None
+            run_figures.append(entry)
+        throughput = problems.guard("the throughput figure",
+                                    lambda: figures.throughput_figure(records, staging / "throughput.png"), None)
+        sr_grid = {r.label: problems.guard(f"the SR image grids of run {r.label}",
+                                           lambda r=r: grids.sr_grids(r, staging, href=ASSETS), [])
+                   for r in runs}
+        style_grid = {r.label: problems.guard(f"the style grids of run {r.label}",
+                                              lambda r=r: grids.style_grids(r, staging, href=ASSETS), [])
+                      for r in runs}
+        html_tables = {
+            "overview": Markup(tables.overview_html(overview)),
+            "claims": [dict(t, html=Markup(t["html"])) for t in tables.claims_tables(claims)],
+            "runs": Markup(tables.runs_html(runs)) if runs else None,
+            "table1": problems.guard("Table 1", lambda: tables.table1_html(runs, published), None),
+            "fig5": problems.guard("the Fig. 5 table", lambda: tables.fig5_html(runs), None),
+            "fig5_per_image": problems.guard("the Fig. 5 drill-down", lambda: tables.fig5_per_image_html(runs), []),
+            "bench": problems.guard("the benchmark table", lambda: tables.bench_html(records), None),
+        }
+        for key in ("table1", "fig5", "bench"):
+            if html_tables[key]:
+                html_tables[key] = Markup(html_tables[key])
+        for item in html_tables["fig5_per_image"]:
+            item["html"] = Markup(item["html"])
+        for sec in sr_sections:
+            sec["table"] = Markup(sec["table"])
+            sec["per_image"] = Markup(sec["per_image"]) if sec["per_image"] else None
+        env_tables = []
+        for run in runs:
+            env_html = problems.guard(f"the environment table of run {run.label}",
+                                      lambda run=run: tables.environment_html(run), None)
+            stages_html = problems.guard(f"the stages table of run {run.label}",
+                                         lambda run=run: tables.stages_html(run), None)
+            env_tables.append({"label": run.label, "header": run.header, "info_error": run.info_error,
+                               "env": Markup(env_html) if env_html else None,
+                               "stages": Markup(stages_html) if stages_html else None})
+        context = {
+            "title": "Perceptual losses (Johnson et al. 2016): reproduction report",
+            "generated": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "runs": [_run_context(r) for r in runs],
+            "any_deviation": any(not r.paper_protocol for r in runs),
+            "confidence_note": CONFIDENCE_NOTE,
+            "tables": html_tables, "sr_sections": sr_sections, "sr_grids": sr_grid, "style_grids": style_grid,
+            "run_figures": run_figures, "throughput": f"{ASSETS}/throughput.png" if throughput else None,
+            "bench_sources": [str(p) for p in bench_paths], "bench_notes": bench_notes,
+            "env_tables": env_tables, "problems": problems.items,
+            "has_sr": any("sr" in r.tasks for r in runs), "has_style": any("style" in r.tasks for r in runs),
+            "claim_rows": claims.to_dict("records"), "overview_rows": overview.to_dict("records"),
+            "verdicts": claims_mod.VERDICTS, "md_sr_rows": _md_sr_rows(runs, sr_sections),
+            "md_sr_runs": [r.header for r in runs if "sr" in r.tasks],
+            "metric_label": metric_label,
+        }
+        env = _environment()
+        html = env.get_template("report.html").render(**context)
+        markdown = env.get_template("report.md").render(**context)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap_assets(staging, final_assets)
+    written = [atomic_write_text(out_dir / "report.md", markdown), atomic_write_text(out_dir / "report.html", html)]
+    for path in [*final_assets.iterdir(), *written]:
+        path.chmod(0o644)  # atomic writes start private (mkstemp); a report is meant to be read by others
+    return written[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: build the report from run folders (default: every run folder found under runs/ and results/)."""
+    parser = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="*", type=Path, metavar="RUN_DIR",
+                        help="run folders (results.csv, run.json, logs/, traces/, images/); default: every folder "
+                             "holding run.json or results.csv under runs/ and results/")
+    parser.add_argument("--bench", nargs="*", type=Path, default=None, metavar="JSON",
+                        help=f"pytest-benchmark JSON files (default: {DEFAULT_BENCH_GLOB}; give --bench with no "
+                             "file for none)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    run_dirs = args.runs or discover_runs()
+    if not run_dirs:
+        parser.error("no run folders given and none found under runs/ or results/: pass RUN_DIR ...")
+    path = build_report(run_dirs, args.bench, args.out)
+    print(f"report: {path}")
+    print(f"summary: {path.with_name('report.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

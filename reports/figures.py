@@ -1,0 +1,207 @@
+"""The report's matplotlib figures, written as PNG files beside the HTML.
+
+Uses matplotlib's object API (`Figure` + the Agg canvas), never pyplot's global state, so building a report inside a
+harness process neither opens windows nor leaks figures. Each function returns the PNG's path, or None when the run
+has nothing to plot, plus notes about files it could not read.
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from data.files import atomic_write_bytes
+from reports.benchjson import RECORD_COLUMNS
+from reports.runs import MEAN, Run
+
+TRACE_NAME = re.compile(r"gatys_(\d+)_(.+)\.csv$")
+MAX_THIN_LINES = 20
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Render to PNG in memory, then write atomically (no half-written figure if the build is interrupted)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _log_if_positive(ax, values: list[np.ndarray]) -> None:
+    """Log y axis when every value is positive and they span more than a decade (losses fall by orders)."""
+    finite = np.concatenate([np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in values] or [[]])
+    if len(finite) and (finite > 0).all() and finite.max() > 10 * finite.min():
+        ax.set_yscale("log")
+
+
+def read_logs(run: Run) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """logs/train_<name>.csv -> {name: frame with iteration, wall_time_s, total, terms}; broken files become notes."""
+    logs, notes = {}, []
+    for path in sorted((run.path / "logs").glob("train_*.csv")):
+        name = path.stem.removeprefix("train_")
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+            notes.append(f"{path.name}: malformed ({type(exc).__name__})")
+            continue
+        if not {"iteration", "total"} <= set(frame.columns) or frame.empty:
+            notes.append(f"{path.name}: malformed (needs iteration and total columns and at least one row)")
+            continue
+        frame = frame.apply(pd.to_numeric, errors="coerce").dropna(subset=["iteration", "total"])
+        logs[name] = frame.sort_values("iteration")
+    return logs, notes
+
+
+def training_figure(run: Run, path: Path) -> tuple[Path | None, list[str]]:
+    """Total training loss of every network in the run, against iteration and against wall time."""
+    logs, notes = read_logs(run)
+    if not logs:
+        return None, notes
+    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    ax_it, ax_t = fig.subplots(1, 2)
+    for name, frame in logs.items():
+        ax_it.plot(frame["iteration"], frame["total"], label=name, lw=1.2)
+        if "wall_time_s" in frame:
+            ax_t.plot(frame["wall_time_s"], frame["total"], label=name, lw=1.2)
+    for ax, xlabel in ((ax_it, "iteration"), (ax_t, "wall time (s)")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("training loss (total)")
+        ax.grid(alpha=0.3)
+        _log_if_positive(ax, [f["total"].to_numpy(float) for f in logs.values()])
+    ax_it.legend(fontsize=8)
+    fig.suptitle(f"Run {run.label}: training loss ({run.profile} profile, {run.device})")
+    return save(fig, path), notes
+
+
+def terms_figure(run: Run, path: Path) -> Path | None:
+    """Each network's loss terms against iteration, one panel per network (what dominates the objective)."""
+    logs, _ = read_logs(run)
+    if not logs:
+        return None
+    fig = Figure(figsize=(11, 2.8 * ((len(logs) + 1) // 2)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots((len(logs) + 1) // 2, 2)).ravel()
+    for ax, (name, frame) in zip(axes, logs.items()):
+        terms = [c for c in frame.columns if c not in ("iteration", "wall_time_s")]
+        for term in terms:
+            ax.plot(frame["iteration"], frame[term], label=term, lw=1.0)
+        _log_if_positive(ax, [frame[t].to_numpy(float) for t in terms])
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(logs):]:
+        ax.set_visible(False)
+    return save(fig, path)
+
+
+def read_traces(run: Run) -> tuple[dict[str, dict[str, pd.DataFrame]], list[str]]:
+    """traces/gatys_<size>_<image>.csv -> {size: {image: frame}}; broken files become notes."""
+    traces: dict[str, dict[str, pd.DataFrame]] = {}
+    notes = []
+    for path in sorted((run.path / "traces").glob("gatys_*.csv")):
+        m = TRACE_NAME.search(path.name)
+        if not m:
+            notes.append(f"{path.name}: name is not gatys_<size>_<image>.csv")
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+            notes.append(f"{path.name}: malformed ({type(exc).__name__})")
+            continue
+        if not {"iteration", "wall_time_s", "total"} <= set(frame.columns) or frame.empty:
+            notes.append(f"{path.name}: malformed (needs iteration, wall_time_s, total)")
+            continue
+        frame = frame.apply(pd.to_numeric, errors="coerce").dropna(subset=["iteration", "wall_time_s", "total"])
+        traces.setdefault(m.group(1), {})[m.group(2)] = frame.sort_values("iteration")
+    return traces, notes
+
+
+def _network_level(run: Run, size: str, method: str) -> tuple[float | None, float | None]:
+    """Mean and spread of an objective the network (or the content image) reaches on this size's images."""
+    mean = run.value(task="style", dataset=size, method=method, metric="objective")
+    std = run.value(task="style", dataset=size, method=method, metric="objective_std")
+    if std is None:
+        per_image = run.rows(task="style", dataset=size, method=method, metric="objective")
+        per_image = per_image[per_image["image"] != MEAN]["value"]
+        if len(per_image) > 1:
+            std = float(per_image.std())
+            mean = float(per_image.mean()) if mean is None else mean
+    return mean, std
+
+
+def gatys_figure(run: Run, path: Path) -> tuple[Path | None, list[str]]:
+    """Fig. 5: the Gatys objective (mean and std over images) against L-BFGS iteration and wall time, with the
+    network's objective (mean, +-1 std band) and the content image's objective as horizontal lines."""
+    traces, notes = read_traces(run)
+    if not traces:
+        return None, notes
+    sizes = sorted(traces, key=int)
+    fig = Figure(figsize=(11, 3.4 * len(sizes)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(sizes), 2))
+    for row, size in zip(axes, sizes):
+        frames = traces[size]
+        by_iter = pd.concat({img: f.set_index("iteration")["total"] for img, f in frames.items()}, axis=1)
+        by_iter = by_iter.sort_index()
+        t_end = min(float(f["wall_time_s"].max()) for f in frames.values())
+        grid = np.linspace(0.0, t_end, 200) if t_end > 0 else np.array([0.0])
+        by_time = np.stack([np.interp(grid, f["wall_time_s"], f["total"]) for f in frames.values()])
+        curves = [(row[0], by_iter.index.to_numpy(float), by_iter.to_numpy(float).T, "L-BFGS iteration"),
+                  (row[1], grid, by_time, "wall time (s)")]
+        for ax, x, ys, xlabel in curves:
+            if len(ys) <= MAX_THIN_LINES:
+                for y in ys:
+                    ax.plot(x, y, color="C0", alpha=0.25, lw=0.7)
+            mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+            ax.plot(x, mean, color="C0", lw=1.8, label=f"Gatys L-BFGS, mean of {len(ys)}")
+            ax.fill_between(x, mean - std, mean + std, color="C0", alpha=0.15, label="Gatys \u00b11 std")
+            net_mean, net_std = _network_level(run, size, "johnson_network")
+            if net_mean is not None:
+                ax.axhline(net_mean, color="C3", lw=1.5, label="network objective (mean)")
+                if net_std:
+                    ax.axhspan(net_mean - net_std, net_mean + net_std, color="C3", alpha=0.12,
+                               label="network \u00b11 std")
+            content_mean, _ = _network_level(run, size, "content_image")
+            if content_mean is not None:
+                ax.axhline(content_mean, color="C2", ls=":", lw=1.5, label="content image objective")
+            match = run.value(task="style", dataset=size, method="gatys_lbfgs",
+                              metric="iters_to_match" if xlabel.startswith("L-BFGS") else "seconds_to_match")
+            if match is not None and np.isfinite(match):
+                ax.axvline(match, color="0.4", ls="--", lw=1.0, label="mean point of match")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("objective (Eq. 5)")
+            ax.set_title(f"{size} px", fontsize=9)
+            ax.grid(alpha=0.3)
+            _log_if_positive(ax, [np.asarray(ys, float).ravel()])
+        row[0].legend(fontsize=7)
+    fig.suptitle(f"Run {run.label}: Gatys objective vs the network ({run.profile} profile, {run.device})")
+    return save(fig, path), notes
+
+
+def throughput_figure(records: pd.DataFrame, path: Path) -> Path | None:
+    """Pixels per second against image side, one line per benchmark series (device, dtype, path)."""
+    if records.empty:
+        return None
+    usable = records[records["size"].notna() & np.isfinite(records["pixels_per_s"].astype(float))]
+    if usable.empty:
+        return None
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for series, group in usable.groupby("series", sort=True):
+        group = group.sort_values("size")
+        ax.plot(group["size"], group["pixels_per_s"] / 1e6, marker="o", lw=1.2, label=series)
+    ax.set_xscale("log", base=2)
+    _log_if_positive(ax, [usable["pixels_per_s"].to_numpy(float) / 1e6])
+    sizes = sorted(usable["size"].unique())
+    ax.set_xticks(sizes, [str(int(s)) for s in sizes])
+    ax.set_xlabel("image side (px)")
+    ax.set_ylabel("throughput (Mpixel/s)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title("Throughput vs resolution (pytest-benchmark medians)")
+    return save(fig, path)
+
+
+__all__ = ["gatys_figure", "read_logs", "read_traces", "terms_figure", "throughput_figure", "training_figure",
+           "RECORD_COLUMNS"]

@@ -1,0 +1,282 @@
+"""Read one run folder of the results contract, tolerating missing and broken parts.
+
+A run folder holds `results.csv` (long form: task, dataset, scale, method, image, metric, value), `run.json`
+(environment, profile, corpus, stages), `logs/train_*.csv`, `traces/*.csv` and `images/`. Any of these may be
+missing or malformed (a crashed stage, a run still going, a hand-edited file): loading never raises for that, it
+records what is wrong so the report can say "not run" or "malformed" for that part and still render the rest.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
+MEAN = "__mean__"
+# The paper's training corpora: SR used 10k MS-COCO training images, style ~80k (train2014). A run trained on fewer,
+# or on another corpus, is labelled as using a substitute corpus.
+PAPER_CORPUS_MIN_IMAGES = {"sr": 10_000, "style": 80_000}
+# Evaluation sets whose size is known: a mean over fewer images is not the published protocol's mean.
+EVAL_SET_SIZES = {"Set5": 5, "Set14": 14, "BSD100": 100}
+
+
+@dataclass
+class Run:
+    """Everything the report needs from one run folder, plus what was missing or broken in it."""
+
+    path: Path
+    label: str
+    info: dict[str, Any] | None = None
+    info_error: str | None = None
+    results: pd.DataFrame | None = None
+    results_error: str | None = None
+    bad_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    # ---- provenance -------------------------------------------------------------------------------------------
+    def _get(self, *keys: str, default: Any = None) -> Any:
+        node: Any = self.info or {}
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                return default
+            node = node[key]
+        return node
+
+    @property
+    def profile(self) -> str:
+        return str(self._get("profile", default="unknown"))
+
+    @property
+    def device(self) -> str:
+        return str(self._get("device", default="unknown"))
+
+    @property
+    def device_name(self) -> str:
+        return str(self._get("device_name", default=self.device))
+
+    @property
+    def commit(self) -> str:
+        commit = str(self._get("git", "commit", default="unknown"))
+        short = commit[:10] if commit != "unknown" else commit
+        return short + ("+dirty" if self._get("git", "dirty") else "")
+
+    @property
+    def date(self) -> str:
+        return str(self._get("date", default="unknown"))
+
+    @property
+    def variant(self) -> str | None:
+        value = self._get("variant")
+        return None if value is None else str(value)
+
+    @property
+    def corpus_name(self) -> str | None:
+        corpus = self._get("corpus")
+        if isinstance(corpus, dict):
+            return str(corpus.get("name") or corpus.get("path") or "unnamed")
+        return None if corpus is None else str(corpus)
+
+    @property
+    def corpus_images(self) -> int | None:
+        n = self._get("corpus", "n_images")
+        try:
+            return None if n is None else int(n)
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def corpus_text(self) -> str:
+        if self.corpus_name is None:
+            return "none (no training)" if self.info is not None else "unknown"
+        n = self.corpus_images
+        return f"{self.corpus_name} ({n:,} images)" if n is not None else f"{self.corpus_name} (image count unknown)"
+
+    @property
+    def stages(self) -> dict[str, dict[str, Any]]:
+        stages = self._get("stages", default={})
+        return stages if isinstance(stages, dict) else {}
+
+    @property
+    def failed_stages(self) -> dict[str, str]:
+        """Stage name -> error text for every stage run.json marks failed."""
+        out = {}
+        for name, stage in self.stages.items():
+            if isinstance(stage, dict) and stage.get("status") == "failed":
+                out[name] = str(stage.get("error") or "no error message recorded")
+        return out
+
+    @property
+    def tasks(self) -> set[str]:
+        """Tasks this run was meant to do (run.json) or did (results.csv)."""
+        tasks: set[str] = set()
+        task = self._get("task")
+        if isinstance(task, str):
+            tasks.add(task)
+        elif isinstance(task, list):
+            tasks.update(str(t) for t in task)
+        if self.results is not None:
+            tasks.update(str(t) for t in self.results["task"].unique())
+        return tasks
+
+    # ---- status -----------------------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """`ok`, `partial` (some stage failed or rows unreadable), `malformed` or `not run`."""
+        if self.results is None:
+            return "malformed" if self.results_error and self.results_error.startswith("malformed") else "not run"
+        if self.failed_stages or self.bad_rows or self.info is None:
+            return "partial"
+        return "ok"
+
+    @property
+    def missing_text(self) -> str:
+        """What a table cell says for a number this run does not have."""
+        return "malformed" if self.status == "malformed" else "not run"
+
+    def deviations(self) -> list[str]:
+        """Why this run's numbers are not the paper's protocol (empty when they are)."""
+        out = []
+        if self.info is None:
+            out.append("provenance unknown (no readable run.json)")
+            return out
+        if self.profile != "paper":
+            out.append(f"{self.profile} profile (not the paper's schedule)")
+        if self.substitute_corpus():
+            out.append(f"substitute training corpus: {self.corpus_text}")
+        return out
+
+    def substitute_corpus(self) -> bool:
+        """True when the run trained on something other than MS-COCO at the paper's size."""
+        if self.corpus_name is None:
+            return False
+        needed = max((PAPER_CORPUS_MIN_IMAGES.get(t, 0) for t in self.tasks), default=0)
+        text = (self.corpus_name + " " + str(self._get("corpus", "path", default=""))).lower()
+        n = self.corpus_images
+        return "coco" not in text or n is None or n < needed
+
+    @property
+    def paper_protocol(self) -> bool:
+        return not self.deviations()
+
+    @property
+    def header(self) -> str:
+        """The column header used in every table: label, profile, device, and a dagger when not the protocol."""
+        return f"{self.label}: {self.profile} / {self.device}" + ("" if self.paper_protocol else " \u2020")
+
+    # ---- results ----------------------------------------------------------------------------------------------
+    def rows(self, **where: str) -> pd.DataFrame:
+        """results.csv rows matching every column=value given (empty frame when there are no results)."""
+        if self.results is None:
+            return pd.DataFrame(columns=list(RESULT_COLUMNS))
+        df = self.results
+        mask = pd.Series(True, index=df.index)
+        for key, value in where.items():
+            mask &= df[key] == str(value)
+        return df[mask]
+
+    def value(self, *, task: str, dataset: str, method: str, metric: str, scale: str = "",
+              image: str = MEAN) -> float | None:
+        """One number from results.csv, or None when the run does not have it."""
+        sel = self.rows(task=task, dataset=dataset, scale=scale, method=method, metric=metric, image=image)
+        if sel.empty:
+            return None
+        return float(sel["value"].iloc[-1])
+
+    def n_images(self, *, task: str, dataset: str, method: str, metric: str, scale: str = "") -> int:
+        """How many per-image rows back a dataset mean (0 when only the mean was written)."""
+        sel = self.rows(task=task, dataset=dataset, scale=scale, method=method, metric=metric)
+        return int((sel["image"] != MEAN).sum())
+
+
+def _normalise_scale(value: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if math.isfinite(number) and number == int(number) else value
+
+
+def read_results(path: Path) -> tuple[pd.DataFrame | None, str | None, int]:
+    """Parse results.csv: (frame, error, number of rows dropped because their value is not a number)."""
+    if not path.is_file():
+        return None, "not run: no results.csv", 0
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        return None, f"malformed: {path.name} cannot be parsed ({type(exc).__name__}: {exc})".strip(), 0
+    missing = [c for c in RESULT_COLUMNS if c not in raw.columns]
+    if missing:
+        return None, f"malformed: {path.name} lacks columns {', '.join(missing)}", 0
+    df = raw[list(RESULT_COLUMNS)].copy()
+    for col in RESULT_COLUMNS[:-1]:
+        df[col] = df[col].astype(str).str.strip()
+    df["scale"] = df["scale"].map(_normalise_scale)
+    text = df["value"].astype(str).str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    unreadable = values.isna() & ~text.str.lower().isin(["nan", "inf", "-inf"])
+    df["value"] = values.astype(float)
+    df = df[~unreadable]
+    if df.empty:
+        return None, f"malformed: {path.name} has no row with a numeric value", int(unreadable.sum())
+    return df.reset_index(drop=True), None, int(unreadable.sum())
+
+
+def read_info(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """Parse run.json: (dict, error)."""
+    if not path.is_file():
+        return None, "missing run.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, f"malformed run.json ({exc})"
+    if not isinstance(info, dict):
+        return None, "malformed run.json (not an object)"
+    return info, None
+
+
+def load_run(path: Path, label: str) -> Run:
+    """Load a run folder; never raises for missing or broken contents (a missing folder is a run that did not run)."""
+    path = Path(path)
+    run = Run(path=path, label=label)
+    if not path.is_dir():
+        run.info_error = "missing run folder"
+        run.results_error = f"not run: folder {path} does not exist"
+        run.notes.append(f"missing run folder: {path} does not exist")
+        return run
+    run.info, run.info_error = read_info(path / "run.json")
+    run.results, run.results_error, run.bad_rows = read_results(path / "results.csv")
+    if run.info_error:
+        run.notes.append(run.info_error)
+    if run.results_error:
+        run.notes.append(run.results_error)
+    if run.bad_rows:
+        run.notes.append(f"{run.bad_rows} row(s) of results.csv have no numeric value and were left out")
+    for stage, error in run.failed_stages.items():
+        run.notes.append(f"stage {stage} failed: {error}")
+    return run
+
+
+def run_labels(n: int) -> list[str]:
+    """A, B, ..., Z, AA, AB, ...: short labels that fit table headers."""
+    labels = []
+    for i in range(n):
+        label, k = "", i
+        while True:
+            label = chr(ord("A") + k % 26) + label
+            k = k // 26 - 1
+            if k < 0:
+                break
+        labels.append(label)
+    return labels
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Load several runs, labelled A, B, C in the order given."""
+    return [load_run(Path(p), label) for p, label in zip(paths, run_labels(len(paths)))]

@@ -1,0 +1,417 @@
+"""The report builder against synthetic run folders that follow the results contract (tests/report_fixtures.py).
+
+The numbers checked here are read back from the fixtures' results.csv with the csv module and formatted by this file's
+own rules (PSNR 2 decimals, SSIM/LPIPS 4, seconds 4 significant digits, ...), not by the builder's formatter.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bs4 import BeautifulSoup
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report_fixtures import write_bench_json, write_sr_run, write_style_run  # noqa: E402
+
+from reports.build import build_report, main  # noqa: E402
+from reports.claims import CLAIMS, Tolerance, check_claims  # noqa: E402
+from reports.formatting import method_label, metric_label  # noqa: E402
+from reports.published import load_published, packaged_path  # noqa: E402
+from reports.runs import load_runs  # noqa: E402
+
+SHARED_PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "published.csv"
+FORMATS = {"psnr_y": "{:.2f}", "ssim_y": "{:.4f}", "lpips_vgg": "{:.4f}", "lpips_alex": "{:.4f}",
+           "seconds": "{:.4g}", "ratio": "{:.0f}", "objective": "{:.4g}", "objective_std": "{:.4g}",
+           "objective_final": "{:.4g}", "iters_to_match": "{:.1f}", "seconds_to_match": "{:.4g}"}
+SECTIONS = ("summary", "runs", "sr", "sr-grids", "style", "fig5", "table1", "style-grids", "figures",
+            "fig-training", "fig-gatys", "fig-throughput", "bench", "environment")
+
+
+def fmt(metric: str, value: float) -> str:
+    return FORMATS[metric].format(value)
+
+
+def read_results(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [dict(row, value=float(row["value"])) for row in csv.DictReader(f)]
+
+
+def table_grid(table) -> tuple[dict[int, tuple], dict[int, tuple], dict[tuple[int, int], object]]:
+    """Styler table -> (column keys by column number, row keys by row number, cell by (row, col))."""
+    col_keys: dict[int, list[str]] = defaultdict(list)
+    for th in table.select("thead th.col_heading"):
+        classes = th.get("class", [])
+        j = int(next(c for c in classes if re.fullmatch(r"col\d+", c))[3:])
+        for k in range(int(th.get("colspan", 1))):
+            col_keys[j + k].append(th.get_text(strip=True))
+    row_keys: dict[int, list[str]] = defaultdict(list)
+    for th in table.select("tbody th.row_heading"):
+        classes = th.get("class", [])
+        i = int(next(c for c in classes if re.fullmatch(r"row\d+", c))[3:])
+        for k in range(int(th.get("rowspan", 1))):
+            row_keys[i + k].append(th.get_text(strip=True))
+    cells = {}
+    for td in table.select("tbody td.data"):
+        classes = td.get("class", [])
+        i = int(next(c for c in classes if re.fullmatch(r"row\d+", c))[3:])
+        j = int(next(c for c in classes if re.fullmatch(r"col\d+", c))[3:])
+        cells[(i, j)] = td
+    return ({j: tuple(v) for j, v in col_keys.items()}, {i: tuple(v) for i, v in row_keys.items()}, cells)
+
+
+def cell(table, row_key: tuple, col_key: tuple):
+    cols, rows, cells = table_grid(table)
+    i = [i for i, k in rows.items() if k == row_key]
+    j = [j for j, k in cols.items() if k == col_key]
+    assert len(i) == 1, f"row {row_key} not found once in table {table.get('id')}: {sorted(set(rows.values()))}"
+    assert len(j) == 1, f"column {col_key} not found once in table {table.get('id')}: {sorted(set(cols.values()))}"
+    return cells[(i[0], j[0])]
+
+
+def claim_rows(soup, key: str) -> list[dict[str, str]]:
+    table = soup.find("table", id=f"claims-{key}")
+    cols, _, cells = table_grid(table)
+    n_rows = max(i for i, _ in cells) + 1
+    return [{cols[j][0]: cells[(i, j)].get_text(strip=True) for j in cols} for i in range(n_rows)]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict:
+    """A report over a quick CPU SR run, a paper GPU SR run with a failed stage, a style run, a missing folder, a
+    malformed results.csv and a run without run.json."""
+    root = tmp_path_factory.mktemp("runs")
+    sr_quick = write_sr_run(root / "sr_quick", datasets={"Set5": 5, "Set14": 14})
+    sr_paper = write_sr_run(root / "sr_paper", profile="paper", device="cuda", seed=3, scales=(4, 8),
+                            datasets={"Set5": 5}, corpus=("coco_train2014", 10_000), failed_stage="train_feat_x8")
+    style = write_style_run(root / "style_quick", sizes=("256", "512"))
+    malformed = root / "sr_malformed"
+    malformed.mkdir()
+    (malformed / "results.csv").write_text("task,dataset,scale\nsr,Set5,4,extra,fields,here\n\"unterminated\n")
+    (malformed / "run.json").write_text(json.dumps({"task": "sr", "profile": "smoke", "device": "cpu"}))
+    no_info = write_sr_run(root / "sr_noinfo", datasets={"Set5": 5}, image_datasets=(), write_info=False, seed=7)
+    bench = write_bench_json(root / "bench" / "cpu.json")
+    runs = [sr_quick, sr_paper, style, root / "never_ran", malformed, no_info]
+    out = root / "report"
+    html = build_report(runs, [bench], out)
+    soup = BeautifulSoup(html.read_text(encoding="utf-8"), "html.parser")
+    return {"html": html, "soup": soup, "out": out, "runs": runs, "loaded": load_runs(runs), "root": root}
+
+
+def test_every_section_present(built):
+    soup = built["soup"]
+    for section in SECTIONS:
+        assert soup.find(id=section) is not None, f"section #{section} missing"
+    for spec in CLAIMS:
+        assert soup.find("table", id=f"claims-{spec.key}") is not None, spec.key
+    for table_id in ("claims-overview", "runs-table", "sr-x4-Set5", "sr-x4-Set14", "sr-x8-Set5", "table1",
+                     "fig5-table", "bench-table", "sr-x4-Set5-per-image", "fig5-256-per-image"):
+        assert soup.find("table", id=table_id) is not None, table_id
+    assert soup.find(id="problems") is None, soup.find(id="problems")
+    assert not soup.find_all("script"), "the page needs no script"
+    assert not soup.find_all("link"), "no external stylesheet or font"
+
+
+def test_sr_tables_hold_every_mean_of_every_run(built):
+    soup = built["soup"]
+    checked = 0
+    for run, path in zip(built["loaded"], built["runs"]):
+        if not (path / "results.csv").is_file() or run.results is None or "sr" not in run.tasks:
+            continue
+        for row in read_results(path / "results.csv"):
+            if row["image"] != "__mean__":
+                continue
+            table = soup.find("table", id=f"sr-x{row['scale']}-{row['dataset']}")
+            td = cell(table, (method_label(row["method"]),), (run.header, metric_label(row["metric"])))
+            assert td.get_text(strip=True) == fmt(row["metric"], row["value"]), (row, td)
+            checked += 1
+    assert checked == 48 + 44 + 24  # runs A (2 datasets), B (x4 and x8 Set5, no x8 SRCNN), F
+
+
+def test_per_image_drill_down_holds_every_image(built):
+    soup = built["soup"]
+    run, path = built["loaded"][0], built["runs"][0]
+    rows = [r for r in read_results(path / "results.csv") if r["image"] != "__mean__"]
+    assert len(rows) == (5 + 14) * 6 * 4
+    tables = {}
+    for row in rows:
+        table_id = f"sr-x{row['scale']}-{row['dataset']}-per-image"
+        table = tables.setdefault(table_id, soup.find("table", id=table_id))
+        assert table.find_parent("details") is not None, "the per-image table is a drill-down"
+        td = cell(table, (row["image"], method_label(row["method"])), (run.header, metric_label(row["metric"])))
+        assert td.get_text(strip=True) == fmt(row["metric"], row["value"])
+
+
+def test_best_value_per_column_is_marked(built):
+    soup = built["soup"]
+    run, path = built["loaded"][0], built["runs"][0]
+    means = [r for r in read_results(path / "results.csv") if r["image"] == "__mean__" and r["dataset"] == "Set5"]
+    table = soup.find("table", id="sr-x4-Set5")
+    for metric, higher in (("psnr_y", True), ("ssim_y", True), ("lpips_vgg", False), ("lpips_alex", False)):
+        values = {r["method"]: r["value"] for r in means if r["metric"] == metric}
+        best = (max if higher else min)(values, key=values.get)
+        for method in values:
+            td = cell(table, (method_label(method),), (run.header, metric_label(metric)))
+            assert ("best" in td.get("class", [])) == (method == best), (metric, method, td)
+
+
+def test_paper_columns_show_value_and_confidence(built):
+    table = built["soup"].find("table", id="sr-x4-Set5")
+    published = load_published()
+    for method, conf in (("bicubic", "published"), ("srcnn", "published"), ("johnson_feat", "recalled")):
+        value = published[(published["method"] == method) & (published["dataset"] == "Set5")
+                          & (published["metric"] == "psnr_y") & (published["scale"] == "4")]["value"].iloc[0]
+        assert cell(table, (method_label(method),), ("paper", "PSNR-Y (dB)")).get_text(strip=True) == f"{value:.2f}"
+        assert cell(table, (method_label(method),), ("paper", "confidence")).get_text(strip=True) == conf
+
+
+def test_claims_table_verdicts_are_honest(built):
+    soup = built["soup"]
+    rows = claim_rows(soup, "bicubic_protocol")
+    by = {(r["Run"], r["Scale"], r["Dataset"], r["Metric"]): r for r in rows}
+    quick, paper = built["loaded"][0].header, built["loaded"][1].header
+    # bicubic needs no training: the quick run's protocol check is judged, and the fixture is within 0.02 dB
+    assert by[(quick, "x4", "Set5", "PSNR-Y (dB)")]["Verdict"] == "matches"
+    assert by[(quick, "x4", "Set5", "PSNR-Y (dB)")]["Confidence"] == "published"
+    assert by[(quick, "x4", "BSD100", "PSNR-Y (dB)")]["Verdict"] == "not run"
+    assert by[(paper, "x8", "Set5", "PSNR-Y (dB)")]["Confidence"] == "recalled"
+    assert "recalled target" in by[(paper, "x8", "Set5", "PSNR-Y (dB)")]["Verdict"]
+    for key in ("srcnn", "ours_pixel", "ours_feat", "fig5_iters"):
+        for row in claim_rows(soup, key):
+            if row["Run"].startswith(("A:", "C:")):  # quick-profile runs: trained networks are never "matches"
+                assert row["Verdict"] in ("not comparable (quick profile)", "not run"), row
+            if row["Run"].startswith("F:"):  # no run.json: provenance unknown
+                assert row["Verdict"] == "not run" or row["Verdict"].startswith("not comparable (profile unknown"), row
+    assert any(r["Verdict"].startswith("not comparable (profile unknown") for r in claim_rows(soup, "srcnn"))
+    verdicts = {r["Verdict"] for r in claim_rows(soup, "srcnn") if r["Run"].startswith("E:")}
+    assert verdicts == {"malformed"}
+    feat = [r for r in claim_rows(soup, "ours_feat") if r["Run"] == paper]
+    assert all(r["Confidence"] == "recalled" for r in feat)
+    assert all(r["Verdict"] == "not run" or "recalled target" in r["Verdict"] for r in feat), feat
+    speed = claim_rows(soup, "table1_speedup")
+    assert {r["Dataset"] for r in speed} == {"256 px", "512 px", "1024 px"}
+    assert all("on cpu; paper: GTX Titan X" in r["Verdict"] for r in speed if r["Reproduced"] != "not run")
+
+
+def test_claim_numbers_are_the_runs_numbers(built):
+    soup = built["soup"]
+    run, path = built["loaded"][1], built["runs"][1]
+    means = {(r["scale"], r["dataset"], r["method"], r["metric"]): r["value"]
+             for r in read_results(path / "results.csv") if r["image"] == "__mean__"}
+    rows = [r for r in claim_rows(soup, "srcnn") if r["Run"] == run.header and r["Dataset"] == "Set5"]
+    published = load_published()
+    assert len(rows) == 2
+    for row in rows:
+        metric = "psnr_y" if row["Metric"].startswith("PSNR") else "ssim_y"
+        value = means[("4", "Set5", "srcnn", metric)]
+        paper = published[(published["method"] == "srcnn") & (published["dataset"] == "Set5")
+                          & (published["metric"] == metric)]["value"].iloc[0]
+        assert row["Reproduced"] == fmt(metric, value)
+        decimals = 3 if metric == "psnr_y" else 5
+        assert row["Δ"] == f"{value - paper:+.{decimals}f}"
+        tol = 0.3 if metric == "psnr_y" else 0.01
+        assert row["Verdict"] == ("matches" if abs(value - paper) <= tol else "differs"), row
+
+
+def test_verdict_logic_directly(tmp_path):
+    good = write_sr_run(tmp_path / "good", profile="paper", corpus=("coco_train2014", 10_000), datasets={"Set5": 5})
+    off = write_sr_run(tmp_path / "off", profile="paper", corpus=("coco_train2014", 10_000), datasets={"Set5": 5},
+                       bicubic_offset=(0.05, 0.0))
+    partial = write_sr_run(tmp_path / "partial", profile="paper", corpus=("coco_train2014", 10_000),
+                           datasets={"Set5": 3})
+    substitute = write_sr_run(tmp_path / "substitute", profile="paper", datasets={"Set5": 5})
+    claims = check_claims(load_runs([good, off, partial, substitute]), load_published())
+    bic = claims[(claims["claim"] == "bicubic_protocol") & (claims["dataset"] == "Set5")
+                 & (claims["metric"] == "psnr_y") & (claims["scale"] == "4")].set_index("run_label")
+    assert bic.loc["A", "Verdict"] == "matches"
+    assert bic.loc["B", "Verdict"] == "differs"
+    assert bic.loc["C", "Verdict"] == "not comparable (3 of 5 images)"
+    srcnn = claims[(claims["claim"] == "srcnn") & (claims["dataset"] == "Set5")].set_index(["run_label", "metric"])
+    assert "substitute corpus" in srcnn.loc[("D", "psnr_y"), "Verdict"]
+    assert "substitute corpus" not in srcnn.loc[("A", "psnr_y"), "Verdict"]
+
+
+def test_tolerances():
+    assert Tolerance("abs", 0.02).accepts(28.42, 28.44) and not Tolerance("abs", 0.02).accepts(28.42, 28.45)
+    assert Tolerance("range", lo=40, hi=110).accepts(0, 75) and not Tolerance("range", lo=40, hi=110).accepts(0, 30)
+    assert not Tolerance("range", lo=40, hi=110).accepts(0, math.inf)
+    assert Tolerance("factor", 2).accepts(1000, 600) and not Tolerance("factor", 2).accepts(1000, 400)
+
+
+def test_style_tables_hold_the_runs_numbers(built):
+    soup = built["soup"]
+    run, path = built["loaded"][2], built["runs"][2]
+    rows = read_results(path / "results.csv")
+    table1, fig5 = soup.find("table", id="table1"), soup.find("table", id="fig5-table")
+    n1 = n5 = 0
+    for row in rows:
+        if row["image"] != "__mean__":
+            continue
+        if row["metric"] in ("seconds", "ratio"):
+            label = f"{method_label(row['method'])} ({metric_label(row['metric'])})"
+            td = cell(table1, (label,), (f"{row['dataset']} px", run.header))
+            n1 += 1
+        else:
+            quantity = f"{method_label(row['method'])}: {metric_label(row['metric'])}"
+            td = cell(fig5, (f"{row['dataset']} px", quantity), (run.header,))
+            n5 += 1
+        assert td.get_text(strip=True) == fmt(row["metric"], row["value"]), row
+    assert n1 == 2 * 5 and n5 == 2 * 7
+    assert cell(table1, ("speedup vs 500 iters (speedup)",), ("1024 px", run.header)).get_text(strip=True) == "not run"
+    assert cell(table1, ("speedup vs 500 iters (speedup)",), ("256 px", "paper (Titan X, recalled)")).get_text(
+        strip=True) == "1060"
+
+
+def test_every_referenced_image_exists(built):
+    soup, out = built["soup"], built["out"]
+    images = soup.find_all("img")
+    assert len(images) > 40
+    for img in images:
+        src = img["src"]
+        assert not re.match(r"^[a-z]+:", src) and not src.startswith("/"), f"{src} is not a relative path"
+        path = (out / src).resolve()
+        assert path.is_relative_to(out.resolve()) and path.is_file(), src
+        with Image.open(path) as im:
+            im.verify()
+        assert img.get("alt")
+    for tag in soup.find_all(href=True):
+        assert tag["href"].startswith("#"), f"link leaves the page: {tag['href']}"
+    srcs = {img["src"] for img in images}
+    for fig in ("A_training.png", "A_terms.png", "C_gatys.png", "throughput.png"):
+        assert f"assets/{fig}" in srcs, fig
+
+
+def test_sr_grid_crops_are_the_same_box_from_each_method(built):
+    soup, out = built["soup"], built["out"]
+    grid_heading = soup.find("h4", string=re.compile(r"Run A: .*x4 Set5 / baby"))
+    assert grid_heading is not None
+    grid = grid_heading.find_next_sibling("div", class_="grid")
+    labels = [f.find("figcaption").find("b").get_text() for f in grid.find_all("figure")[1:]]
+    assert labels[:4] == ["bicubic", "SRCNN", "ours-pixel (raw)", "ours-feat (raw)"] and labels[-1] == "ground truth"
+    sizes = {Image.open(out / img["src"]).size for img in grid.find_all("img", class_="crop")}
+    assert sizes == {(72, 72)}  # the fixture's 72 px high images: the crop is clipped to the image
+    hr = Image.open(built["runs"][0] / "images/sr/x4/Set5/baby_hr.png").convert("RGB")
+    crop = Image.open(out / grid.find_all("img", class_="crop")[-1]["src"]).convert("RGB")
+    box = tuple(int(v) for v in re.findall(r"\d+", grid.find("figcaption").get_text()))
+    assert (np.asarray(crop) == np.asarray(hr.crop((box[0], box[1], box[0] + 72, box[1] + 72)))).all()
+    style = soup.find("h4", string=re.compile(r"style la_muse")).find_next_sibling("div", class_="grid")
+    assert [f.find("b").get_text() for f in style.find_all("figure")] == [
+        "content image", "ours (network)", "Gatys (L-BFGS)", "style image"]
+
+
+def test_missing_and_partial_runs_render_as_not_run(built):
+    soup = built["soup"]
+    runs_table = soup.find("table", id="runs-table")
+    cols, _, cells = table_grid(runs_table)
+    status = {cells[(i, 0)].get_text(strip=True): cells[(i, 2)].get_text(strip=True)
+              for i in range(len(built["runs"]))}
+    assert status == {"A": "ok", "B": "partial", "C": "ok", "D": "not run", "E": "malformed", "F": "partial"}
+    card_b = soup.find(id="run-B").get_text(" ", strip=True)
+    assert "train_feat_x8 failed" in card_b
+    assert "malformed" in soup.find(id="run-E").get_text()
+    assert "missing run folder" in soup.find(id="run-D").get_text()
+    malformed = built["loaded"][4]
+    table = soup.find("table", id="sr-x4-Set5")
+    assert cell(table, ("bicubic",), (malformed.header, "PSNR-Y (dB)")).get_text(strip=True) == "malformed"
+    # run B has no x8 SRCNN and its x8 feat training failed: those cells say not run, the rest render
+    x8 = soup.find("table", id="sr-x8-Set5")
+    assert cell(x8, ("bicubic",), (built["loaded"][1].header, "PSNR-Y (dB)")).get_text(strip=True) != "not run"
+    assert cell(x8, ("bicubic",), (built["loaded"][0].header, "PSNR-Y (dB)")).get_text(strip=True) == "not run"
+
+
+def test_numbers_outside_the_papers_protocol_are_marked(built):
+    soup = built["soup"]
+    headers = [r.header for r in built["loaded"]]
+    assert headers[0].endswith("\u2020") and not headers[1].endswith("\u2020") and headers[5].endswith("\u2020")
+    assert "quick profile" in soup.find(id="run-A").get_text() and "substitute" in soup.find(id="run-A").get_text()
+    assert "paper protocol" in soup.find(id="run-B").get_text()
+    table = soup.find("table", id="sr-x4-Set5")
+    assert headers[0] in {k[0] for k in table_grid(table)[0].values()}
+    for run in built["loaded"]:
+        text = soup.find(id=f"run-{run.label}").get_text(" ", strip=True)
+        for field in (run.profile, run.device, run.commit):
+            assert field in text
+
+
+def test_markdown_summary(built):
+    md = (built["out"] / "report.md").read_text(encoding="utf-8")
+    run, path = built["loaded"][0], built["runs"][0]
+    assert "report.html" in md and "recalled" in md
+    for r in built["loaded"]:
+        assert r.header in md
+    bic = {r["metric"]: r["value"] for r in read_results(path / "results.csv")
+           if r["image"] == "__mean__" and r["method"] == "bicubic" and r["dataset"] == "Set14"}
+    assert f"| x4 | Set14 | bicubic | {fmt('psnr_y', bic['psnr_y'])} / {fmt('ssim_y', bic['ssim_y'])} |" in md
+    assert "| matches |" in md and "not comparable (quick profile)" in md
+    table_lines = [line for line in md.splitlines() if line.startswith("|")]
+    widths = {line.count("|") - line.count("\\|") for line in table_lines if "---" in line}
+    assert all(w >= 3 for w in widths)
+
+
+def test_html_is_escaped(tmp_path):
+    run = write_sr_run(tmp_path / "evil", datasets={"Set5": 5}, image_datasets=())
+    results = run / "results.csv"
+    text = results.read_text().replace("baby", "<script>alert(1)</script>")
+    results.write_text(text)
+    html = build_report([run], [], tmp_path / "out")
+    soup = BeautifulSoup(html.read_text(), "html.parser")
+    assert not soup.find_all("script")
+    assert "<script>alert(1)</script>" in soup.get_text()
+
+
+def test_rebuild_replaces_assets_and_refuses_foreign_folder(tmp_path):
+    a = write_sr_run(tmp_path / "a", datasets={"Set5": 5}, log_iters=5)
+    b = write_sr_run(tmp_path / "b", datasets={"Set5": 5}, image_datasets=(), log_iters=5)
+    out = tmp_path / "out"
+    build_report([a], [], out)
+    assert any((out / "assets").glob("A_sr_*"))
+    build_report([b], [], out)
+    assert not any((out / "assets").glob("A_sr_*")), "crops of the previous build must not linger"
+    assert (out / "assets" / "A_training.png").is_file()
+    foreign = tmp_path / "foreign"
+    (foreign / "assets").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="choose another --out"):
+        build_report([a], [], foreign)
+
+
+def test_broken_logs_traces_and_bench_are_notes_not_crashes(tmp_path):
+    run = write_style_run(tmp_path / "style", sizes=("256",), iters=30, match_at=10)
+    (run / "logs" / "train_la_muse.csv").write_text("not,a\n\"log")
+    (run / "traces" / "gatys_256_chicago.csv").write_text("iteration\n1\n")
+    bad_bench = tmp_path / "bad.json"
+    bad_bench.write_text("{not json")
+    html = build_report([run], [bad_bench], tmp_path / "out")
+    soup = BeautifulSoup(html.read_text(), "html.parser")
+    text = soup.get_text(" ", strip=True)
+    assert "train_la_muse.csv: malformed" in text
+    assert "gatys_256_chicago.csv: malformed" in text
+    assert "not readable as benchmark JSON" in text
+    assert soup.find("img", src="assets/A_gatys.png") is not None  # the two good traces still plot
+    assert "not run: no benchmark JSON" in text
+
+
+def test_cli_builds_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = write_sr_run(tmp_path / "run", datasets={"Set5": 5}, image_datasets=(), log_iters=5)
+    bench = write_bench_json(tmp_path / "b.json", sizes=(256,))
+    assert main([str(run), "--bench", str(bench), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "report.md").is_file()
+    assert "report:" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "o2")])  # no run folder given and none under ./runs or ./results
+
+
+def test_packaged_published_csv_equals_shared_reference():
+    if not SHARED_PUBLISHED.is_file():
+        pytest.skip(f"{SHARED_PUBLISHED} not present on this machine")
+    assert packaged_path().read_bytes() == SHARED_PUBLISHED.read_bytes()
+    published = load_published()
+    assert set(published["confidence"]) == {"published", "recalled"}
+    assert len(published) == len(SHARED_PUBLISHED.read_text().strip().splitlines()) - 1

@@ -3,7 +3,7 @@
 Resolution order for one file (its catalog `relative_path`, e.g. `sr/Set5/baby.bmp`):
   (a) the local mirror: `$PERCEPTUAL_DATA/<relative_path>`; when PERCEPTUAL_DATA is unset, `<checkout>/../shared/data`
       if that folder exists; PERCEPTUAL_DATA="" turns the mirror off. The mirror is only ever read.
-  (b) the cache: `$PERCEPTUAL_CACHE/<relative_path>` (default ~/.cache/perceptual-repro/data).
+  (b) the cache: `$PERCEPTUAL_CACHE/data/<relative_path>` (default ~/.cache/perceptual-repro/data).
   (c) a download with pooch (catalog URL + sha256) into the cache: done by `python -m data fetch NAME`, by
       `fetch_dataset`, or on demand when `download=True` (or PERCEPTUAL_DOWNLOAD=1) is given to `dataset_files`.
       Otherwise a missing file is an error that names the fetch command, so a benchmark run never starts a surprise
@@ -145,9 +145,12 @@ def _mirror_description() -> str:
 
 
 def cache_root() -> Path:
-    """The download cache: $PERCEPTUAL_CACHE, else ~/.cache/perceptual-repro/data (created only when fetching)."""
+    """The data cache: $PERCEPTUAL_CACHE/data, else ~/.cache/perceptual-repro/data (created only when fetching).
+
+    PERCEPTUAL_CACHE is the suite's one cache root; the weights live beside the data in its `weights/` folder.
+    """
     value = os.environ.get(ENV_CACHE)
-    return Path(value).expanduser() if value else DEFAULT_CACHE.expanduser()
+    return Path(value).expanduser() / "data" if value else DEFAULT_CACHE.expanduser()
 
 
 def fetch_command(names: Iterable[str]) -> str:

@@ -60,10 +60,10 @@ def _fresh_memo():
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """An empty tmp mirror and cache; PERCEPTUAL_DOWNLOAD off."""
-    mirror, cache = tmp_path / "mirror", tmp_path / "cache"
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache" / "data"
     mirror.mkdir()
     monkeypatch.setenv("PERCEPTUAL_DATA", str(mirror))
-    monkeypatch.setenv("PERCEPTUAL_CACHE", str(cache))
+    monkeypatch.setenv("PERCEPTUAL_CACHE", str(cache.parent))
     monkeypatch.delenv("PERCEPTUAL_DOWNLOAD", raising=False)
     return mirror, cache
 

@@ -103,3 +103,17 @@ def test_objective_terms_are_weighted_and_summed():
     for key, w in (("content", 2.0), ("style", 3.0), ("tv", 5.0)):
         assert torch.allclose(t2[key], w * t1[key], rtol=1e-5)
     assert torch.allclose(t2["total"], t2["content"] + t2["style"] + t2["tv"])
+
+
+def test_gradients_reach_the_transform_network_and_never_vgg():
+    from perceptual.nets import TransformNet
+    from perceptual.vgg import LossNetwork
+
+    torch.manual_seed(5)
+    vgg = LossNetwork(weights="random")
+    net = TransformNet("common")
+    objective = PerceptualObjective(vgg, torch.rand(1, 3, 32, 32))
+    x = torch.rand(2, 3, 32, 32)
+    objective(net(x), objective.content_targets(x))["total"].mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters() if p.requires_grad)
+    assert all(not p.requires_grad and p.grad is None for p in vgg.parameters())

@@ -15,10 +15,10 @@ import sys
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
-import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
@@ -148,13 +148,14 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
         for run in runs:
             entry: dict[str, Any] = {"label": run.label, "header": run.header, "notes": []}
             for key, fn in (("training", figures.training_figure), ("gatys", figures.gatys_figure)):
-                path, notes = problems.guard(f"the {key} figure of run {run.label}",
-                                             lambda fn=fn, key=key: fn(run, staging / f"{run.label}_{key}.png"),
-                                             (None, []))
+                path, notes = problems.guard(
+                    f"the {key} figure of run {run.label}",
+                    lambda fn=fn, key=key, run=run: fn(run, staging / f"{run.label}_{key}.png"), (None, []))
                 entry[key] = f"{ASSETS}/{path.name}" if path else None
                 entry["notes"].extend(notes)
             terms = problems.guard(f"the loss-terms figure of run {run.label}",
-                                   lambda: figures.terms_figure(run, staging / f"{run.label}_terms.png"), None)
+                                   lambda run=run: figures.terms_figure(run, staging / f"{run.label}_terms.png"),
+                                   None)
             entry["terms"] = f"{ASSETS}/{terms.name}" if terms else None
             run_figures.append(entry)
         throughput = problems.guard("the throughput figure",

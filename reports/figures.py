@@ -203,5 +203,12 @@ def throughput_figure(records: pd.DataFrame, path: Path) -> Path | None:
     return save(fig, path)
 
 
-__all__ = ["gatys_figure", "read_logs", "read_traces", "terms_figure", "throughput_figure", "training_figure",
-           "RECORD_COLUMNS"]
+__all__ = [
+    "RECORD_COLUMNS",
+    "gatys_figure",
+    "read_logs",
+    "read_traces",
+    "terms_figure",
+    "throughput_figure",
+    "training_figure",
+]

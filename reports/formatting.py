@@ -4,11 +4,14 @@ from __future__ import annotations
 import math
 
 # Decimals per metric: PSNR to 0.01 dB and SSIM to 1e-4, the precision the published tables use.
-DECIMALS = {"psnr_y": 2, "ssim_y": 4, "lpips_vgg": 4, "lpips_alex": 4, "ratio": 0, "iters_to_match": 1}
-SIGNIFICANT = {"seconds": 4, "objective": 4, "objective_final": 4, "objective_std": 4, "seconds_to_match": 4}
+DECIMALS = {"psnr_y": 2, "ssim_y": 4, "lpips_vgg": 4, "lpips_alex": 4, "ratio": 0, "ratio_extrapolated": 0,
+            "iters_to_match": 1}
+SIGNIFICANT = {"seconds": 4, "seconds_extrapolated": 4, "objective": 4, "objective_final": 4, "objective_std": 4,
+               "seconds_to_match": 4}
 METRIC_LABELS = {
     "psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "lpips_vgg": "LPIPS-VGG", "lpips_alex": "LPIPS-Alex",
-    "seconds": "seconds", "ratio": "speedup", "objective": "objective", "objective_final": "final objective",
+    "seconds": "seconds", "ratio": "speedup", "seconds_extrapolated": "seconds (extrapolated)",
+    "ratio_extrapolated": "speedup (extrapolated)", "objective": "objective", "objective_final": "final objective",
     "objective_std": "objective std", "iters_to_match": "L-BFGS iters to match", "seconds_to_match": "seconds to match",
 }
 # Larger is better for these; smaller for the rest of the image-quality metrics.

@@ -23,6 +23,7 @@ SR_METRIC_ORDER = ("psnr_y", "ssim_y", "lpips_vgg", "lpips_alex")
 SR_DATASET_ORDER = ("Set5", "Set14", "BSD100")
 TABLE1_METHODS = ("gatys_lbfgs_100", "gatys_lbfgs_300", "gatys_lbfgs_500", "johnson_feedforward", "speedup_vs_500")
 TABLE1_METRIC = {m: "seconds" for m in TABLE1_METHODS[:-1]} | {"speedup_vs_500": "ratio"}
+TABLE1_ALL_METRICS = ("seconds", "ratio", "seconds_extrapolated", "ratio_extrapolated")
 FIG5_METHODS = ("johnson_network", "content_image", "gatys_lbfgs")
 FIG5_METRIC_ORDER = ("objective", "objective_std", "objective_final", "iters_to_match", "seconds_to_match")
 PAPER = "paper"
@@ -237,6 +238,8 @@ def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str)
     disp = pd.DataFrame(list(zip(*display.values())), index=index, columns=columns)
     nums = pd.DataFrame(list(zip(*numbers.values())), index=index, columns=columns)
     classes = mark_best(nums, metric_of)
+    if (PAPER, "confidence") in classes.columns:
+        classes[(PAPER, "confidence")] = ["confidence-" + c for c in confidences]
     return render(disp, table_id=slug("sr", f"x{scale}", dataset), classes=classes, css_class="results sr")
 
 
@@ -304,6 +307,9 @@ def table1_html(runs: list[Run], published: pd.DataFrame) -> str | None:
     """Seconds for 100/300/500 L-BFGS iterations and one feed-forward pass, and the speedup, per size."""
     style_runs = [r for r in runs if "style" in r.tasks]
     sizes = sorted(set(style_sizes(style_runs, TABLE1_METHODS)) | {"256", "512", "1024"}, key=natural_key)
+    if style_runs:
+        sizes = [s for s in sizes if s in ("256", "512", "1024") or any(
+            not r.rows(task="style", dataset=s, method=m).empty for r in style_runs for m in TABLE1_METHODS)]
     if not style_runs:
         return None
     columns, data = [], []
@@ -318,7 +324,12 @@ def table1_html(runs: list[Run], published: pd.DataFrame) -> str | None:
             row.append(fmt_value(metric, pv.value) if pv else "\u2014")
             for run in style_runs:
                 value = run.value(task="style", dataset=size, method=method, metric=metric)
-                row.append(fmt_value(metric, value) if value is not None else missing_for(run))
+                if value is not None:
+                    row.append(fmt_value(metric, value))
+                    continue
+                # traces shorter than 300/500 iterations: the harness extrapolates linearly and says so
+                value = run.value(task="style", dataset=size, method=method, metric=f"{metric}_extrapolated")
+                row.append(f"{fmt_value(metric, value)} (extrapolated)" if value is not None else missing_for(run))
         data.append(row)
     index = pd.Index([f"{method_label(m)} ({metric_label(TABLE1_METRIC[m])})" for m in TABLE1_METHODS])
     frame = pd.DataFrame(data, index=index, columns=pd.MultiIndex.from_tuples(columns, names=["size", "source"]))

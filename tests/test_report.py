@@ -19,13 +19,13 @@ from bs4 import BeautifulSoup
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_fixtures import write_bench_json, write_sr_run, write_style_run  # noqa: E402
+from report_fixtures import write_bench_json, write_sr_run, write_style_run
 
-from reports.build import build_report, main  # noqa: E402
-from reports.claims import CLAIMS, Tolerance, check_claims  # noqa: E402
-from reports.formatting import method_label, metric_label  # noqa: E402
-from reports.published import load_published, packaged_path  # noqa: E402
-from reports.runs import load_runs  # noqa: E402
+from reports.build import build_report, main
+from reports.claims import CLAIMS, Tolerance, check_claims
+from reports.formatting import method_label, metric_label
+from reports.published import load_published, packaged_path
+from reports.runs import load_runs
 
 SHARED_PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "published.csv"
 FORMATS = {"psnr_y": "{:.2f}", "ssim_y": "{:.4f}", "lpips_vgg": "{:.4f}", "lpips_alex": "{:.4f}",
@@ -67,8 +67,14 @@ def table_grid(table) -> tuple[dict[int, tuple], dict[int, tuple], dict[tuple[in
     return ({j: tuple(v) for j, v in col_keys.items()}, {i: tuple(v) for i, v in row_keys.items()}, cells)
 
 
+_GRIDS: dict[int, tuple] = {}
+
+
 def cell(table, row_key: tuple, col_key: tuple):
-    cols, rows, cells = table_grid(table)
+    """The <td> at (row key, column key); each table is parsed once."""
+    if id(table) not in _GRIDS:
+        _GRIDS[id(table)] = (table, table_grid(table))
+    cols, rows, cells = _GRIDS[id(table)][1]
     i = [i for i, k in rows.items() if k == row_key]
     j = [j for j, k in cols.items() if k == col_key]
     assert len(i) == 1, f"row {row_key} not found once in table {table.get('id')}: {sorted(set(rows.values()))}"
@@ -238,6 +244,26 @@ def test_verdict_logic_directly(tmp_path):
     assert "substitute corpus" not in srcnn.loc[("A", "psnr_y"), "Verdict"]
 
 
+def test_quick_style_run_sizes_and_extrapolated_speed(tmp_path):
+    """The style harness's quick profile runs 128 px (not in the paper) and extrapolates 500-iteration timings."""
+    run = write_style_run(tmp_path / "style", sizes=("128", "256"), iters=40, match_at=20, extrapolated=(300, 500))
+    html = build_report([run], [], tmp_path / "out")
+    soup = BeautifulSoup(html.read_text(), "html.parser")
+    header = load_runs([run])[0].header
+    rows = {r["Dataset"]: r for r in claim_rows(soup, "fig5_iters")}
+    assert rows["128 px"]["Verdict"] == "not comparable (size 128 not in the paper; quick profile)"
+    assert rows["256 px"]["Verdict"] == "not comparable (quick profile)" and rows["1024 px"]["Verdict"] == "not run"
+    speed = {r["Dataset"]: r for r in claim_rows(soup, "table1_speedup")}
+    assert "extrapolated" in speed["256 px"]["Verdict"] and speed["256 px"]["Verdict"].startswith(("matches", "differs"))
+    assert speed["128 px"]["Verdict"].startswith("not comparable (size 128 not in the paper")
+    means = {(r["dataset"], r["method"], r["metric"]): r["value"] for r in read_results(run / "results.csv")}
+    table1 = soup.find("table", id="table1")
+    td = cell(table1, ("Gatys, 500 L-BFGS iters (seconds)",), ("256 px", header))
+    assert td.get_text(strip=True) == f"{means[('256', 'gatys_lbfgs_500', 'seconds_extrapolated')]:.4g} (extrapolated)"
+    td = cell(table1, ("Gatys, 100 L-BFGS iters (seconds)",), ("128 px", header))
+    assert td.get_text(strip=True) == f"{means[('128', 'gatys_lbfgs_100', 'seconds')]:.4g}"
+
+
 def test_tolerances():
     assert Tolerance("abs", 0.02).accepts(28.42, 28.44) and not Tolerance("abs", 0.02).accepts(28.42, 28.45)
     assert Tolerance("range", lo=40, hi=110).accepts(0, 75) and not Tolerance("range", lo=40, hi=110).accepts(0, 30)
@@ -309,7 +335,7 @@ def test_sr_grid_crops_are_the_same_box_from_each_method(built):
 def test_missing_and_partial_runs_render_as_not_run(built):
     soup = built["soup"]
     runs_table = soup.find("table", id="runs-table")
-    cols, _, cells = table_grid(runs_table)
+    _, _, cells = table_grid(runs_table)
     status = {cells[(i, 0)].get_text(strip=True): cells[(i, 2)].get_text(strip=True)
               for i in range(len(built["runs"]))}
     assert status == {"A": "ok", "B": "partial", "C": "ok", "D": "not run", "E": "malformed", "F": "partial"}
@@ -342,7 +368,7 @@ def test_numbers_outside_the_papers_protocol_are_marked(built):
 
 def test_markdown_summary(built):
     md = (built["out"] / "report.md").read_text(encoding="utf-8")
-    run, path = built["loaded"][0], built["runs"][0]
+    path = built["runs"][0]
     assert "report.html" in md and "recalled" in md
     for r in built["loaded"]:
         assert r.header in md

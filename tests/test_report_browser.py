@@ -25,9 +25,9 @@ from urllib.parse import urlparse
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_fixtures import write_bench_json, write_sr_run, write_style_run  # noqa: E402
+from report_fixtures import write_bench_json, write_sr_run, write_style_run
 
-from reports.build import build_report  # noqa: E402
+from reports.build import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -245,7 +245,7 @@ def test_broken_image_is_reported_by_the_browser_check(report: Path, tmp_path: P
     """The check above can fail: delete one crop and the browser must report the failed load."""
     copy = tmp_path / "copy"
     shutil.copytree(report.parent, copy)
-    victim = sorted((copy / "assets").glob("*_bicubic.png"))[0]
+    victim = min((copy / "assets").glob("*_bicubic.png"))
     victim.unlink()
     result = open_in_chromium(copy / "report.html", tmp_path / "broken.png", tmp_path)
     assert result["broken_images"], "a deleted image should not decode"

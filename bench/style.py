@@ -1,0 +1,937 @@
+"""`reproduce-style` (`python -m bench.style`): the paper's style-transfer experiments, end to end, on any device.
+
+What it does, in the paper's order (Johnson et al., ECCV 2016, Sec. 4.1; DESIGN.md section 2):
+
+1. train  - one transform network per style (`--styles`, default The Muse) on a folder of photographs resized and
+            centre-cropped to 256x256, batch 4, Adam 1e-3, 40,000 iterations (`paper`), minimising Eq. 5
+            (content relu2_2, style relu1_2/2_2/3_3/4_3, TV) with `perceptual.losses.PerceptualObjective`.
+            `--tv-search` first trains one network per TV weight and keeps one by the rule in `choose_tv`.
+2. fig5   - for the first style, N held-out images (coco_val2017, first N by name; the paper: 50 COCO val images)
+            at each of `--sizes`: Gatys et al.'s L-BFGS from white noise on the *same objective object* (one trace
+            per image), the network's objective on the same images (its output clamped to [0, 1], the image it
+            shows), and the content image's own objective; mean/std per iteration, and the first iteration / wall
+            time at which the mean Gatys objective is at or below the network's mean objective (inf = "never within
+            K iterations").
+3. table1 - seconds for 100/300/500 L-BFGS iterations, read off the fig5 traces (median over images of the trace's
+            synchronised wall time at that iteration: one evaluation = one VGG-16 forward+backward per iteration),
+            and one feed-forward pass (batch 1, warm-up, median of several synchronised runs; bench.speed), and
+            speedup_vs_500. Where the traces stop before 300/500 iterations (smaller profiles), those rows are
+            written as `seconds_extrapolated` / `ratio_extrapolated` (linear in iterations, from the measured
+            per-iteration time), never as measured `seconds`.
+4. outputs - every style applied to the `content` photos by the network, beside Gatys' result on the same objective.
+5. report - reports.build.build_report([out], None, out/"report") when importable (its failure loses nothing).
+
+Profiles (one table, PROFILES below; every value can be overridden on the command line):
+
+| profile | train size | batch | iterations | corpus cap | Fig. 5 sizes | N images | L-BFGS iters | outputs        |
+|---------|-----------:|------:|-----------:|-----------:|--------------|---------:|-------------:|----------------|
+| smoke   | 64         | 2     | 3          | 16         | 64           | 2        | 6            | 2 @ 64, 3 it   |
+| quick   | 128        | 4     | 300        | all        | 128 256      | 4        | 150          | 3 @ 256, 100 it|
+| paper   | 256        | 4     | 40,000     | all        | 256 512 1024 | 50       | 500          | 6 @ 512, 500 it|
+
+`smoke` runs in well under two minutes on CPU (CI). `quick` is sized for ~30 minutes on a 2-core CPU (see the closing
+note of issue 4 for the measured per-step times). `paper` is the protocol, meant for CUDA.
+
+Training corpus default: coco_train2017 + bsds500_train (408 photographs from the data mirror) standing in for the
+paper's ~80k MS-COCO train2014 images; pass `--train-corpus DIR` to use COCO train2014. coco_val2017 is the held-out
+Fig. 5 set and is never trained on (data.corpus refuses it).
+
+Results follow the suite's contract (task=style, dataset = image size): results.csv, run.json, traces/gatys_<size>_<image>.csv,
+logs/train_<style>.csv, images/style/<style>/<content>_{network,gatys}.png. Each stage's rows are kept in
+parts/<stage>.csv, so a failed stage leaves the others' results, and `--resume` skips the stages already done (and
+the per-image traces already written; training resumes from its last checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+import shutil
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from baselines.gatys import GatysConfig, read_trace, stylise, write_trace
+from bench.profiles import PROFILES as PROFILE_NAMES, check_profile, default_device, default_profile
+from bench.runinfo import environment
+from bench.speed import Stopwatch, time_forward
+from data.files import atomic_write, atomic_write_json, atomic_write_text
+from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
+from perceptual.losses import LossWeights, PerceptualObjective
+from perceptual.nets import VARIANTS, TransformNet
+
+log = logging.getLogger("bench.style")
+
+TASK = "style"
+MEAN = "__mean__"
+RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
+TABLE1_ITERATIONS = (100, 300, 500)
+DEFAULT_STYLES = ("la_muse",)
+DEFAULT_TRAIN_CORPUS = "coco_train2017+bsds500_train"
+DEFAULT_EVAL_SET = "coco_val2017"
+DEFAULT_CONTENT_SET = "content"
+# The paper's TV search range, [1e-6, 1e-4] for its sum-over-0..255-pixels TV, in this suite's units (mean over [0, 1]
+# pixels relative to a CHW-mean content loss): see TV_PAPER_TO_OURS.
+PAPER_TV_RANGE = (1e-6, 1e-5, 1e-4)
+TV_PAPER_TO_OURS = 2e6
+TV_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class StyleProfile:
+    """Every size and count a run uses; PROFILES holds the three named ones (see the module docstring's table)."""
+
+    train_size: int
+    batch_size: int
+    iterations: int
+    lr: float
+    max_train_images: int | None
+    sizes: tuple[int, ...]
+    n_images: int
+    gatys_iterations: int
+    feedforward_repeats: int
+    output_size: int
+    n_outputs: int
+    output_gatys_iterations: int
+    checkpoint_every: int
+    log_every: int
+    tv_search_iterations: int
+    n_val_images: int
+
+
+PROFILES: dict[str, StyleProfile] = {
+    "smoke": StyleProfile(train_size=64, batch_size=2, iterations=3, lr=1e-3, max_train_images=16, sizes=(64,),
+                          n_images=2, gatys_iterations=6, feedforward_repeats=3, output_size=64, n_outputs=2,
+                          output_gatys_iterations=3, checkpoint_every=2, log_every=1, tv_search_iterations=2,
+                          n_val_images=1),
+    "quick": StyleProfile(train_size=128, batch_size=4, iterations=300, lr=1e-3, max_train_images=None,
+                          sizes=(128, 256), n_images=4, gatys_iterations=150, feedforward_repeats=5,
+                          output_size=256, n_outputs=3, output_gatys_iterations=100, checkpoint_every=50,
+                          log_every=5, tv_search_iterations=100, n_val_images=2),
+    "paper": StyleProfile(train_size=256, batch_size=4, iterations=40_000, lr=1e-3, max_train_images=None,
+                          sizes=(256, 512, 1024), n_images=50, gatys_iterations=500, feedforward_repeats=20,
+                          output_size=512, n_outputs=6, output_gatys_iterations=500, checkpoint_every=1000,
+                          log_every=20, tv_search_iterations=10_000, n_val_images=8),
+}
+
+
+class RunFolderError(RuntimeError):
+    """The output folder holds a different run (or settings that do not match a --resume)."""
+
+
+class TrainingDivergedError(FloatingPointError):
+    """A loss term became NaN/Inf: names the iteration, the term and the last good checkpoint."""
+
+
+# ----------------------------------------------------------------------------------------------------- results
+
+
+def result_row(dataset: str, method: str, image: str, metric: str, value: float) -> dict[str, Any]:
+    """One long-form results row (task=style, scale empty, dataset = image size as a string)."""
+    return {"task": TASK, "dataset": str(dataset), "scale": "", "method": method, "image": image,
+            "metric": metric, "value": float(value)}
+
+
+def rows_csv(rows: Iterable[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(RESULT_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(float(r[k])) if k == "value" else r[k]) for k in RESULT_COLUMNS})
+    return buf.getvalue()
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [dict(r, value=float(r["value"])) for r in csv.DictReader(f)]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (0 for a single value)."""
+    vals = [float(v) for v in values]
+    return statistics.fmean(vals), (statistics.pstdev(vals) if len(vals) > 1 else 0.0)
+
+
+# ----------------------------------------------------------------------------------------------------- Fig. 5 maths
+
+
+def first_at_or_below(curve: Sequence[float], level: float) -> int | None:
+    """Index of the first value <= level, or None if the curve never gets there."""
+    for k, v in enumerate(curve):
+        if v <= level:
+            return k
+    return None
+
+
+def match_statistics(traces: dict[str, list[dict[str, float]]], network: dict[str, float]) -> dict[str, Any]:
+    """Fig. 5's comparison for one size: per image, the first L-BFGS iteration (and its wall time) whose objective is at
+    or below the network's objective on that image; for the mean, the first iteration at which the mean-over-images
+    Gatys objective is at or below the network's mean objective, and the mean over images of the wall time at that
+    iteration. Never matched: inf. Also returns the mean and std curves."""
+    names = sorted(traces)
+    n_iter = min(len(traces[n]) for n in names)
+    totals = [[traces[n][k]["total"] for n in names] for k in range(n_iter)]
+    times = [[traces[n][k]["wall_time_s"] for n in names] for k in range(n_iter)]
+    mean_curve = [statistics.fmean(t) for t in totals]
+    std_curve = [statistics.pstdev(t) if len(t) > 1 else 0.0 for t in totals]
+    net_mean = statistics.fmean(network[n] for n in names)
+    per_image = {}
+    for n in names:
+        k = first_at_or_below([r["total"] for r in traces[n]], network[n])
+        per_image[n] = (math.inf, math.inf) if k is None else (k, traces[n][k]["wall_time_s"])
+    k = first_at_or_below(mean_curve, net_mean)
+    mean_match = (math.inf, math.inf) if k is None else (k, statistics.fmean(times[k]))
+    return {"per_image": per_image, "mean": mean_match, "mean_curve": mean_curve, "std_curve": std_curve,
+            "network_mean": net_mean, "iterations": n_iter - 1}
+
+
+def table1_gatys_seconds(traces: Sequence[list[dict[str, float]]], n: int) -> tuple[float, bool]:
+    """Seconds for n L-BFGS iterations: the median over images of wall_time_s at iteration n (measured=True), or, if the
+    traces stop earlier, t_0 + n * (median seconds per iteration) extrapolated from them (measured=False)."""
+    last = min(t[-1]["iteration"] for t in traces)
+    if n <= last:
+        return statistics.median(t[n]["wall_time_s"] for t in traces), True
+    if last < 1:
+        raise ValueError("cannot extrapolate L-BFGS timings from traces without any iteration")
+    per_iter = statistics.median((t[last]["wall_time_s"] - t[0]["wall_time_s"]) / last for t in traces)
+    t0 = statistics.median(t[0]["wall_time_s"] for t in traces)
+    return t0 + n * per_iter, False
+
+
+# ----------------------------------------------------------------------------------------------------- TV search
+
+
+def tv_candidates(paper_values: Sequence[float] = PAPER_TV_RANGE) -> list[float]:
+    """The paper's TV search values mapped to this suite's TV units.
+
+    The paper's TV (fast-neural-style's TotalVariation) is strength/2 * sum over all pixels of squared neighbour
+    differences in 0..255 units, next to a content loss on Caffe-VGG features; ours is a mean over [0, 1] pixels next to
+    a content loss on torchvision-VGG features. At 256x256: 255^2 * 3 * 256^2 / 2 ~ 6.4e9, divided by the content
+    loss's scale ratio (Caffe features are ~57.6x torchvision's, squared ~3.3e3) ~ 1.9e6; we use TV_PAPER_TO_OURS = 2e6,
+    a rough order-of-magnitude mapping (the two VGGs differ), which is why the search exists.
+    """
+    return [v * TV_PAPER_TO_OURS for v in paper_values]
+
+
+def choose_tv(candidates: dict[float, float], tolerance: float = TV_TOLERANCE) -> float:
+    """The TV search's rule: the *largest* TV weight whose network's unregularised objective (content + style terms) on
+    held-out validation images is within `tolerance` (5%) of the best candidate's. TV exists to remove high-frequency
+    artifacts; this keeps the smoothest network that gives up almost nothing of the perceptual objective."""
+    best = min(candidates.values())
+    ok = [tv for tv, value in candidates.items() if value <= best * (1 + tolerance)]
+    return max(ok)
+
+
+# ----------------------------------------------------------------------------------------------------- training
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> Path:
+    return atomic_write(path, lambda p: torch.save(obj, p))
+
+
+LOG_COLUMNS = ("iteration", "wall_time_s", "total", "content", "style", "tv")
+
+
+def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (int(r[k]) if k == "iteration" else repr(float(r[k]))) for k in LOG_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _read_log(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: (int(r[k]) if k == "iteration" else float(r[k])) for k in LOG_COLUMNS} for r in csv.DictReader(f)]
+
+
+def train_network(
+    net: torch.nn.Module,
+    objective: PerceptualObjective,
+    data: StyleTrainingSet,
+    *,
+    iterations: int,
+    batch_size: int,
+    lr: float,
+    device: torch.device,
+    log_path: Path,
+    checkpoint_path: Path,
+    identity: dict[str, Any],
+    resume: bool = False,
+    checkpoint_every: int = 1000,
+    log_every: int = 20,
+    num_workers: int = 0,
+    desc: str = "train",
+) -> dict[str, Any]:
+    """Train `net` on `objective` (the one Eq. 5 object) with Adam: the whole loop in one call.
+
+    Each iteration: content targets of the batch (no grad) -> net(batch) -> objective -> mean over the batch ->
+    backward -> Adam step. The log row at iteration i holds the mean of each term over the last `log_every`
+    iterations and the synchronised wall time. A NaN/Inf in any term stops training with TrainingDivergedError naming
+    the first bad iteration and term; the last good checkpoint stays on disk. Checkpoints (atomic; network, Adam,
+    RNG, iteration, `identity`) every `checkpoint_every` iterations and at the end; `resume` continues from one after
+    checking that its `identity` (style, variant, weights, sizes, seed) matches.
+    """
+    from tqdm.auto import tqdm
+
+    net.to(device).train()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    start, elapsed0, rows = 0, 0.0, []
+    if resume and checkpoint_path.exists():
+        ck = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        if ck.get("identity") != identity:
+            raise RunFolderError(f"{checkpoint_path} was written by a different configuration "
+                                 f"({ck.get('identity')} != {identity}); use --overwrite or another --out")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        torch.set_rng_state(ck["torch_rng"].cpu())
+        start, elapsed0 = int(ck["iteration"]), float(ck["wall_time_s"])
+        rows = [r for r in _read_log(log_path) if r["iteration"] <= start]
+        log.info("%s: resuming at iteration %d of %d", desc, start, iterations)
+    last_good = start
+
+    def save(iteration: int, wall: float) -> None:
+        nonlocal last_good
+        _atomic_torch_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "iteration": iteration,
+                            "wall_time_s": wall, "torch_rng": torch.get_rng_state(), "identity": identity},
+                           checkpoint_path)
+        _write_log(log_path, rows)
+        last_good = iteration
+
+    clock = Stopwatch(device).start()
+    window: list[torch.Tensor] = []
+    batches = data.batches(batch_size, start_iteration=start, num_workers=num_workers)
+    bar = tqdm(total=iterations, initial=start, desc=desc, disable=None, leave=False)
+    for it in range(start + 1, iterations + 1):
+        x = next(batches).to(device, non_blocking=True)
+        content_feat = objective.content_targets(x)
+        terms = objective(net(x), content_feat)
+        loss = terms["total"].mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        window.append(torch.stack([terms[k].detach().mean() for k in LOG_COLUMNS[2:]]))
+        if it % log_every == 0 or it == iterations:
+            values = torch.stack(window).cpu()  # one device sync per window
+            bad = ~torch.isfinite(values)
+            if bad.any():
+                i = int(bad.any(dim=1).nonzero()[0])  # the first bad iteration of the window
+                terms_bad = bad[i, 1:].nonzero()  # name the culprit term rather than the total when possible
+                j = int(terms_bad[0]) + 1 if len(terms_bad) else 0
+                raise TrainingDivergedError(
+                    f"{desc}: loss term {LOG_COLUMNS[2 + j]!r} is {values[i, j].item()} at iteration "
+                    f"{it - len(window) + 1 + i}; training stopped, the last good checkpoint is {checkpoint_path} "
+                    f"(iteration {last_good}). Lower --lr or the loss weights, or check the data.")
+            wall = elapsed0 + clock.elapsed()
+            means = values.mean(dim=0).tolist()
+            rows.append({"iteration": it, "wall_time_s": wall, **dict(zip(LOG_COLUMNS[2:], means))})
+            bar.set_postfix(total=f"{means[0]:.4g}")
+            window = []
+        if it % checkpoint_every == 0 or it == iterations:
+            save(it, elapsed0 + clock.elapsed())
+        bar.update(1)
+    bar.close()
+    if start >= iterations and not rows:
+        rows = _read_log(log_path)
+    net.eval()
+    return {"iterations": iterations, "resumed_from": start, "wall_time_s": elapsed0 + clock.elapsed(),
+            "final": rows[-1] if rows else None}
+
+
+# ----------------------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class StyleSettings:
+    """A run's resolved configuration (profile values plus command-line overrides)."""
+
+    profile: str
+    styles: list[str]
+    sizes: tuple[int, ...]
+    out: Path
+    variant: str
+    seed: int
+    device: str
+    weights: LossWeights
+    p: StyleProfile
+    train_corpus: str = DEFAULT_TRAIN_CORPUS
+    eval_set: str = DEFAULT_EVAL_SET
+    content_set: str = DEFAULT_CONTENT_SET
+    crop: str = "center"
+    style_size: int | None = None
+    gatys_init: str = "noise"
+    tv_search: bool = False
+    vgg_weights: str = "imagenet"
+    stages: tuple[str, ...] = ("train", "fig5", "table1", "outputs", "report")
+    num_workers: int = 0
+    resume: bool = False
+    overwrite: bool = False
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for --resume to continue a run."""
+        return {"profile": self.profile, "variant": self.variant, "seed": self.seed,
+                "weights": self.weights.as_dict(), "profile_values": _jsonable(asdict(self.p)),
+                "train_corpus": self.train_corpus, "crop": self.crop, "style_size": self.style_size,
+                "vgg_weights": self.vgg_weights, "gatys_init": self.gatys_init, "tv_search": self.tv_search}
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+STAGE_OK, STAGE_FAILED, STAGE_SKIPPED = "ok", "failed", "skipped"
+OWNED_PATHS = ("results.csv", "run.json", "parts", "traces", "logs", "images/style", "checkpoints", "models", "report")
+
+
+class StyleRun:
+    """One invocation: holds the shared loss network, one PerceptualObjective per style (used by training, Fig. 5,
+    Table 1 and the outputs alike) and the trained networks; writes the contract files as it goes."""
+
+    def __init__(self, s: StyleSettings):
+        self.s = s
+        self.out = s.out
+        self.device = torch.device(s.device)
+        self.stages: dict[str, dict[str, Any]] = {}
+        self.info: dict[str, Any] = {}
+        self.objectives: dict[str, PerceptualObjective] = {}
+        self.networks: dict[str, TransformNet] = {}
+        self.style_paths: dict[str, Path] = {}
+        self.style_images: dict[str, torch.Tensor] = {}
+        self.tv_chosen: dict[str, float] = {}  # --tv-search results, per style
+        self.identity = _jsonable(s.identity())
+        self._loss_net: torch.nn.Module | None = None
+        self._previous: dict[str, Any] = {}
+        self.t0 = time.time()
+
+    # -- folder and bookkeeping ---------------------------------------------------------------------------------
+    def prepare_folder(self) -> None:
+        """Refuse a folder holding another run unless --resume (same settings) or --overwrite (remove our files)."""
+        run_json = self.out / "run.json"
+        if run_json.exists():
+            if self.s.overwrite:
+                for name in OWNED_PATHS:
+                    p = self.out / name
+                    if p.is_dir():
+                        shutil.rmtree(p)
+                    elif p.exists():
+                        p.unlink()
+            elif self.s.resume:
+                prev = json.loads(run_json.read_text(encoding="utf-8"))
+                if prev.get("task") != TASK or prev.get("identity") != self.identity:
+                    raise RunFolderError(f"{self.out} holds a run with different settings; --resume needs the same "
+                                         f"profile, variant, seed, weights and corpus (or use --overwrite)")
+                self._previous = prev.get("stages", {})
+                for key in ("training", "corpus", "fig5", "table1"):
+                    if key in prev:
+                        self.info[key] = prev[key]
+                for name, summary in prev.get("training", {}).items():
+                    if "tv_search" in summary:
+                        self.tv_chosen[name] = float(summary["tv_search"]["chosen"])
+            else:
+                raise RunFolderError(f"{self.out} already holds a run (run.json). Pass --resume to continue it, "
+                                     f"--overwrite to replace it, or choose another --out.")
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def write_run_json(self) -> None:
+        s = self.s
+        from perceptual.weights import weights_manifest
+
+        doc = environment(s.device, s.seed, s.profile) | {
+            "task": TASK,
+            "identity": self.identity,
+            "variant": s.variant,
+            "loss_weights": s.weights.as_dict(),
+            "loss_weights_per_style": {self.style_name(k): v.weights.as_dict() for k, v in self.objectives.items()},
+            "styles": {k: str(v) for k, v in self.style_paths.items()},
+            "sizes": list(s.sizes),
+            "iterations": {"train": s.p.iterations, "gatys_lbfgs": s.p.gatys_iterations,
+                           "outputs_gatys_lbfgs": s.p.output_gatys_iterations},
+            "profile_values": _jsonable(asdict(s.p)),
+            "stages": self.stages,
+            "wall_time_s": time.time() - self.t0,
+            "vgg_weights": s.vgg_weights,
+            "weights_files": weights_manifest(),
+        } | self.info
+        atomic_write_json(self.out / "run.json", doc)
+
+    def write_results(self) -> None:
+        rows: list[dict[str, Any]] = []
+        parts = self.out / "parts"
+        for name in self.stages:
+            path = parts / f"{_safe(name)}.csv"
+            if self.stages[name]["status"] == STAGE_OK and path.exists():
+                rows.extend(read_rows(path))
+        atomic_write_text(self.out / "results.csv", rows_csv(rows))
+
+    def stage(self, name: str, fn: Callable[[], list[dict[str, Any]] | None], needs: Sequence[str] = ()) -> bool:
+        """Run one stage: skip it when resuming and it finished before, or when a stage it needs did not succeed;
+        record wall time and status; keep its rows in parts/<stage>.csv; a failure never stops the other stages."""
+        part = self.out / "parts" / f"{_safe(name)}.csv"
+        prev = self._previous.get(name, {})
+        if prev.get("status") == STAGE_OK and (part.exists() or not prev.get("rows")):
+            self.stages[name] = dict(prev, resumed=True)
+            log.info("stage %s: done in a previous run, skipped", name)
+            self.write_results()
+            return True
+        missing = [n for n in needs if self.stages.get(n, {}).get("status") != STAGE_OK]
+        if missing:
+            self.stages[name] = {"status": STAGE_SKIPPED, "wall_time_s": 0.0,
+                                 "error": f"needs {', '.join(missing)}, which did not succeed"}
+            log.warning("stage %s skipped: needs %s", name, ", ".join(missing))
+            self.write_run_json()
+            return False
+        log.info("stage %s: start", name)
+        t = time.time()
+        try:
+            rows = fn()
+        except Exception as e:  # noqa: BLE001 - any failure is recorded and the run goes on
+            self.stages[name] = {"status": STAGE_FAILED, "wall_time_s": time.time() - t,
+                                 "error": f"{type(e).__name__}: {e}"}
+            log.error("stage %s failed: %s: %s\n%s", name, type(e).__name__, e, traceback.format_exc())
+            self.write_run_json()
+            return False
+        if rows is not None:
+            atomic_write_text(part, rows_csv(rows))
+        self.stages[name] = {"status": STAGE_OK, "wall_time_s": time.time() - t, "error": None,
+                             "rows": len(rows or [])}
+        log.info("stage %s: ok in %.1f s", name, time.time() - t)
+        self.write_results()
+        self.write_run_json()
+        return True
+
+    # -- shared pieces ------------------------------------------------------------------------------------------
+    @property
+    def loss_net(self) -> torch.nn.Module:
+        if self._loss_net is None:
+            from perceptual.vgg import LossNetwork
+
+            self._loss_net = LossNetwork(weights=self.s.vgg_weights, device=self.device)
+        return self._loss_net
+
+    def style_image(self, style: str) -> torch.Tensor:
+        """The style image (1, 3, h, w) on the device, shorter side --style-size (default: the training size)."""
+        if style not in self.style_images:
+            from data.fetch import style_image
+            from data.images import load_image
+
+            path = style_image(style)
+            self.style_paths[style] = path
+            size = self.s.style_size or self.s.p.train_size
+            self.style_images[style] = resize_shorter_side(load_image(path), size).unsqueeze(0).to(self.device)
+        return self.style_images[style]
+
+    def weights(self, style: str) -> LossWeights:
+        tv = self.tv_chosen.get(self.style_name(style))
+        return self.s.weights if tv is None else replace(self.s.weights, tv=tv)
+
+    def objective(self, style: str) -> PerceptualObjective:
+        """The ONE Eq. 5 objective of `style`: built once, used to train its network, by Gatys, and for scoring."""
+        if style not in self.objectives or self.objectives[style].weights != self.weights(style):
+            self.objectives[style] = PerceptualObjective(self.loss_net, self.style_image(style),
+                                                         self.weights(style)).to(self.device)
+        return self.objectives[style]
+
+    def style_name(self, style: str) -> str:
+        """A file-system-safe short name for a style given as a catalog name or an image path."""
+        return _safe(Path(style).stem if ("/" in style or "." in Path(style).name) else style)
+
+    def load_eval_images(self, spec: str, n: int | None, size: int | None, square: bool) -> list[tuple[str, torch.Tensor]]:
+        """(stem, (1, 3, H, W)) for the first n images of `spec` in name order: centre square crops of `size` (Fig. 5)
+        or, with square=False, resized so the shorter side is `size` and cropped to multiples of 4 (outputs)."""
+        from data.fetch import resolve_images
+        from data.images import load_image
+
+        _, files = resolve_images(spec)
+        files = sorted(files, key=lambda p: p.name)[:n] if n else sorted(files, key=lambda p: p.name)
+        out = []
+        for f in files:
+            img = load_image(f)
+            img = center_square(img, size) if square else crop_to_multiple(resize_shorter_side(img, size), 4)
+            out.append((_safe(f.stem), img.unsqueeze(0)))
+        return out
+
+    # -- stages -------------------------------------------------------------------------------------------------
+    def train(self, style: str, tv_weight: float | None = None, iterations: int | None = None,
+              tag: str = "") -> tuple[TransformNet, dict[str, Any]]:
+        """Train (or resume) the transform network of `style` on its objective (or, for the TV search, on the same
+        objective with another TV weight); returns it and the loop's summary."""
+        s, name = self.s, self.style_name(style)
+        objective = self.objective(style)
+        if tv_weight is not None and tv_weight != objective.weights.tv:
+            objective = PerceptualObjective(self.loss_net, self.style_image(style),
+                                            replace(objective.weights, tv=tv_weight)).to(self.device)
+        corpus = self.corpus()
+        files = corpus.files[: s.p.max_train_images] if s.p.max_train_images else corpus.files
+        data = StyleTrainingSet(files, size=s.p.train_size, crop=s.crop, seed=s.seed)
+        torch.manual_seed(s.seed)
+        net = TransformNet(s.variant)
+        iterations = s.p.iterations if iterations is None else iterations
+        ident = _jsonable(self.identity | {"style": style, "tv": objective.weights.tv, "iterations": iterations})
+        summary = train_network(
+            net, objective, data, iterations=iterations, batch_size=s.p.batch_size, lr=s.p.lr, device=self.device,
+            log_path=self.out / "logs" / f"train_{name}{tag}.csv",
+            checkpoint_path=self.out / "checkpoints" / f"{name}{tag}.pt", identity=ident, resume=s.resume,
+            checkpoint_every=s.p.checkpoint_every, log_every=s.p.log_every, num_workers=s.num_workers,
+            desc=f"train {name}{tag}")
+        summary |= {"n_train_images": len(files), "loss_weights": objective.weights.as_dict()}
+        return net, summary
+
+    def corpus(self) -> Any:
+        if not hasattr(self, "_corpus"):
+            from data.corpus import ImageFolderCorpus
+
+            self._corpus = ImageFolderCorpus(self.s.train_corpus, min_size=None, check="header")
+            summary = self._corpus.summary()
+            n = self.s.p.max_train_images
+            summary["n_images_used"] = min(n, self._corpus.n_images) if n else self._corpus.n_images
+            summary["note"] = ("stands in for the paper's ~80k MS-COCO train2014 images"
+                               if self.s.train_corpus == DEFAULT_TRAIN_CORPUS else "user-supplied corpus")
+            self.info["corpus"] = summary | {"n_images": summary["n_images_used"]}
+        return self._corpus
+
+    def stage_train(self, style: str) -> list[dict[str, Any]]:
+        s, name = self.s, self.style_name(style)
+        info: dict[str, Any] = {}
+        if s.tv_search:
+            info["tv_search"] = self.tv_search(style)
+            self.tv_chosen[name] = info["tv_search"]["chosen"]
+        net, summary = self.train(style)
+        models = self.out / "models"
+        _atomic_torch_save({"model": net.state_dict(), "variant": s.variant, "style": style,
+                            "loss_weights": self.objective(style).weights.as_dict()}, models / f"{name}.pt")
+        self.networks[style] = net
+        self.info.setdefault("training", {})[name] = summary | info
+        return []
+
+    def tv_search(self, style: str) -> dict[str, Any]:
+        """Train one shortened network per TV candidate; pick by choose_tv on held-out validation images (coco_val2017
+        images after the Fig. 5 ones, so neither training nor Fig. 5 images)."""
+        s = self.s
+        val = self.load_eval_images(s.eval_set, s.p.n_images + s.p.n_val_images, s.p.train_size, square=True)
+        val = val[s.p.n_images:]
+        scores: dict[float, float] = {}
+        for tv in tv_candidates():
+            net, _ = self.train(style, tv_weight=tv, iterations=s.p.tv_search_iterations, tag=f"_tv{tv:g}")
+            objective = self.objective(style)
+            vals = []
+            with torch.no_grad():
+                for _, x in val:
+                    x = x.to(self.device)
+                    terms = objective(net(x).clamp(0, 1), objective.content_targets(x))
+                    vals.append(float(terms["content"].sum() + terms["style"].sum()))
+            scores[tv] = statistics.fmean(vals)
+        chosen = choose_tv(scores)
+        return {"candidates_paper_units": list(PAPER_TV_RANGE), "candidates": list(scores), "validation_objective":
+                {f"{k:g}": v for k, v in scores.items()}, "chosen": chosen, "iterations": s.p.tv_search_iterations,
+                "criterion": choose_tv.__doc__.split("\n")[0] + f" (tolerance {TV_TOLERANCE:.0%})",
+                "validation_images": [n for n, _ in val]}
+
+    def network(self, style: str) -> TransformNet:
+        if style not in self.networks:
+            path = self.out / "models" / f"{self.style_name(style)}.pt"
+            ck = torch.load(path, map_location=self.device, weights_only=True)
+            net = TransformNet(ck["variant"])
+            net.load_state_dict(ck["model"])
+            self.networks[style] = net.to(self.device).eval()
+        return self.networks[style].eval()
+
+    @torch.no_grad()
+    def network_objective(self, style: str, x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+        """The objective of the network's output on x (clamped to [0, 1]: the image it shows, in Gatys' box)."""
+        objective, net = self.objective(style), self.network(style)
+        y = net(x).clamp(0.0, 1.0)
+        terms = objective(y, objective.content_targets(x))
+        return {k: float(v.sum()) for k, v in terms.items()}, y
+
+    def gatys(self, style: str, x: torch.Tensor, iterations: int, seed: int, trace_path: Path | None,
+              desc: str) -> tuple[list[dict[str, float]], torch.Tensor | None]:
+        """Gatys' L-BFGS on the style's objective; reuses a complete trace on --resume (image then not kept)."""
+        from tqdm.auto import tqdm
+
+        if trace_path is not None and self.s.resume and trace_path.exists():
+            trace = read_trace(trace_path)
+            if trace and int(trace[-1]["iteration"]) == iterations:
+                return trace, None
+        cfg = GatysConfig(iterations=iterations, init=self.s.gatys_init, seed=seed)
+        with tqdm(total=iterations, desc=desc, disable=None, leave=False) as bar:
+            result = stylise(self.objective(style), x, cfg, progress=lambda k, row: bar.update(1 if k else 0))
+        if trace_path is not None:
+            write_trace(trace_path, result.trace)
+        return result.trace, result.image
+
+    def stage_fig5(self, style: str) -> list[dict[str, Any]]:
+        s, rows = self.s, []
+        summary: dict[str, Any] = {"style": style, "eval_set": s.eval_set, "gatys_init": s.gatys_init,
+                                   "gatys_iterations": s.p.gatys_iterations, "sizes": {}}
+        for size in s.sizes:
+            images = self.load_eval_images(s.eval_set, s.p.n_images, size, square=True)
+            network, content, traces = {}, {}, {}
+            for i, (stem, x) in enumerate(images):
+                x = x.to(self.device)
+                network[stem] = self.network_objective(style, x)[0]["total"]
+                objective = self.objective(style)
+                with torch.no_grad():
+                    content[stem] = float(objective(x, objective.content_targets(x))["total"].sum())
+                traces[stem], _ = self.gatys(style, x, s.p.gatys_iterations, s.seed + i,
+                                             self.out / "traces" / f"gatys_{size}_{stem}.csv",
+                                             desc=f"gatys {size}px {stem}")
+            m = match_statistics(traces, network)
+            for method, values in (("johnson_network", network), ("content_image", content)):
+                rows += [result_row(size, method, k, "objective", v) for k, v in values.items()]
+                mean, std = mean_std(list(values.values()))
+                rows += [result_row(size, method, MEAN, "objective", mean),
+                         result_row(size, method, MEAN, "objective_std", std)]
+            finals = {k: t[-1]["total"] for k, t in traces.items()}
+            rows += [result_row(size, "gatys_lbfgs", k, "objective_final", v) for k, v in finals.items()]
+            mean, std = mean_std(list(finals.values()))
+            rows += [result_row(size, "gatys_lbfgs", MEAN, "objective_final", mean),
+                     result_row(size, "gatys_lbfgs", MEAN, "objective_std", std)]
+            for k, (it, sec) in m["per_image"].items():
+                rows += [result_row(size, "gatys_lbfgs", k, "iters_to_match", it),
+                         result_row(size, "gatys_lbfgs", k, "seconds_to_match", sec)]
+            rows += [result_row(size, "gatys_lbfgs", MEAN, "iters_to_match", m["mean"][0]),
+                     result_row(size, "gatys_lbfgs", MEAN, "seconds_to_match", m["mean"][1])]
+            never = not math.isfinite(m["mean"][0])
+            summary["sizes"][str(size)] = {
+                "images": list(network), "network_mean": m["network_mean"],
+                "iters_to_match_mean": None if never else m["mean"][0],
+                "seconds_to_match_mean": None if never else m["mean"][1],
+                "match": (f"never within {m['iterations']} iterations" if never
+                          else f"iteration {m['mean'][0]} ({m['mean'][1]:.3g} s)"),
+            }
+            self._traces[size] = traces
+        self.info["fig5"] = summary
+        return rows
+
+    def stage_table1(self, style: str) -> list[dict[str, Any]]:
+        s, rows = self.s, []
+        detail: dict[str, Any] = {"gatys_source": "fig5 traces: median over images of wall_time_s at the iteration",
+                                  "feedforward": "batch 1, eval mode, inference_mode; median of repeats after "
+                                                 "warm-up, synchronised (bench.speed.time_forward)", "sizes": {}}
+        net = self.network(style)
+        for size in s.sizes:
+            traces = self._traces.get(size) or self._read_traces(size)
+            if not traces:
+                raise RuntimeError(f"no Gatys traces at {size} px: Table 1's L-BFGS times come from the fig5 stage")
+            ff = time_forward(net, torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(s.seed))
+                              .to(self.device), warmup=3, repeats=s.p.feedforward_repeats)
+            rows.append(result_row(size, "johnson_feedforward", MEAN, "seconds", ff.median_s))
+            d: dict[str, Any] = {"feedforward": ff.as_dict(), "n_traces": len(traces)}
+            for n in TABLE1_ITERATIONS:
+                sec, measured = table1_gatys_seconds(list(traces.values()), n)
+                rows.append(result_row(size, f"gatys_lbfgs_{n}", MEAN, "seconds" if measured else
+                                       "seconds_extrapolated", sec))
+                d[f"gatys_lbfgs_{n}"] = {"seconds": sec, "measured": measured}
+                if n == 500:
+                    rows.append(result_row(size, "speedup_vs_500", MEAN, "ratio" if measured else
+                                           "ratio_extrapolated", sec / ff.median_s))
+            detail["sizes"][str(size)] = d
+        self.info["table1"] = detail
+        return rows
+
+    def _read_traces(self, size: int) -> dict[str, list[dict[str, float]]]:
+        return {p.stem.split("_", 2)[2]: read_trace(p)
+                for p in sorted((self.out / "traces").glob(f"gatys_{size}_*.csv"))}
+
+    def stage_outputs(self, style: str) -> list[dict[str, Any]]:
+        from data.images import save_image
+
+        s, name = self.s, self.style_name(style)
+        folder = self.out / "images" / "style" / name
+        save_image(self.style_image(style), folder / "style.png")
+        images = self.load_eval_images(s.content_set, s.p.n_outputs, s.p.output_size, square=False)
+        for i, (stem, x) in enumerate(images):
+            x = x.to(self.device)
+            _, y = self.network_objective(style, x)
+            save_image(x, folder / f"{stem}_content.png")
+            save_image(y, folder / f"{stem}_network.png")
+            _, g = self.gatys(style, x, s.p.output_gatys_iterations, s.seed + i, None, desc=f"gatys {stem}")
+            save_image(g, folder / f"{stem}_gatys.png")
+        return []
+
+    # -- the whole run ------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        s = self.s
+        self.prepare_folder()
+        self._traces: dict[int, dict[str, list[dict[str, float]]]] = {}
+        self.info["notes"] = [
+            "Gatys: L-BFGS (no line search, unit step) from white noise; one iteration = one VGG-16 forward+backward",
+            "network objective evaluated on its output clamped to [0, 1]",
+            "Fig. 5 and Table 1 use the first style; images are centre square crops of the held-out set",
+        ]
+        self.write_run_json()
+        first = s.styles[0]
+        for style in s.styles:
+            name = self.style_name(style)
+            if "train" in s.stages:
+                self.stage(f"train:{name}", lambda style=style: self.stage_train(style))
+            elif (self.out / "models" / f"{name}.pt").exists():
+                self.stages[f"train:{name}"] = {"status": STAGE_OK, "wall_time_s": 0.0, "error": None,
+                                                "note": "model loaded from models/"}
+        fname = self.style_name(first)
+        if "fig5" in s.stages:
+            self.stage("fig5", lambda: self.stage_fig5(first), needs=[f"train:{fname}"])
+        if "table1" in s.stages:
+            self.stage("table1", lambda: self.stage_table1(first), needs=[f"train:{fname}", "fig5"])
+        if "outputs" in s.stages:
+            for style in s.styles:
+                name = self.style_name(style)
+                self.stage(f"outputs:{name}", lambda style=style: self.stage_outputs(style), needs=[f"train:{name}"])
+        self.write_results()
+        self.write_run_json()
+        if "report" in s.stages:
+            self.stage("report", self.stage_report)
+        failed = [n for n, st in self.stages.items() if st["status"] == STAGE_FAILED]
+        log.info("run folder %s: %d stages, failed: %s", self.out, len(self.stages), ", ".join(failed) or "none")
+        return 1 if failed else 0
+
+    def stage_report(self) -> None:
+        from reports.build import build_report
+
+        build_report([self.out], None, self.out / "report")
+        return None
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+
+
+def _positive(kind: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be an integer, got {text!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{kind} must be positive, got {v}")
+        return v
+    return parse
+
+
+def _size(text: str) -> int:
+    v = _positive("--sizes")(text)
+    if v % 4:
+        raise argparse.ArgumentTypeError(f"--sizes: {v} is not a multiple of 4 (the transform network halves twice)")
+    return v
+
+
+def profile_table() -> str:
+    """PROFILES as a plain-text table (for --help; the module docstring's table is checked against it in the tests)."""
+    cols = ("train_size", "batch_size", "iterations", "max_train_images", "sizes", "n_images", "gatys_iterations",
+            "output_size", "n_outputs", "output_gatys_iterations")
+    lines = ["  " + "profile".ljust(8) + " ".join(c.ljust(12) for c in cols)]
+    for name, prof in PROFILES.items():
+        vals = [" ".join(map(str, v)) if isinstance(v, tuple) else ("all" if v is None else str(v))
+                for v in (getattr(prof, c) for c in cols)]
+        lines.append("  " + name.ljust(8) + " ".join(v.ljust(12) for v in vals))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="reproduce-style", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Reproduce the paper's style-transfer results: train transform networks, run the Gatys L-BFGS "
+                    "baseline on the same objective, and write Fig. 5, Table 1 and stylised outputs.",
+        epilog="profiles (override any value with the options above):\n" + profile_table())
+    p.add_argument("--profile", choices=PROFILE_NAMES, default=None,
+                   help="smoke (CI, seconds), quick (CPU, ~30 min), paper (the protocol, CUDA). Default: paper with "
+                        "CUDA, else quick")
+    p.add_argument("--styles", nargs="+", default=list(DEFAULT_STYLES),
+                   help="style images: catalog names (la_muse, starry_night_crop, composition_vii, wave_crop, candy, "
+                        "...) or image paths. Fig. 5 and Table 1 use the first. Default: la_muse (The Muse)")
+    p.add_argument("--sizes", nargs="+", type=_size, default=None,
+                   help="Fig. 5 / Table 1 image sizes (multiples of 4). Default per profile (paper: 256 512 1024)")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default results/style-<profile>)")
+    p.add_argument("--variant", choices=VARIANTS, default="common",
+                   help="transform network: common (instance norm, upsample+conv) or paper (batch norm, "
+                        "transposed convs). Default common")
+    p.add_argument("--seed", type=int, default=0, help="seed for network init, data order and Gatys noise (0)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cuda when available)")
+    p.add_argument("--iterations", type=_positive("--iterations"), default=None,
+                   help="training iterations per style (paper: 40000)")
+    p.add_argument("--gatys-iterations", type=_positive("--gatys-iterations"), default=None,
+                   help="L-BFGS iterations per Fig. 5 image (paper: 500)")
+    p.add_argument("--n-images", type=_positive("--n-images"), default=None,
+                   help="held-out images for Fig. 5 (paper: 50)")
+    p.add_argument("--train-corpus", default=DEFAULT_TRAIN_CORPUS,
+                   help=f"training images: catalog name(s) joined by + or a folder (e.g. COCO train2014). "
+                        f"Default {DEFAULT_TRAIN_CORPUS}")
+    p.add_argument("--eval-set", default=DEFAULT_EVAL_SET, help=f"Fig. 5 images (default {DEFAULT_EVAL_SET})")
+    p.add_argument("--content-set", default=DEFAULT_CONTENT_SET,
+                   help="photos the styles are applied to for the report (default: the catalog's `content`)")
+    p.add_argument("--train-size", type=_size, default=None, help="training crop size (paper: 256)")
+    p.add_argument("--batch-size", type=_positive("--batch-size"), default=None, help="batch size (paper: 4)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (paper: 1e-3)")
+    p.add_argument("--crop", choices=CROPS, default="center", help="training crop: center (default) or random")
+    p.add_argument("--style-size", type=_positive("--style-size"), default=None,
+                   help="shorter side of the style image for its Gram targets (default: the training size)")
+    d = LossWeights()
+    p.add_argument("--content-weight", type=float, default=d.content, help=f"lambda_c (default {d.content:g})")
+    p.add_argument("--style-weight", type=float, default=d.style, help=f"lambda_s (default {d.style:g})")
+    p.add_argument("--tv-weight", type=float, default=d.tv, help=f"lambda_TV (default {d.tv:g})")
+    p.add_argument("--tv-search", action="store_true",
+                   help="the paper's per-style TV search: one shortened training per value of [1e-6, 1e-5, 1e-4] "
+                        "(paper units), keep the largest within 5%% of the best validation objective")
+    p.add_argument("--gatys-init", choices=("noise", "content"), default="noise",
+                   help="Gatys start image (paper's Fig. 5: noise)")
+    p.add_argument("--stages", nargs="+", default=list(StyleSettings.__dataclass_fields__["stages"].default),
+                   choices=("train", "fig5", "table1", "outputs", "report"), help="stages to run (default: all)")
+    p.add_argument("--vgg-weights", choices=("imagenet", "random"), default="imagenet",
+                   help="loss network weights; `random` only for tests of the mechanics")
+    p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes (0: in process)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
+    g.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> StyleSettings:
+    profile = check_profile(args.profile or default_profile())
+    base = PROFILES[profile]
+    over = {k: v for k, v in {"iterations": args.iterations, "gatys_iterations": args.gatys_iterations,
+                              "n_images": args.n_images, "train_size": args.train_size,
+                              "batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
+    p = replace(base, **over)
+    device = args.device or default_device()
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device}: CUDA is not available here; use --device cpu")
+    return StyleSettings(
+        profile=profile, styles=list(args.styles), sizes=tuple(args.sizes or base.sizes),
+        out=args.out or Path("results") / f"style-{profile}", variant=args.variant, seed=args.seed, device=device,
+        weights=LossWeights(content=args.content_weight, style=args.style_weight, tv=args.tv_weight), p=p,
+        train_corpus=args.train_corpus, eval_set=args.eval_set, content_set=args.content_set, crop=args.crop,
+        style_size=args.style_size, gatys_init=args.gatys_init, tv_search=args.tv_search,
+        vgg_weights=args.vgg_weights, stages=tuple(args.stages), num_workers=args.num_workers, resume=args.resume,
+        overwrite=args.overwrite)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings_from_args(args)
+    log.info("profile %s on %s: styles %s, sizes %s, out %s", settings.profile, settings.device,
+             settings.styles, settings.sizes, settings.out)
+    try:
+        return StyleRun(settings).run()
+    except RunFolderError as e:
+        log.error("%s", e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

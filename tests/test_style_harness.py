@@ -1,0 +1,300 @@
+"""The style harness (bench/style.py) and its data (data/style_data.py): one objective for training and Gatys, the
+contract files of a smoke run, failure isolation, resume, the Fig. 5 / Table 1 arithmetic, and deterministic batches.
+A randomly initialised VGG-16 (`--vgg-weights random`) keeps these about mechanics, fast and offline."""
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import bench.style as style
+from baselines.gatys import TRACE_COLUMNS
+from data.style_data import StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
+from perceptual.losses import PerceptualObjective
+
+TINY = ["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32", "--iterations", "2",
+        "--gatys-iterations", "3", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The CI machine is small and shared: one intra-op thread avoids OpenMP oversubscription stalls."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One tiny end-to-end run (no report: the report builder has its own tests) shared by several checks."""
+    out = tmp_path_factory.mktemp("style") / "run"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = style.main([*TINY, "--out", str(out), "--stages", "train", "fig5", "table1", "outputs"])
+    finally:
+        torch.set_num_threads(n)
+    return out, code
+
+
+def test_smoke_run_writes_the_contract_files(smoke_run):
+    out, code = smoke_run
+    assert code == 0
+    rows = read_csv(out / "results.csv")
+    assert list(rows[0]) == ["task", "dataset", "scale", "method", "image", "metric", "value"]
+    assert {r["task"] for r in rows} == {"style"} and {r["scale"] for r in rows} == {""}
+    assert {r["dataset"] for r in rows} == {"32"}
+    pairs = {(r["method"], r["metric"]) for r in rows}
+    for pair in [("johnson_network", "objective"), ("johnson_network", "objective_std"),
+                 ("content_image", "objective"), ("gatys_lbfgs", "objective_final"), ("gatys_lbfgs", "objective_std"),
+                 ("gatys_lbfgs", "iters_to_match"), ("gatys_lbfgs", "seconds_to_match"),
+                 ("johnson_feedforward", "seconds")]:
+        assert pair in pairs, pair
+    # 3 L-BFGS iterations cannot measure 100/300/500: those rows are extrapolations, never labelled "seconds"
+    for n in (100, 300, 500):
+        assert (f"gatys_lbfgs_{n}", "seconds_extrapolated") in pairs and (f"gatys_lbfgs_{n}", "seconds") not in pairs
+    assert ("speedup_vs_500", "ratio_extrapolated") in pairs
+    images = {r["image"] for r in rows if r["method"] == "johnson_network"}
+    assert "__mean__" in images and len(images) == 3  # 2 held-out images (smoke) + the mean
+    for r in rows:
+        float(r["value"])
+
+    traces = sorted((out / "traces").glob("gatys_32_*.csv"))
+    assert len(traces) == 2
+    for t in traces:
+        trace = read_csv(t)
+        assert list(trace[0])[:6] == ["iteration", "wall_time_s", "total", "content", "style", "tv"]
+        assert [int(r["iteration"]) for r in trace] == [0, 1, 2, 3]
+    log = read_csv(out / "logs" / "train_la_muse.csv")
+    assert list(log[0]) == ["iteration", "wall_time_s", "total", "content", "style", "tv"]
+    assert [int(r["iteration"]) for r in log] == [1, 2]
+    folder = out / "images" / "style" / "la_muse"
+    for stem in ("amber", "brad_pitt"):  # the first two `content` photos (smoke: 2)
+        assert (folder / f"{stem}_network.png").is_file() and (folder / f"{stem}_gatys.png").is_file()
+
+    run = json.loads((out / "run.json").read_text())
+    for key in ("profile", "device", "device_name", "versions", "git", "seed", "argv", "date", "task", "corpus",
+                "iterations", "stages", "variant", "loss_weights"):
+        assert key in run, key
+    assert run["task"] == "style" and run["profile"] == "smoke" and run["variant"] == "common"
+    assert run["corpus"]["name"] == "coco_train2017+bsds500_train" and run["corpus"]["n_images"] == 16
+    assert run["iterations"]["train"] == 2 and run["iterations"]["gatys_lbfgs"] == 3
+    assert set(run["loss_weights"]) >= {"content", "style", "tv"}
+    assert {n: s["status"] for n, s in run["stages"].items()} == {
+        "train:la_muse": "ok", "fig5": "ok", "table1": "ok", "outputs:la_muse": "ok"}
+    assert all(s["wall_time_s"] >= 0 for s in run["stages"].values())
+
+
+def test_the_harness_uses_one_perceptual_objective_for_training_and_gatys(tmp_path, monkeypatch):
+    seen = {"train": [], "gatys": []}
+    real_train, real_stylise = style.train_network, style.stylise
+
+    def train_spy(net, objective, *a, **k):
+        seen["train"].append(objective)
+        return real_train(net, objective, *a, **k)
+
+    def stylise_spy(objective, content, *a, **k):
+        seen["gatys"].append(objective)
+        return real_stylise(objective, content, *a, **k)
+
+    monkeypatch.setattr(style, "train_network", train_spy)
+    monkeypatch.setattr(style, "stylise", stylise_spy)
+    settings = style.settings_from_args(style.build_parser().parse_args(
+        [*TINY, "--iterations", "1", "--gatys-iterations", "1", "--out", str(tmp_path / "r"), "--stages", "train",
+         "fig5"]))
+    run = style.StyleRun(settings)
+    assert run.run() == 0
+    objectives = seen["train"] + seen["gatys"]
+    assert len(seen["train"]) == 1 and len(seen["gatys"]) == 2
+    assert all(o is objectives[0] for o in objectives)
+    assert type(objectives[0]) is PerceptualObjective and run.objective("la_muse") is objectives[0]
+    # same value on the same image: what the training loop computes for an output y is what Gatys reports for y
+    obj = objectives[0]
+    x = torch.rand(1, 3, 32, 32)
+    result = real_stylise(obj, x, style.GatysConfig(iterations=0, init="content"))
+    assert result.trace[0]["total"] == pytest.approx(obj(x, obj.content_targets(x))["total"].mean().item(), rel=1e-6)
+
+
+def test_a_failing_stage_leaves_the_other_results(tmp_path, monkeypatch):
+    def boom(self, s):
+        raise RuntimeError("simulated Fig. 5 failure")
+
+    monkeypatch.setattr(style.StyleRun, "stage_fig5", boom)
+    out = tmp_path / "r"
+    code = style.main([*TINY, "--out", str(out), "--stages", "train", "fig5", "table1", "outputs"])
+    assert code == 1
+    run = json.loads((out / "run.json").read_text())
+    stages = run["stages"]
+    assert stages["train:la_muse"]["status"] == "ok" and stages["outputs:la_muse"]["status"] == "ok"
+    assert stages["fig5"]["status"] == "failed" and "simulated Fig. 5 failure" in stages["fig5"]["error"]
+    assert stages["table1"]["status"] == "skipped"
+    assert (out / "results.csv").is_file() and (out / "models" / "la_muse.pt").is_file()
+    assert (out / "images" / "style" / "la_muse" / "amber_network.png").is_file()
+
+
+def test_an_existing_run_is_refused_unless_resume_or_overwrite(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    args = [*TINY, "--out", str(out), "--stages", "train"]
+    assert style.main(args) == 0
+    assert style.main(args) == 2  # refused: holds a run
+    calls = []
+    monkeypatch.setattr(style.StyleRun, "stage_train", lambda self, s: calls.append(s) or [])
+    assert style.main([*args, "--resume"]) == 0 and calls == []  # done before: skipped
+    assert style.main([*args, "--resume", "--seed", "1"]) == 2  # different settings: refused
+    assert style.main([*args, "--overwrite"]) == 0 and calls == ["la_muse"]
+
+
+def test_training_resumes_from_its_checkpoint_to_the_same_network(tmp_path):
+    from perceptual.losses import LossWeights
+    from perceptual.nets import TransformNet
+    from perceptual.vgg import LossNetwork
+
+    torch.manual_seed(0)
+    objective = PerceptualObjective(LossNetwork(weights="random"), torch.rand(1, 3, 32, 32),
+                                    LossWeights(content=1.0, style=5.0, tv=1.0))
+    files = sorted(Path(style.__file__).resolve().parents[1].glob("tests/*.py"))  # no images: use a fake set
+    data = _RandomSet()
+
+    def run(iterations, folder, resume):
+        torch.manual_seed(0)
+        net = TransformNet("common")
+        style.train_network(net, objective, data, iterations=iterations, batch_size=2, lr=1e-3,
+                            device=torch.device("cpu"), log_path=folder / "log.csv", checkpoint_path=folder / "ck.pt",
+                            identity={"k": 1}, resume=resume, checkpoint_every=2, log_every=1)
+        return net
+
+    straight = run(4, tmp_path / "a", False)
+    run(2, tmp_path / "b", False)
+    resumed = run(4, tmp_path / "b", True)
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert [r["iteration"] for r in read_csv(tmp_path / "b" / "log.csv")] == ["1", "2", "3", "4"]
+    with pytest.raises(style.RunFolderError):
+        style.train_network(TransformNet("common"), objective, data, iterations=6, batch_size=2, lr=1e-3,
+                            device=torch.device("cpu"), log_path=tmp_path / "b" / "log.csv",
+                            checkpoint_path=tmp_path / "b" / "ck.pt", identity={"k": 2}, resume=True)
+    assert files is not None
+
+
+class _RandomSet:
+    """A stand-in for StyleTrainingSet: batch i is a pure function of i (as the real one)."""
+
+    def batches(self, batch_size, start_iteration=0, num_workers=0):
+        i = start_iteration
+        while True:
+            yield torch.rand(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(i))
+            i += 1
+
+
+def test_nan_in_a_loss_term_stops_training_naming_iteration_and_term(tmp_path):
+    from perceptual.losses import LossWeights
+    from perceptual.nets import TransformNet
+    from perceptual.vgg import LossNetwork
+
+    objective = PerceptualObjective(LossNetwork(weights="random"), torch.rand(1, 3, 32, 32),
+                                    LossWeights(content=1.0, style=float("nan"), tv=1.0))
+    with pytest.raises(style.TrainingDivergedError, match=r"'style' is nan at iteration 1"):
+        style.train_network(TransformNet("common"), objective, _RandomSet(), iterations=3, batch_size=1, lr=1e-3,
+                            device=torch.device("cpu"), log_path=tmp_path / "log.csv",
+                            checkpoint_path=tmp_path / "ck.pt", identity={}, log_every=3)
+    assert not (tmp_path / "ck.pt").exists()
+
+
+def test_match_statistics_and_never():
+    def trace(values, dt=0.5):
+        return [{"iteration": k, "wall_time_s": dt * (k + 1), "total": v} for k, v in enumerate(values)]
+
+    traces = {"a": trace([10, 6, 4, 2]), "b": trace([10, 8, 5, 3], dt=1.0)}
+    m = style.match_statistics(traces, {"a": 5.0, "b": 5.0})
+    assert m["per_image"]["a"] == (2, 1.5) and m["per_image"]["b"] == (2, 3.0)
+    assert m["mean_curve"] == [10, 7, 4.5, 2.5] and m["mean"] == (2, 2.25)
+    m = style.match_statistics(traces, {"a": 1.0, "b": 1.0})
+    assert m["mean"] == (math.inf, math.inf) and m["per_image"]["a"] == (math.inf, math.inf)
+
+
+def test_table1_reads_traces_and_labels_extrapolation():
+    traces = [[{"iteration": k, "wall_time_s": 1.0 + 0.1 * k} for k in range(201)]] * 3
+    assert style.table1_gatys_seconds(traces, 100) == (pytest.approx(11.0), True)
+    assert style.table1_gatys_seconds(traces, 500) == (pytest.approx(51.0), False)
+
+
+def test_tv_rule_keeps_the_smoothest_network_within_tolerance():
+    assert style.choose_tv({1.0: 10.0, 10.0: 10.4, 100.0: 12.0}) == 10.0
+    assert style.choose_tv({1.0: 10.0, 10.0: 9.0, 100.0: 9.3}) == 100.0
+    assert len(style.tv_candidates()) == 3 and style.tv_candidates()[0] < style.tv_candidates()[-1]
+
+
+def test_profile_table_in_the_docstring_matches_profiles():
+    table = {}
+    for line in style.__doc__.splitlines():
+        m = re.match(r"\|\s*(smoke|quick|paper)\s*\|(.*)\|\s*$", line)
+        if m:
+            table[m.group(1)] = [c.strip().replace(",", "") for c in m.group(2).split("|")]
+    assert set(table) == set(style.PROFILES)
+    for name, cells in table.items():
+        p = style.PROFILES[name]
+        assert int(cells[0]) == p.train_size and int(cells[1]) == p.batch_size and int(cells[2]) == p.iterations
+        assert cells[3] == ("all" if p.max_train_images is None else str(p.max_train_images))
+        assert tuple(int(v) for v in cells[4].split()) == p.sizes
+        assert int(cells[5]) == p.n_images and int(cells[6]) == p.gatys_iterations
+        n, size, iters = re.match(r"(\d+) @ (\d+) (\d+) it", cells[7]).groups()
+        assert (int(n), int(size), int(iters)) == (p.n_outputs, p.output_size, p.output_gatys_iterations)
+
+
+def test_cli_rejects_bad_arguments(tmp_path, capsys):
+    for bad in (["--sizes", "30"], ["--iterations", "0"], ["--profile", "fast"], ["--variant", "x"]):
+        with pytest.raises(SystemExit):
+            style.main([*bad, "--out", str(tmp_path / "x")])
+    assert "not a multiple of 4" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ data/style_data
+
+
+def _folder(tmp_path, sizes=((40, 60), (50, 50), (70, 45))):
+    from data.images import save_image
+
+    g = torch.Generator().manual_seed(0)
+    for i, (h, w) in enumerate(sizes):
+        save_image(torch.rand(3, h, w, generator=g), tmp_path / f"img{i}.png")
+    return sorted(tmp_path.glob("*.png"))
+
+
+def test_training_batches_are_deterministic_and_resumable(tmp_path):
+    files = _folder(tmp_path)
+    a = StyleTrainingSet(files, size=32, crop="random", seed=5)
+    b = StyleTrainingSet(files, size=32, crop="random", seed=5)
+    c = StyleTrainingSet(files, size=32, crop="random", seed=6)
+    stream = a.batches(2)
+    first = [next(stream) for _ in range(4)]
+    assert all(x.shape == (2, 3, 32, 32) and 0 <= x.min() and x.max() <= 1 for x in first)
+    assert all(torch.equal(x, b.batch(i, 2)) for i, x in enumerate(first))
+    assert torch.equal(next(b.batches(2, start_iteration=3)), first[3])  # resume needs only the iteration
+    assert not all(torch.equal(x, c.batch(i, 2)) for i, x in enumerate(first))
+    # each epoch visits every image once
+    epoch = [a.index_at(p)[1] for p in range(3)]
+    assert sorted(epoch) == [0, 1, 2]
+
+
+def test_centre_crops_and_resizing():
+    img = torch.rand(3, 40, 60)
+    assert resize_shorter_side(img, 20).shape == (3, 20, 30)
+    assert center_square(img, 32).shape == (3, 32, 32)
+    assert crop_to_multiple(torch.rand(3, 33, 42), 4).shape == (3, 32, 40)
+    ds = StyleTrainingSet([Path("unused.png")], size=8, crop="center")
+    ds._cache[0] = (torch.arange(8 * 12, dtype=torch.float32).reshape(1, 8, 12).expand(3, 8, 12) % 255) \
+        .to(torch.uint8)
+    assert torch.equal(ds[0], ds._cache[0][:, :, 2:10].float() / 255)
+    with pytest.raises(ValueError):
+        StyleTrainingSet([], size=8)
+    with pytest.raises(ValueError):
+        StyleTrainingSet([Path("x.png")], size=8, crop="diagonal")

@@ -1,0 +1,474 @@
+"""The one training loop every harness shares (SR networks, SRCNN, and later the style networks).
+
+Why one loop: checkpointing, exact resume, logging, NaN handling and (later) multi-GPU must behave the same for every
+network the suite trains, and be tested once.
+
+What it takes (generic):
+- `model`: any nn.Module (already on `device`, already initialised from the run's seed);
+- `loss_fn(model, batch) -> {"total": (N,), term: (N,), ...}`: per-image loss terms; the loop optimises the batch
+  mean of "total" and logs the batch mean of every term;
+- `stream`: indexed samples, `stream[k]` for k = 0, 1, 2, ... a deterministic function of k (data.patches builds
+  these). Global batch b (0-based) holds samples [b * B, (b + 1) * B). So the data-sampler state is one integer,
+  and resuming replays exactly the samples an uninterrupted run would have drawn.
+
+What it guarantees:
+- A fresh run seeds the global RNGs (python, numpy, torch) from cfg.seed (+ rank), so randomness inside loss_fn is
+  reproducible; the model is initialised by the caller, before.
+- Adam (lr from the config or per-group `param_groups`), optional autocast (bf16 / fp16 with a GradScaler).
+- Checkpoints every `checkpoint_every` iterations and at the end, written atomically (temp file + fsync + rename):
+  model, optimiser, scaler, RNG states (python, numpy, torch, cuda), data-sampler position, iteration, elapsed wall
+  time, and the run identity (`meta` + the config fields that shape the trajectory). Loaded with
+  `torch.load(weights_only=True)`.
+- `resume=True` continues from the checkpoint: the same iterations produce the same losses as an uninterrupted run
+  (bit-identical on CPU). Log rows written after the checkpoint (a run killed between checkpoints) are dropped, so the
+  resumed log lines up with an uninterrupted one. A checkpoint of a different run (other meta / batch / lr / seed)
+  is refused. A finished run is not retrained: the model is loaded and returned.
+- A training-loss CSV `logs/train_<name>.csv`: iteration, wall_time_s (cumulative training time, carried across
+  resumes), total, then each other term (means over the `log_every` iterations since the previous row).
+- NaN or Inf in any term stops the run before that step's update with `NonFiniteLossError` naming the iteration and
+  the term; the last good checkpoint is left untouched (nothing is written after the bad step).
+- tqdm progress bar (rank 0 only).
+
+Data parallelism: `dist_context()` reads torch.distributed; `wrap_model()` is the one place that builds the model
+wrapper (DistributedDataParallel when a process group is initialised) and `RankBatchSampler` the one place that
+splits a global batch between ranks (rank r takes its contiguous share of each global batch, so N ranks see exactly
+the samples of one process with the same global batch). Only rank 0 writes logs and checkpoints; logged losses
+are averaged over ranks. This path is written for torchrun but not exercised by the tests yet (issue 7).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from data.files import atomic_write, atomic_write_text
+
+__all__ = [
+    "TrainConfig", "TrainResult", "NonFiniteLossError", "CheckpointMismatchError", "DistContext", "dist_context",
+    "wrap_model", "RankBatchSampler", "make_loader", "capture_rng_state", "restore_rng_state", "seed_everything",
+    "save_checkpoint",
+    "load_checkpoint", "checkpoint_path", "log_path", "load_trained_weights", "train",
+]
+
+LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. `batch_size` is the global batch (split across ranks under torchrun)."""
+
+    iterations: int
+    batch_size: int
+    lr: float = 1e-3
+    checkpoint_every: int = 1000
+    log_every: int = 1
+    seed: int = 0
+    num_workers: int = 0
+    amp: str | None = None  # None, "bf16" or "fp16"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
+        if self.checkpoint_every % self.log_every:
+            raise ValueError(f"TrainConfig.checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+                             f"log_every ({self.log_every}) so a resumed log lines up with an uninterrupted one")
+        if self.num_workers < 0:
+            raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"TrainConfig.amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that shape the trajectory: a checkpoint made with others cannot be resumed with these."""
+        return {"batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, "log_every": self.log_every,
+                "amp": self.amp}
+
+
+@dataclass
+class TrainResult:
+    """What a training call did, for run.json."""
+
+    name: str
+    iterations: int  # total iterations the model has now been trained for
+    start_iteration: int  # 0 for a fresh run, the checkpoint's iteration when resumed
+    wall_time_s: float  # cumulative training time (all sessions)
+    session_time_s: float  # this call only
+    checkpoint: str | None
+    log: str | None
+    resumed: bool = False
+    already_complete: bool = False
+    last: dict[str, float] = field(default_factory=dict)  # last logged row's loss terms
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf: names the run, iteration, term and the last good checkpoint."""
+
+    def __init__(self, name: str, iteration: int, term: str, value: float, checkpoint: Path | None,
+                 checkpoint_iteration: int | None):
+        self.name, self.iteration, self.term, self.value = name, iteration, term, value
+        self.checkpoint, self.checkpoint_iteration = checkpoint, checkpoint_iteration
+        where = (f"the last good checkpoint is {checkpoint} (iteration {checkpoint_iteration}); resume from it with "
+                 f"a lower learning rate or check the data" if checkpoint is not None
+                 else "no checkpoint had been written yet")
+        super().__init__(f"training {name!r} stopped at iteration {iteration}: loss term {term!r} is {value}; "
+                         f"{where}")
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint on disk belongs to a different run than the one asked to resume."""
+
+
+# ------------------------------------------------------------------------------------------- distributed slots
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a data-parallel job (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_context() -> DistContext:
+    """Rank and world size from an initialised torch.distributed process group, else a single process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return DistContext(torch.distributed.get_rank(), torch.distributed.get_world_size(),
+                           int(os.environ.get("LOCAL_RANK", 0)))
+    return DistContext()
+
+
+def wrap_model(model: nn.Module, device: torch.device, ctx: DistContext) -> nn.Module:
+    """The one place that wraps the model for training: DistributedDataParallel under torchrun, else unchanged."""
+    if ctx.world_size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index if device.index is not None else ctx.local_rank] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+class RankBatchSampler(Sampler[list[int]]):
+    """Sample indices for global batches [start_batch, stop_batch): this rank's contiguous share of each."""
+
+    def __init__(self, batch_size: int, start_batch: int, stop_batch: int, ctx: DistContext = DistContext()):
+        if batch_size % ctx.world_size:
+            raise ValueError(f"global batch size {batch_size} is not divisible by the {ctx.world_size} ranks")
+        self.batch_size, self.start, self.stop, self.ctx = batch_size, start_batch, stop_batch, ctx
+        self.local = batch_size // ctx.world_size
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for b in range(self.start, self.stop):
+            first = b * self.batch_size + self.ctx.rank * self.local
+            yield list(range(first, first + self.local))
+
+
+def make_loader(stream: Any, cfg: TrainConfig, start_batch: int, ctx: DistContext, device: torch.device,
+                collate: Callable[[list[Any]], Any] | None = None) -> DataLoader:
+    """The one place that builds the data pipeline: global batches start_batch .. cfg.iterations - 1.
+
+    The loader gets its own generator so creating it never consumes the global torch RNG (that would make a
+    resumed run diverge from an uninterrupted one).
+    """
+    sampler = RankBatchSampler(cfg.batch_size, start_batch, cfg.iterations, ctx)
+    return DataLoader(stream, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
+                      pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed),
+                      persistent_workers=False)
+
+
+# ------------------------------------------------------------------------------------------------ RNG / files
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy, torch (and CUDA) RNG states as tensors and plain types (safe for weights_only loading)."""
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"bit_generator": np_state["bit_generator"],
+                  "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                  "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                  "gauss": float(np_state["gauss"])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of capture_rng_state."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np_state = state["numpy"]
+    np.random.set_state({"bit_generator": np_state["bit_generator"],
+                         "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+                         "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]})
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices): a fresh training run starts from the same RNG state every time."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def checkpoint_path(out_dir: Path | str, name: str) -> Path:
+    """Where run `name`'s checkpoint lives inside a run folder."""
+    return Path(out_dir) / "checkpoints" / f"{name}.pt"
+
+
+def log_path(out_dir: Path | str, name: str) -> Path:
+    """Where run `name`'s training log lives inside a run folder (the results contract's logs/train_<name>.csv)."""
+    return Path(out_dir) / "logs" / f"train_{name}.csv"
+
+
+def save_checkpoint(path: Path | str, state: Mapping[str, Any]) -> Path:
+    """torch.save to a temporary file next to `path`, fsync, rename: a crash leaves the previous checkpoint."""
+    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
+
+
+def load_checkpoint(path: Path | str, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by save_checkpoint (weights_only=True: no arbitrary code from the file)."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - truncated or foreign file
+        raise ValueError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}); delete it to start over") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a checkpoint of this suite (format {CHECKPOINT_FORMAT}); delete it to start "
+                         "over")
+    return ckpt
+
+
+def load_trained_weights(model: nn.Module, path: Path | str) -> dict[str, Any]:
+    """Load the model weights of a checkpoint into `model` (for evaluation); returns the checkpoint's summary."""
+    ckpt = load_checkpoint(path, map_location=next(model.parameters()).device)
+    model.load_state_dict(ckpt["model"])
+    return {"iteration": ckpt["iteration"], "elapsed_s": ckpt["elapsed_s"], "meta": ckpt["meta"]}
+
+
+class _CsvLog:
+    """Append-only CSV training log that can be cut back to a checkpoint's iteration."""
+
+    def __init__(self, path: Path, keep_through: int):
+        self.path, self.header, self.file = path, None, None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if keep_through > 0 and path.exists():
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))
+            if rows:
+                self.header = rows[0]
+                kept = [r for r in rows[1:] if r and int(r[0]) <= keep_through]
+                buf = io.StringIO()
+                csv.writer(buf, lineterminator="\n").writerows([self.header, *kept])
+                atomic_write_text(path, buf.getvalue())
+        elif path.exists():
+            path.unlink()
+
+    def write(self, row: dict[str, float]) -> None:
+        if self.header is None:
+            self.header = list(row)
+        elif list(row) != self.header:
+            raise ValueError(f"{self.path}: loss terms changed from {self.header} to {list(row)}")
+        if self.file is None:
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            self.file = open(self.path, "a", newline="", encoding="utf-8")
+            if new:
+                csv.writer(self.file, lineterminator="\n").writerow(self.header)
+        csv.writer(self.file, lineterminator="\n").writerow(
+            [int(v) if k == "iteration" else repr(float(v)) for k, v in row.items()])
+        self.file.flush()
+
+    def sync(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _check_resumable(ckpt: Mapping[str, Any], cfg: TrainConfig, meta: Mapping[str, Any], path: Path) -> None:
+    problems = []
+    for key, want in cfg.identity().items():
+        have = ckpt["config"].get(key)
+        if have != want:
+            problems.append(f"{key}: checkpoint {have!r}, now {want!r}")
+    if ckpt["meta"] != dict(meta):
+        keys = sorted(set(ckpt["meta"]) | set(meta))
+        problems += [f"{k}: checkpoint {ckpt['meta'].get(k)!r}, now {meta.get(k)!r}" for k in keys
+                     if ckpt["meta"].get(k) != meta.get(k)]
+    if problems:
+        raise CheckpointMismatchError(f"{path} belongs to a different run ({'; '.join(problems)}); resume with the "
+                                      "same settings, or start over (delete it / --overwrite)")
+
+
+def _plain(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """meta as JSON-like plain types (what weights_only loading gives back)."""
+    def conv(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, (bool, int, float, str)) or v is None:
+            return v
+        return str(v)
+    return conv(meta)
+
+
+# ------------------------------------------------------------------------------------------------------- train
+
+
+def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, name: str, out_dir: Path | str,
+          device: torch.device | str = "cpu", resume: bool = False,
+          param_groups: Sequence[dict[str, Any]] | None = None, collate: Callable[[list[Any]], Any] | None = None,
+          meta: Mapping[str, Any] | None = None) -> TrainResult:
+    """Train `model` for cfg.iterations with Adam on `loss_fn` over `stream`; see the module doc for guarantees.
+
+    name: the run's name (log `out_dir/logs/train_<name>.csv`, checkpoint `out_dir/checkpoints/<name>.pt`).
+    param_groups: Adam parameter groups (each with its own lr); default all of model.parameters() at cfg.lr.
+    meta: what identifies this training (method, scale, variant, data, ...): stored in the checkpoint and compared
+      on resume.
+    """
+    device = torch.device(device)
+    ctx = dist_context()
+    meta = _plain(meta or {})
+    ckpt_file, log_file = checkpoint_path(out_dir, name), log_path(out_dir, name)
+    groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+
+    start, elapsed, resumed, last_ckpt_iter = 0, 0.0, False, None
+    if resume and ckpt_file.exists():
+        ckpt = load_checkpoint(ckpt_file, map_location=device)
+        _check_resumable(ckpt, cfg, meta, ckpt_file)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        restore_rng_state(ckpt["rng"])
+        start, elapsed, resumed, last_ckpt_iter = int(ckpt["iteration"]), float(ckpt["elapsed_s"]), True, \
+            int(ckpt["iteration"])
+        if ckpt["sampler"]["next_sample"] != start * cfg.batch_size:
+            raise ValueError(f"{ckpt_file}: sampler position {ckpt['sampler']['next_sample']} does not match "
+                             f"iteration {start} x batch {cfg.batch_size}; the checkpoint is inconsistent")
+        if start >= cfg.iterations:
+            return TrainResult(name, start, start, elapsed, 0.0, str(ckpt_file), str(log_file), True, True,
+                               dict(ckpt.get("last", {})))
+    else:
+        seed_everything(cfg.seed + ctx.rank)
+
+    wrapped = wrap_model(model, device, ctx)
+    log = _CsvLog(log_file, keep_through=start) if ctx.is_main else None
+    loader = make_loader(stream, cfg, start, ctx, device, collate)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
+    bar = tqdm(total=cfg.iterations, initial=start, desc=f"train {name}", unit="it", dynamic_ncols=True,
+               disable=not (cfg.progress and ctx.is_main), mininterval=1.0)
+    sums: dict[str, float] = {}
+    last: dict[str, float] = {}
+    t_session = time.perf_counter()
+
+    def checkpoint(iteration: int) -> None:
+        nonlocal last_ckpt_iter
+        if log is not None:
+            log.sync()
+        if ctx.is_main:
+            save_checkpoint(ckpt_file, {
+                "format": CHECKPOINT_FORMAT, "name": name, "iteration": iteration,
+                "elapsed_s": elapsed + time.perf_counter() - t_session,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "rng": capture_rng_state(),
+                "sampler": {"next_sample": iteration * cfg.batch_size, "global_batch": cfg.batch_size},
+                "config": cfg.identity(), "meta": meta, "last": dict(last),
+                "world_size": ctx.world_size,
+            })
+        last_ckpt_iter = iteration
+
+    wrapped.train()
+    it = start
+    try:
+        for it, batch in enumerate(loader, start=start + 1):
+            batch = _to_device(batch, device)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                terms = loss_fn(wrapped, batch)
+            if "total" not in terms:
+                raise KeyError(f"loss_fn of {name!r} returned {sorted(terms)}; it must include 'total'")
+            names = ["total", *[k for k in terms if k != "total"]]
+            means = torch.stack([terms[k].float().mean() for k in names])
+            if ctx.world_size > 1:
+                logged = means.detach().clone()
+                torch.distributed.all_reduce(logged)
+                values = (logged / ctx.world_size).tolist()
+            else:
+                values = means.detach().tolist()
+            for term, value in zip(names, values):
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(name, it, term, value,
+                                             ckpt_file if last_ckpt_iter is not None else None, last_ckpt_iter)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(means[0]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            for term, value in zip(names, values):
+                sums[term] = sums.get(term, 0.0) + value
+            if it % cfg.log_every == 0:
+                last = {k: v / cfg.log_every for k, v in sums.items()}
+                sums = {}
+                if log is not None:
+                    log.write({"iteration": it, "wall_time_s": elapsed + time.perf_counter() - t_session, **last})
+                bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
+            bar.update(1)
+            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
+                checkpoint(it)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    if it != cfg.iterations:
+        raise RuntimeError(f"training {name!r}: the data stream ended at iteration {it} of {cfg.iterations}")
+    session = time.perf_counter() - t_session
+    return TrainResult(name, it, start, elapsed + session, session, str(ckpt_file) if ctx.is_main else None,
+                       str(log_file) if ctx.is_main else None, resumed, False, last)

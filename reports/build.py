@@ -102,6 +102,7 @@ def _run_context(run: Run) -> dict[str, Any]:
             "profile": run.profile, "device": run.device, "device_name": run.device_name,
             "corpus": run.corpus_text, "commit": run.commit, "date": run.date, "variant": run.variant,
             "path": str(run.path), "notes": run.notes, "deviations": run.deviations(),
+            "harness_notes": run.harness_notes,
             "paper_protocol": run.paper_protocol}
 
 
@@ -168,7 +169,9 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
                       for r in runs}
         html_tables = {
             "overview": Markup(tables.overview_html(overview)),
-            "claims": [dict(t, html=Markup(t["html"])) for t in tables.claims_tables(claims)],
+            "claims": [dict(t, html=Markup(t["html"]) if t["html"] else None,
+                            not_run_html=Markup(t["not_run_html"]) if t["not_run_html"] else None)
+                       for t in tables.claims_tables(claims)],
             "runs": Markup(tables.runs_html(runs)) if runs else None,
             "table1": problems.guard("Table 1", lambda: tables.table1_html(runs, published), None),
             "fig5": problems.guard("the Fig. 5 table", lambda: tables.fig5_html(runs), None),

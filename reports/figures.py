@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from data.files import atomic_write_bytes
 from reports.benchjson import RECORD_COLUMNS
@@ -34,6 +35,7 @@ def _log_if_positive(ax, values: list[np.ndarray]) -> None:
     finite = np.concatenate([np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in values] or [[]])
     if len(finite) and (finite > 0).all() and finite.max() > 10 * finite.min():
         ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())  # label decades only: minor labels crowd the axis
 
 
 def read_logs(run: Run) -> tuple[dict[str, pd.DataFrame], list[str]]:
@@ -168,13 +170,14 @@ def gatys_figure(run: Run, path: Path) -> tuple[Path | None, list[str]]:
             match = run.value(task="style", dataset=size, method="gatys_lbfgs",
                               metric="iters_to_match" if xlabel.startswith("L-BFGS") else "seconds_to_match")
             if match is not None and np.isfinite(match):
-                ax.axvline(match, color="0.4", ls="--", lw=1.0, label="mean point of match")
+                ax.axvline(match, color="0.4", ls="--", lw=1.0, label="L-BFGS reaches the network (mean)")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("objective (Eq. 5)")
             ax.set_title(f"{size} px", fontsize=9)
             ax.grid(alpha=0.3)
             _log_if_positive(ax, [np.asarray(ys, float).ravel()])
-        row[0].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8)
     fig.suptitle(f"Run {run.label}: Gatys objective vs the network ({run.profile} profile, {run.device})")
     return save(fig, path), notes
 

@@ -147,6 +147,19 @@ class Run:
             out.append(f"{self.profile} profile (not the paper's schedule)")
         if self.substitute_corpus():
             out.append(f"substitute training corpus: {self.corpus_text}")
+        vgg = self._get("vgg_weights", default=self._get("identity", "vgg_weights"))
+        if vgg is not None and str(vgg) not in ("imagenet", "IMAGENET1K_V1"):
+            out.append(f"loss network weights: {vgg} (the paper: ImageNet VGG-16)")
+        return out
+
+    @property
+    def harness_notes(self) -> list[str]:
+        """Free-text notes the harness recorded in run.json (`notes`, and the corpus's `note`)."""
+        notes = self._get("notes", default=[])
+        out = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)]
+        corpus_note = self._get("corpus", "note")
+        if corpus_note:
+            out.append(f"corpus: {corpus_note}")
         return out
 
     def substitute_corpus(self) -> bool:

@@ -70,23 +70,33 @@ CLAIM_COLUMNS = ["Run", "Scale", "Dataset", "Method", "Metric", "Paper", "Confid
                  "Tolerance", "Verdict"]
 
 
-def claims_tables(claims: pd.DataFrame) -> list[dict[str, str]]:
-    """One table per claim, verdict cells classed by verdict (for colour) and confidence cells by confidence."""
+def _claims_html(sub: pd.DataFrame, table_id: str) -> str | None:
+    if sub.empty:
+        return None
+    sub = sub.reset_index(drop=True)
+    display = sub[CLAIM_COLUMNS].copy()
+    if (display["Scale"] == "").all():
+        display = display.drop(columns=["Scale"])
+    classes = pd.DataFrame("", index=display.index, columns=display.columns)
+    classes["Verdict"] = "verdict verdict-" + sub["verdict_class"].str.replace(" ", "-")
+    classes["Confidence"] = "confidence-" + sub["Confidence"].astype(str)
+    return render(display, table_id=table_id, classes=classes, css_class="claims", hide_index=True)
+
+
+def claims_tables(claims: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per claim: a table of the checks that have a number (verdict cells classed for colour) and, folded away,
+    the checks no run has a number for (`<key>-not-run`), so a partial run does not bury its results."""
     out = []
     for spec in CLAIMS:
-        sub = claims[claims["claim"] == spec.key].reset_index(drop=True)
+        sub = claims[claims["claim"] == spec.key]
         if sub.empty:
             continue
-        display = sub[CLAIM_COLUMNS].copy()
-        if (display["Scale"] == "").all():
-            display = display.drop(columns=["Scale"])
-        classes = pd.DataFrame("", index=display.index, columns=display.columns)
-        classes["Verdict"] = "verdict verdict-" + sub["verdict_class"].str.replace(" ", "-")
-        classes["Confidence"] = "confidence-" + sub["Confidence"].astype(str)
+        missing = sub["verdict_class"] == "not run"
         sources = sorted({str(d) for d in sub["source"] if d})
         out.append({"key": spec.key, "title": spec.title, "why": spec.why, "sources": sources,
-                    "html": render(display, table_id=f"claims-{spec.key}", classes=classes, css_class="claims",
-                                   hide_index=True)})
+                    "html": _claims_html(sub[~missing], f"claims-{spec.key}"),
+                    "not_run_html": _claims_html(sub[missing], f"claims-{spec.key}-not-run"),
+                    "n_not_run": int(missing.sum())})
     return out
 
 

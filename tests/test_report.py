@@ -83,10 +83,19 @@ def cell(table, row_key: tuple, col_key: tuple):
 
 
 def claim_rows(soup, key: str) -> list[dict[str, str]]:
-    table = soup.find("table", id=f"claims-{key}")
-    cols, _, cells = table_grid(table)
-    n_rows = max(i for i, _ in cells) + 1
-    return [{cols[j][0]: cells[(i, j)].get_text(strip=True) for j in cols} for i in range(n_rows)]
+    """Rows of a claim's table and of its folded "not run" table."""
+    rows = []
+    for table_id in (f"claims-{key}", f"claims-{key}-not-run"):
+        table = soup.find("table", id=table_id)
+        if table is None:
+            continue
+        cols, _, cells = table_grid(table)
+        n_rows = max(i for i, _ in cells) + 1
+        rows += [{cols[j][0]: cells[(i, j)].get_text(strip=True) for j in cols} for i in range(n_rows)]
+        if table_id.endswith("not-run"):
+            assert table.find_parent("details") is not None
+            assert {r["Verdict"] for r in rows[-n_rows:]} == {"not run"}
+    return rows
 
 
 @pytest.fixture(scope="module")

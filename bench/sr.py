@@ -119,7 +119,7 @@ class SRProfile:
 PROFILE_TABLE: dict[str, SRProfile] = {
     # CI: seconds of training per network on a CPU; Set5 only; the numbers mean nothing beyond "it runs".
     "smoke": SRProfile("smoke", iterations=4, batch_size=2, patch_size=64, lr=1e-3,
-                       srcnn_iterations=4, srcnn_batch_size=16, srcnn_lr=1e-4,
+                       srcnn_iterations=4, srcnn_batch_size=4, srcnn_lr=1e-4,
                        datasets=("Set5",), lpips=(), save_images=2, checkpoint_every=2, log_every=1, num_workers=0,
                        note="smoke test: a handful of iterations, Set5 only, no LPIPS"),
     # ~30 minutes on a 2-core CPU for x4 and x8 with all four methods: full evaluation, reduced training.
@@ -273,6 +273,7 @@ class SRRunConfig:
     patch_size: int | None = None
     lr: float | None = None
     tv_weight: float = 0.0
+    vgg_weights: str = "imagenet"  # "random" only for tests of the mechanics
     lpips: tuple[str, ...] = ()
     save_images: int = 0
     num_workers: int | None = None
@@ -315,7 +316,7 @@ class SRRunConfig:
             "datasets": list(self.datasets), "variant": self.variant, "seed": self.seed,
             "iterations": self.n_iterations if self.needs("pixel", "feat") else None,
             "batch_size": self.batch, "patch_size": self.patch, "lr": self.learning_rate,
-            "tv_weight": self.tv_weight,
+            "tv_weight": self.tv_weight, "vgg_weights": self.vgg_weights if self.needs("feat") else None,
             "corpus": self.corpus if self.needs("pixel", "feat") else None,
             "srcnn_iterations": self.n_srcnn_iterations if self.needs("srcnn") else None,
             "srcnn_corpus": self.srcnn_corpus if self.needs("srcnn") else None,
@@ -474,6 +475,7 @@ class SRHarness:
             "methods": [n for m in cfg.methods for n in METHODS[m]],
             "variant": cfg.variant,
             "lpips": {"requested": list(cfg.lpips), "ran": []},
+            "loss_network": {"net": "vgg16", "weights": cfg.vgg_weights, "layer": FEAT_LAYER},
             "loss_weights": {"johnson_feat": {f"feat_{FEAT_LAYER}": 1.0, "tv": cfg.tv_weight},
                              "johnson_pixel": {"pixel": 1.0}, "srcnn": {"pixel_y": 1.0}},
             "training_settings": {
@@ -564,7 +566,7 @@ class SRHarness:
             if self.loss_net is None:
                 from perceptual.vgg import LossNetwork
 
-                self.loss_net = LossNetwork((FEAT_LAYER,), weights="imagenet", device=self.device)
+                self.loss_net = LossNetwork((FEAT_LAYER,), weights=cfg.vgg_weights, device=self.device)
             criterion: nn.Module = FeatureReconstructionLoss(self.loss_net, FEAT_LAYER, tv_weight=cfg.tv_weight)
         else:
             criterion = PixelLoss()
@@ -834,6 +836,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=_positive_float, default=None, help="SR network learning rate override")
     parser.add_argument("--tv-weight", type=float, default=0.0,
                         help="total-variation weight added to the feature loss (default 0)")
+    parser.add_argument("--vgg-weights", choices=("imagenet", "random"), default="imagenet",
+                        help="loss network weights for `feat`; `random` only for tests of the mechanics")
     parser.add_argument("--lpips", nargs="+", choices=LPIPS_NETS, default=None, metavar="NET",
                         help="LPIPS networks to score with: vgg alex (default: the profile's)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (slow on a CPU); run.json records it")
@@ -865,13 +869,15 @@ def config_from_args(args: argparse.Namespace) -> SRRunConfig:
     bad = [s for s in args.scales if patch % s]
     if bad:
         raise ValueError(f"--patch-size {patch} is not a multiple of scale(s) {bad}")
+    if not (np.isfinite(args.tv_weight) and args.tv_weight >= 0):
+        raise ValueError(f"--tv-weight must be a non-negative number, got {args.tv_weight}")
     out = args.out if args.out is not None else Path("runs") / "sr" / profile.name
     return SRRunConfig(
         profile=profile, scales=tuple(dict.fromkeys(args.scales)), methods=tuple(dict.fromkeys(args.methods)),
         datasets=tuple(args.datasets or profile.datasets), corpus=args.corpus, srcnn_corpus=args.srcnn_corpus,
         out=out, variant=args.variant, seed=args.seed, device=device, iterations=args.iterations,
         srcnn_iterations=args.srcnn_iterations, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
-        tv_weight=args.tv_weight, lpips=lpips,
+        tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, lpips=lpips,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
         num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
         progress=not args.no_progress)

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 
@@ -206,19 +207,17 @@ def stylise(
         if progress is not None:
             progress(k, row)
 
+    step = {"first": True, "terms": {}}
+
+    def closure() -> torch.Tensor:
+        loss = evaluator()
+        if step["first"]:  # the first evaluation of step k+1 is at x_k: that is row k's objective
+            step["terms"], step["first"] = dict(evaluator.last), False
+        return loss
+
     for k in range(config.iterations):
         before = x.detach().clone() if config.clamp and config.optimizer == "lbfgs" else None
-        first = True
-        start_terms: dict[str, float] = {}
-
-        def closure() -> torch.Tensor:
-            nonlocal first
-            loss = evaluator()
-            if first:  # the first evaluation of step k+1 is at x_k: that is row k's objective
-                start_terms.update(evaluator.last)
-                first = False
-            return loss
-
+        step["first"] = True
         opt.step(closure)
         if config.clamp:
             with torch.no_grad():
@@ -230,7 +229,7 @@ def stylise(
                 _sync_lbfgs_step(opt, x, before)
         times.append(clock.elapsed())
         evals.append(evaluator.evaluations)
-        record(k, start_terms)
+        record(k, step["terms"])
     record(config.iterations, evaluator.value())
     return GatysResult(image=x.detach().clone(), trace=rows, config=config)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ class Stopwatch:
         self.device = torch.device(device)
         self._t0: float | None = None
 
-    def start(self) -> "Stopwatch":
+    def start(self) -> Stopwatch:
         synchronize(self.device)
         self._t0 = time.perf_counter()
         return self

@@ -54,16 +54,18 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 
 from baselines.gatys import GatysConfig, read_trace, stylise, write_trace
-from bench.profiles import PROFILES as PROFILE_NAMES, check_profile, default_device, default_profile
+from bench.profiles import PROFILES as PROFILE_NAMES
+from bench.profiles import check_profile, default_device, default_profile
 from bench.runinfo import environment
-from bench.speed import Stopwatch, time_forward
+from bench.speed import time_forward
 from data.files import atomic_write, atomic_write_json, atomic_write_text
 from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import LossWeights, PerceptualObjective
@@ -126,10 +128,6 @@ PROFILES: dict[str, StyleProfile] = {
 
 class RunFolderError(RuntimeError):
     """The output folder holds a different run (or settings that do not match a --resume)."""
-
-
-class TrainingDivergedError(FloatingPointError):
-    """A loss term became NaN/Inf: names the iteration, the term and the last good checkpoint."""
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -234,120 +232,16 @@ def choose_tv(candidates: dict[float, float], tolerance: float = TV_TOLERANCE) -
 # ----------------------------------------------------------------------------------------------------- training
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> Path:
-    return atomic_write(path, lambda p: torch.save(obj, p))
+def style_loss_fn(objective: PerceptualObjective) -> Callable[[torch.nn.Module, torch.Tensor], dict[str, torch.Tensor]]:
+    """The training loss handed to the shared loop (bench.train.train): Eq. 5 of `objective`, per image.
 
-
-LOG_COLUMNS = ("iteration", "wall_time_s", "total", "content", "style", "tv")
-
-
-def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS), lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (int(r[k]) if k == "iteration" else repr(float(r[k]))) for k in LOG_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
-
-
-def _read_log(path: Path) -> list[dict[str, float]]:
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{k: (int(r[k]) if k == "iteration" else float(r[k])) for k in LOG_COLUMNS} for r in csv.DictReader(f)]
-
-
-def train_network(
-    net: torch.nn.Module,
-    objective: PerceptualObjective,
-    data: StyleTrainingSet,
-    *,
-    iterations: int,
-    batch_size: int,
-    lr: float,
-    device: torch.device,
-    log_path: Path,
-    checkpoint_path: Path,
-    identity: dict[str, Any],
-    resume: bool = False,
-    checkpoint_every: int = 1000,
-    log_every: int = 20,
-    num_workers: int = 0,
-    desc: str = "train",
-) -> dict[str, Any]:
-    """Train `net` on `objective` (the one Eq. 5 object) with Adam: the whole loop in one call.
-
-    Each iteration: content targets of the batch (no grad) -> net(batch) -> objective -> mean over the batch ->
-    backward -> Adam step. The log row at iteration i holds the mean of each term over the last `log_every`
-    iterations and the synchronised wall time. A NaN/Inf in any term stops training with TrainingDivergedError naming
-    the first bad iteration and term; the last good checkpoint stays on disk. Checkpoints (atomic; network, Adam,
-    RNG, iteration, `identity`) every `checkpoint_every` iterations and at the end; `resume` continues from one after
-    checking that its `identity` (style, variant, weights, sizes, seed) matches.
+    For a batch of photos y_c: content targets phi(y_c) at relu2_2 (no grad), y^ = net(y_c), and the objective's
+    terms {total, content, style, tv} for y^, each of shape (N,); the loop optimises the batch mean of `total`.
     """
-    from tqdm.auto import tqdm
+    def loss(model: torch.nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return objective(model(batch), objective.content_targets(batch))
 
-    net.to(device).train()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    start, elapsed0, rows = 0, 0.0, []
-    if resume and checkpoint_path.exists():
-        ck = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if ck.get("identity") != identity:
-            raise RunFolderError(f"{checkpoint_path} was written by a different configuration "
-                                 f"({ck.get('identity')} != {identity}); use --overwrite or another --out")
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        torch.set_rng_state(ck["torch_rng"].cpu())
-        start, elapsed0 = int(ck["iteration"]), float(ck["wall_time_s"])
-        rows = [r for r in _read_log(log_path) if r["iteration"] <= start]
-        log.info("%s: resuming at iteration %d of %d", desc, start, iterations)
-    last_good = start
-
-    def save(iteration: int, wall: float) -> None:
-        nonlocal last_good
-        _atomic_torch_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "iteration": iteration,
-                            "wall_time_s": wall, "torch_rng": torch.get_rng_state(), "identity": identity},
-                           checkpoint_path)
-        _write_log(log_path, rows)
-        last_good = iteration
-
-    clock = Stopwatch(device).start()
-    window: list[torch.Tensor] = []
-    batches = data.batches(batch_size, start_iteration=start, num_workers=num_workers)
-    bar = tqdm(total=iterations, initial=start, desc=desc, disable=None, leave=False)
-    for it in range(start + 1, iterations + 1):
-        x = next(batches).to(device, non_blocking=True)
-        content_feat = objective.content_targets(x)
-        terms = objective(net(x), content_feat)
-        loss = terms["total"].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        window.append(torch.stack([terms[k].detach().mean() for k in LOG_COLUMNS[2:]]))
-        if it % log_every == 0 or it == iterations:
-            values = torch.stack(window).cpu()  # one device sync per window
-            bad = ~torch.isfinite(values)
-            if bad.any():
-                i = int(bad.any(dim=1).nonzero()[0])  # the first bad iteration of the window
-                terms_bad = bad[i, 1:].nonzero()  # name the culprit term rather than the total when possible
-                j = int(terms_bad[0]) + 1 if len(terms_bad) else 0
-                raise TrainingDivergedError(
-                    f"{desc}: loss term {LOG_COLUMNS[2 + j]!r} is {values[i, j].item()} at iteration "
-                    f"{it - len(window) + 1 + i}; training stopped, the last good checkpoint is {checkpoint_path} "
-                    f"(iteration {last_good}). Lower --lr or the loss weights, or check the data.")
-            wall = elapsed0 + clock.elapsed()
-            means = values.mean(dim=0).tolist()
-            rows.append({"iteration": it, "wall_time_s": wall, **dict(zip(LOG_COLUMNS[2:], means))})
-            bar.set_postfix(total=f"{means[0]:.4g}")
-            window = []
-        if it % checkpoint_every == 0 or it == iterations:
-            save(it, elapsed0 + clock.elapsed())
-        bar.update(1)
-    bar.close()
-    if start >= iterations and not rows:
-        rows = _read_log(log_path)
-    net.eval()
-    return {"iterations": iterations, "resumed_from": start, "wall_time_s": elapsed0 + clock.elapsed(),
-            "final": rows[-1] if rows else None}
+    return loss
 
 
 # ----------------------------------------------------------------------------------------------------- the run
@@ -419,6 +313,11 @@ class StyleRun:
     def prepare_folder(self) -> None:
         """Refuse a folder holding another run unless --resume (same settings) or --overwrite (remove our files)."""
         run_json = self.out / "run.json"
+        if self.out.exists() and not self.out.is_dir():
+            raise RunFolderError(f"--out {self.out} exists and is not a folder; choose another --out")
+        if self.out.is_dir() and any(self.out.iterdir()) and not run_json.exists():
+            raise RunFolderError(f"--out {self.out} is not empty and holds no run.json, so it is not a run folder of "
+                                 f"this suite; refusing to write into it. Choose a new or empty --out")
         if run_json.exists():
             if self.s.overwrite:
                 for name in OWNED_PATHS:
@@ -567,6 +466,9 @@ class StyleRun:
               tag: str = "") -> tuple[TransformNet, dict[str, Any]]:
         """Train (or resume) the transform network of `style` on its objective (or, for the TV search, on the same
         objective with another TV weight); returns it and the loop's summary."""
+        from bench.train import TrainConfig
+        from bench.train import train as train_loop
+
         s, name = self.s, self.style_name(style)
         objective = self.objective(style)
         if tv_weight is not None and tv_weight != objective.weights.tv:
@@ -576,16 +478,17 @@ class StyleRun:
         files = corpus.files[: s.p.max_train_images] if s.p.max_train_images else corpus.files
         data = StyleTrainingSet(files, size=s.p.train_size, crop=s.crop, seed=s.seed)
         torch.manual_seed(s.seed)
-        net = TransformNet(s.variant)
-        iterations = s.p.iterations if iterations is None else iterations
-        ident = _jsonable(self.identity | {"style": style, "tv": objective.weights.tv, "iterations": iterations})
-        summary = train_network(
-            net, objective, data, iterations=iterations, batch_size=s.p.batch_size, lr=s.p.lr, device=self.device,
-            log_path=self.out / "logs" / f"train_{name}{tag}.csv",
-            checkpoint_path=self.out / "checkpoints" / f"{name}{tag}.pt", identity=ident, resume=s.resume,
-            checkpoint_every=s.p.checkpoint_every, log_every=s.p.log_every, num_workers=s.num_workers,
-            desc=f"train {name}{tag}")
-        summary |= {"n_train_images": len(files), "loss_weights": objective.weights.as_dict()}
+        net = TransformNet(s.variant).to(self.device)
+        cfg = TrainConfig(iterations=s.p.iterations if iterations is None else iterations, batch_size=s.p.batch_size,
+                          lr=s.p.lr, checkpoint_every=s.p.checkpoint_every, log_every=s.p.log_every, seed=s.seed,
+                          num_workers=s.num_workers)
+        meta = {"task": TASK, "style": style, "variant": s.variant, "loss_weights": objective.weights.as_dict(),
+                "train_size": s.p.train_size, "crop": s.crop, "style_size": s.style_size or s.p.train_size,
+                "corpus": s.train_corpus, "n_train_images": len(files), "vgg_weights": s.vgg_weights}
+        result = train_loop(net, style_loss_fn(objective), data, cfg, name=f"{name}{tag}", out_dir=self.out,
+                            device=self.device, resume=s.resume, meta=meta)
+        net.eval()
+        summary = result.as_dict() | {"n_train_images": len(files), "loss_weights": objective.weights.as_dict()}
         return net, summary
 
     def corpus(self) -> Any:
@@ -608,9 +511,9 @@ class StyleRun:
             info["tv_search"] = self.tv_search(style)
             self.tv_chosen[name] = info["tv_search"]["chosen"]
         net, summary = self.train(style)
-        models = self.out / "models"
-        _atomic_torch_save({"model": net.state_dict(), "variant": s.variant, "style": style,
-                            "loss_weights": self.objective(style).weights.as_dict()}, models / f"{name}.pt")
+        model = {"model": net.state_dict(), "variant": s.variant, "style": style,
+                 "loss_weights": self.objective(style).weights.as_dict()}
+        atomic_write(self.out / "models" / f"{name}.pt", lambda tmp: torch.save(model, tmp))
         self.networks[style] = net
         self.info.setdefault("training", {})[name] = summary | info
         return []
@@ -801,7 +704,6 @@ class StyleRun:
         from reports.build import build_report
 
         build_report([self.out], None, self.out / "report")
-        return None
 
 
 def _safe(name: str) -> str:
@@ -856,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "...) or image paths. Fig. 5 and Table 1 use the first. Default: la_muse (The Muse)")
     p.add_argument("--sizes", nargs="+", type=_size, default=None,
                    help="Fig. 5 / Table 1 image sizes (multiples of 4). Default per profile (paper: 256 512 1024)")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default results/style-<profile>)")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/style/<profile>)")
     p.add_argument("--variant", choices=VARIANTS, default="common",
                    help="transform network: common (instance norm, upsample+conv) or paper (batch norm, "
                         "transposed convs). Default common")
@@ -875,8 +777,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-set", default=DEFAULT_CONTENT_SET,
                    help="photos the styles are applied to for the report (default: the catalog's `content`)")
     p.add_argument("--train-size", type=_size, default=None, help="training crop size (paper: 256)")
-    p.add_argument("--batch-size", type=_positive("--batch-size"), default=None, help="batch size (paper: 4)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (paper: 1e-3)")
+    p.add_argument("--batch-size", type=_positive("--batch-size"), default=None,
+                   help="batch size (paper: 4): the GLOBAL batch (under torchrun each of N ranks takes batch / N; "
+                        "must divide)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (paper: 1e-3; not scaled with the number of ranks)")
     p.add_argument("--crop", choices=CROPS, default="center", help="training crop: center (default) or random")
     p.add_argument("--style-size", type=_positive("--style-size"), default=None,
                    help="shorter side of the style image for its Gram targets (default: the training size)")
@@ -912,7 +817,7 @@ def settings_from_args(args: argparse.Namespace) -> StyleSettings:
         raise SystemExit(f"--device {device}: CUDA is not available here; use --device cpu")
     return StyleSettings(
         profile=profile, styles=list(args.styles), sizes=tuple(args.sizes or base.sizes),
-        out=args.out or Path("results") / f"style-{profile}", variant=args.variant, seed=args.seed, device=device,
+        out=args.out or Path("runs") / "style" / profile, variant=args.variant, seed=args.seed, device=device,
         weights=LossWeights(content=args.content_weight, style=args.style_weight, tv=args.tv_weight), p=p,
         train_corpus=args.train_corpus, eval_set=args.eval_set, content_set=args.content_set, crop=args.crop,
         style_size=args.style_size, gatys_init=args.gatys_init, tv_search=args.tv_search,
@@ -927,7 +832,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("profile %s on %s: styles %s, sizes %s, out %s", settings.profile, settings.device,
              settings.styles, settings.sizes, settings.out)
     try:
-        return StyleRun(settings).run()
+        from bench.distributed import run_harness  # alone, or one rank of a torchrun job (issue 7)
+
+        return run_harness(StyleRun(settings))
     except RunFolderError as e:
         log.error("%s", e)
         return 2

@@ -13,8 +13,9 @@ So resuming at iteration i needs nothing but i, and two runs with the same seed 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

@@ -1,12 +1,19 @@
 """The Gatys baseline: it minimises PerceptualObjective (Eq. 5), L-BFGS descends, pixels stay in [0, 1], and the trace
 counts iterations and time honestly. Mechanics only: a randomly initialised VGG-16 on tiny images (fast, no weights)."""
+import itertools
 import math
 
 import pytest
 import torch
 
 from baselines.gatys import (
-    TRACE_COLUMNS, GatysConfig, initial_image, read_trace, stylise, trace_csv, write_trace,
+    TRACE_COLUMNS,
+    GatysConfig,
+    initial_image,
+    read_trace,
+    stylise,
+    trace_csv,
+    write_trace,
 )
 from perceptual.losses import LossWeights, PerceptualObjective
 from perceptual.vgg import LossNetwork
@@ -40,7 +47,10 @@ def images(seed=1, size=SIZE):
     return content, style
 
 
-def objective(loss_net, weights=LossWeights(content=1.0, style=5.0, tv=1.0)):
+BALANCED = LossWeights(content=1.0, style=5.0, tv=1.0)
+
+
+def objective(loss_net, weights=BALANCED):
     content, style = images()
     return PerceptualObjective(loss_net, style, weights), content
 
@@ -73,7 +83,7 @@ def test_lbfgs_lowers_the_objective_monotonically(loss_net):
     obj, content = objective(loss_net)
     result = stylise(obj, content, GatysConfig(iterations=15, init="noise", seed=3))
     t = totals(result)
-    assert all(b <= a * (1 + 1e-6) for a, b in zip(t, t[1:])), t
+    assert all(b <= a * (1 + 1e-6) for a, b in itertools.pairwise(t)), t
     assert t[-1] < 0.2 * t[0]
 
 
@@ -81,9 +91,9 @@ def test_lbfgs_with_line_search_is_monotone_and_counts_its_evaluations(loss_net)
     obj, content = objective(loss_net)
     result = stylise(obj, content, GatysConfig(iterations=8, line_search="strong_wolfe"))
     t = totals(result)
-    assert all(b <= a * (1 + 1e-6) for a, b in zip(t, t[1:])), t
+    assert all(b <= a * (1 + 1e-6) for a, b in itertools.pairwise(t)), t
     evals = [row["evaluations"] for row in result.trace]
-    assert evals[0] == 0 and all(b > a for a, b in zip(evals, evals[1:]))
+    assert evals[0] == 0 and all(b > a for a, b in itertools.pairwise(evals))
     assert evals[-1] >= 8
 
 
@@ -110,7 +120,7 @@ def test_pixels_stay_in_range_and_the_clamp_is_what_keeps_them_there(loss_net, o
 
 def test_the_projected_step_is_what_lbfgs_remembers(loss_net, monkeypatch):
     """After a clamp, L-BFGS's stored step d*t must be the step actually taken (consistent curvature pairs)."""
-    import baselines.gatys as gatys
+    from baselines import gatys
 
     seen = []
     original = gatys._sync_lbfgs_step
@@ -140,7 +150,7 @@ def test_trace_rows_times_and_iteration_count(loss_net, tmp_path):
     result = stylise(obj, content, GatysConfig(iterations=5))
     assert [row["iteration"] for row in result.trace] == list(range(6))
     times = [row["wall_time_s"] for row in result.trace]
-    assert times[0] > 0 and all(b > a for a, b in zip(times, times[1:]))
+    assert times[0] > 0 and all(b > a for a, b in itertools.pairwise(times))
     for row in result.trace:
         assert set(row) == set(TRACE_COLUMNS)
         assert math.isclose(row["total"], row["content"] + row["style"] + row["tv"], rel_tol=1e-5)

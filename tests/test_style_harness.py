@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import bench.style as style
-from baselines.gatys import TRACE_COLUMNS
+from bench import style
 from data.style_data import StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import PerceptualObjective
 
@@ -96,17 +95,17 @@ def test_smoke_run_writes_the_contract_files(smoke_run):
 
 def test_the_harness_uses_one_perceptual_objective_for_training_and_gatys(tmp_path, monkeypatch):
     seen = {"train": [], "gatys": []}
-    real_train, real_stylise = style.train_network, style.stylise
+    real_loss, real_stylise = style.style_loss_fn, style.stylise
 
-    def train_spy(net, objective, *a, **k):
+    def train_spy(objective):
         seen["train"].append(objective)
-        return real_train(net, objective, *a, **k)
+        return real_loss(objective)
 
     def stylise_spy(objective, content, *a, **k):
         seen["gatys"].append(objective)
         return real_stylise(objective, content, *a, **k)
 
-    monkeypatch.setattr(style, "train_network", train_spy)
+    monkeypatch.setattr(style, "style_loss_fn", train_spy)
     monkeypatch.setattr(style, "stylise", stylise_spy)
     settings = style.settings_from_args(style.build_parser().parse_args(
         [*TINY, "--iterations", "1", "--gatys-iterations", "1", "--out", str(tmp_path / "r"), "--stages", "train",
@@ -153,60 +152,35 @@ def test_an_existing_run_is_refused_unless_resume_or_overwrite(tmp_path, monkeyp
     assert style.main([*args, "--overwrite"]) == 0 and calls == ["la_muse"]
 
 
-def test_training_resumes_from_its_checkpoint_to_the_same_network(tmp_path):
-    from perceptual.losses import LossWeights
-    from perceptual.nets import TransformNet
-    from perceptual.vgg import LossNetwork
+def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    args = [*TINY, "--iterations", "4", "--out", str(out), "--stages", "train"]  # smoke: checkpoint every 2
+    real = StyleTrainingSet.__getitem__
 
-    torch.manual_seed(0)
-    objective = PerceptualObjective(LossNetwork(weights="random"), torch.rand(1, 3, 32, 32),
-                                    LossWeights(content=1.0, style=5.0, tv=1.0))
-    files = sorted(Path(style.__file__).resolve().parents[1].glob("tests/*.py"))  # no images: use a fake set
-    data = _RandomSet()
+    def crash_at_iteration_3(self, position):
+        if position >= 2 * 2:  # batch 2: samples 4.. belong to iteration 3
+            raise OSError("simulated crash")
+        return real(self, position)
 
-    def run(iterations, folder, resume):
-        torch.manual_seed(0)
-        net = TransformNet("common")
-        style.train_network(net, objective, data, iterations=iterations, batch_size=2, lr=1e-3,
-                            device=torch.device("cpu"), log_path=folder / "log.csv", checkpoint_path=folder / "ck.pt",
-                            identity={"k": 1}, resume=resume, checkpoint_every=2, log_every=1)
-        return net
-
-    straight = run(4, tmp_path / "a", False)
-    run(2, tmp_path / "b", False)
-    resumed = run(4, tmp_path / "b", True)
-    for p, q in zip(straight.parameters(), resumed.parameters()):
-        assert torch.allclose(p, q, atol=1e-6)
-    assert [r["iteration"] for r in read_csv(tmp_path / "b" / "log.csv")] == ["1", "2", "3", "4"]
-    with pytest.raises(style.RunFolderError):
-        style.train_network(TransformNet("common"), objective, data, iterations=6, batch_size=2, lr=1e-3,
-                            device=torch.device("cpu"), log_path=tmp_path / "b" / "log.csv",
-                            checkpoint_path=tmp_path / "b" / "ck.pt", identity={"k": 2}, resume=True)
-    assert files is not None
+    monkeypatch.setattr(StyleTrainingSet, "__getitem__", crash_at_iteration_3)
+    assert style.main(args) == 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["stages"]["train:la_muse"]["status"] == "failed"
+    assert "simulated crash" in run["stages"]["train:la_muse"]["error"]
+    monkeypatch.setattr(StyleTrainingSet, "__getitem__", real)
+    assert style.main([*args, "--resume"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["training"]["la_muse"]["start_iteration"] == 2 and run["training"]["la_muse"]["iterations"] == 4
+    assert [int(r["iteration"]) for r in read_csv(out / "logs" / "train_la_muse.csv")] == [1, 2, 3, 4]
 
 
-class _RandomSet:
-    """A stand-in for StyleTrainingSet: batch i is a pure function of i (as the real one)."""
-
-    def batches(self, batch_size, start_iteration=0, num_workers=0):
-        i = start_iteration
-        while True:
-            yield torch.rand(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(i))
-            i += 1
-
-
-def test_nan_in_a_loss_term_stops_training_naming_iteration_and_term(tmp_path):
-    from perceptual.losses import LossWeights
-    from perceptual.nets import TransformNet
-    from perceptual.vgg import LossNetwork
-
-    objective = PerceptualObjective(LossNetwork(weights="random"), torch.rand(1, 3, 32, 32),
-                                    LossWeights(content=1.0, style=float("nan"), tv=1.0))
-    with pytest.raises(style.TrainingDivergedError, match=r"'style' is nan at iteration 1"):
-        style.train_network(TransformNet("common"), objective, _RandomSet(), iterations=3, batch_size=1, lr=1e-3,
-                            device=torch.device("cpu"), log_path=tmp_path / "log.csv",
-                            checkpoint_path=tmp_path / "ck.pt", identity={}, log_every=3)
-    assert not (tmp_path / "ck.pt").exists()
+def test_a_nan_loss_fails_the_training_stage_with_iteration_and_term(tmp_path):
+    out = tmp_path / "r"
+    assert style.main([*TINY, "--style-weight", "nan", "--out", str(out), "--stages", "train", "fig5"]) == 1
+    stages = json.loads((out / "run.json").read_text())["stages"]
+    assert stages["train:la_muse"]["status"] == "failed"
+    assert re.search(r"iteration 1\b.*nan", stages["train:la_muse"]["error"])
+    assert stages["fig5"]["status"] == "skipped"
 
 
 def test_match_statistics_and_never():

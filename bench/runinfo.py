@@ -60,4 +60,12 @@ def environment(device: str | torch.device, seed: int, profile: str) -> dict[str
         "git": git_state(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": platform.node(),
+        "distributed": _distributed(),
     }
+
+
+def _distributed() -> dict[str, Any]:
+    """World size, backend and layout of a torchrun job (world_size 1 for a plain run): see bench.distributed."""
+    from bench.distributed import describe
+
+    return describe()

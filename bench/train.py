@@ -33,15 +33,23 @@ Data parallelism: `dist_context()` reads torch.distributed; `wrap_model()` is th
 wrapper (DistributedDataParallel when a process group is initialised) and `RankBatchSampler` the one place that
 splits a global batch between ranks (rank r takes its contiguous share of each global batch, so N ranks see exactly
 the samples of one process with the same global batch). Only rank 0 writes logs and checkpoints; logged losses
-are averaged over ranks. This path is written for torchrun but not exercised by the tests yet (issue 7).
+are averaged over ranks. bench.distributed holds the torchrun side (issue 7): process group, DDP wrapper,
+rank 0 announcing each training to the other ranks (`sync_job`), rank 0 reading the resume state and sharing it
+(`rank0_result`, so followers never read the run folder), every rank's RNG state in the checkpoint, and the
+SIGTERM/SIGINT stop: the current step finishes, a checkpoint is written at that iteration (with the partial
+log window, so the resumed log lines up), and `distributed.Interrupted` exits with 128 + signal. Under torchrun
+the ranks agree on the stopping step through the per-step loss all-reduce; a failure on one rank that the others
+cannot follow raises `distributed.Abort` (torchrun then stops the job).
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +61,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from bench import distributed
 from data.files import atomic_write, atomic_write_text
 
 __all__ = [
@@ -61,6 +70,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint", "checkpoint_path", "log_path", "load_trained_weights", "train",
 ]
+
+log = logging.getLogger("bench.train")
 
 LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 CHECKPOINT_FORMAT = 1
@@ -115,6 +126,10 @@ class TrainResult:
     resumed: bool = False
     already_complete: bool = False
     last: dict[str, float] = field(default_factory=dict)  # last logged row's loss terms
+    world_size: int = 1  # processes that trained (torchrun ranks)
+    global_batch: int | None = None  # samples per step over all ranks (--batch-size)
+    per_rank_batch: int | None = None  # global_batch / world_size
+    lr: float | None = None  # Adam's base learning rate
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,10 +181,7 @@ def wrap_model(model: nn.Module, device: torch.device, ctx: DistContext) -> nn.M
     """The one place that wraps the model for training: DistributedDataParallel under torchrun, else unchanged."""
     if ctx.world_size == 1:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [device.index if device.index is not None else ctx.local_rank] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return distributed.wrap_ddp(model, device)
 
 
 class RankBatchSampler(Sampler[list[int]]):
@@ -200,7 +212,16 @@ def make_loader(stream: Any, cfg: TrainConfig, start_batch: int, ctx: DistContex
     sampler = RankBatchSampler(cfg.batch_size, start_batch, cfg.iterations, ctx)
     return DataLoader(stream, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
                       pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed),
-                      persistent_workers=False)
+                      persistent_workers=False, worker_init_fn=_ignore_stop_signals if cfg.num_workers else None)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Data workers leave SIGTERM/SIGINT to the training process (torchrun signals the whole process group): it
+    finishes its step and checkpoints, then shuts the workers down; a worker killed first would abort that."""
+    import signal
+
+    for s in distributed.StopRequest.SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 # ------------------------------------------------------------------------------------------------ RNG / files
@@ -382,93 +403,151 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
     optimizer = torch.optim.Adam(groups, lr=cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
 
-    start, elapsed, resumed, last_ckpt_iter = 0, 0.0, False, None
-    if resume and ckpt_file.exists():
-        ckpt = load_checkpoint(ckpt_file, map_location=device)
+    per_rank = cfg.batch_size // ctx.world_size
+    if ctx.world_size > 1:
+        per_rank = distributed.check_global_batch(cfg.batch_size)
+    # every rank trains the same thing (rank 0 announces it; followers check and stop on a mismatch)
+    distributed.sync_job(name, {"config": cfg.identity(), "iterations": cfg.iterations,
+                                "checkpoint_every": cfg.checkpoint_every, "meta": meta})
+
+    def read_resume_state() -> dict[str, Any] | None:
+        if not (resume and ckpt_file.exists()):
+            return None
+        ckpt = load_checkpoint(ckpt_file, map_location="cpu")  # CPU: RNG states must be; loading moves the rest
         _check_resumable(ckpt, cfg, meta, ckpt_file)
+        if ckpt["sampler"]["next_sample"] != int(ckpt["iteration"]) * cfg.batch_size:
+            raise ValueError(f"{ckpt_file}: sampler position {ckpt['sampler']['next_sample']} does not match "
+                             f"iteration {ckpt['iteration']} x batch {cfg.batch_size}; the checkpoint is "
+                             "inconsistent")
+        return ckpt
+
+    def result(**kw: Any) -> TrainResult:
+        return TrainResult(name=name, **kw, world_size=ctx.world_size, global_batch=cfg.batch_size,
+                           per_rank_batch=per_rank, lr=cfg.lr)
+
+    start, elapsed, resumed, last_ckpt_iter = 0, 0.0, False, None
+    sums: dict[str, float] = {}
+    last: dict[str, float] = {}
+    ckpt = distributed.rank0_result(read_resume_state)  # rank 0 reads the run folder; every rank gets the state
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
-        restore_rng_state(ckpt["rng"])
+        per_rank_rng = ckpt.get("rng_per_rank")
+        if per_rank_rng is not None and len(per_rank_rng) == ctx.world_size:
+            restore_rng_state(per_rank_rng[ctx.rank])
+        elif ctx.rank == 0:
+            restore_rng_state(ckpt["rng"])
+        else:  # resumed with more ranks than wrote the checkpoint: this rank has no saved stream
+            seed_everything(cfg.seed + ctx.rank)
+            log.warning("rank %d: checkpoint %s holds no RNG state for this rank (written by %s rank(s)); "
+                        "reseeded. The data order is unaffected", ctx.rank, ckpt_file, ckpt.get("world_size"))
         start, elapsed, resumed, last_ckpt_iter = int(ckpt["iteration"]), float(ckpt["elapsed_s"]), True, \
             int(ckpt["iteration"])
-        if ckpt["sampler"]["next_sample"] != start * cfg.batch_size:
-            raise ValueError(f"{ckpt_file}: sampler position {ckpt['sampler']['next_sample']} does not match "
-                             f"iteration {start} x batch {cfg.batch_size}; the checkpoint is inconsistent")
+        sums, last = dict(ckpt.get("log_window", {})), dict(ckpt.get("last", {}))
         if start >= cfg.iterations:
-            return TrainResult(name, start, start, elapsed, 0.0, str(ckpt_file), str(log_file), True, True,
-                               dict(ckpt.get("last", {})))
+            return result(iterations=start, start_iteration=start, wall_time_s=elapsed, session_time_s=0.0,
+                          checkpoint=str(ckpt_file), log=str(log_file), resumed=True, already_complete=True,
+                          last=last)
+        del ckpt
     else:
         seed_everything(cfg.seed + ctx.rank)
 
     wrapped = wrap_model(model, device, ctx)
-    log = _CsvLog(log_file, keep_through=start) if ctx.is_main else None
+    csv_log = _CsvLog(log_file, keep_through=start) if ctx.is_main else None
     loader = make_loader(stream, cfg, start, ctx, device, collate)
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
     bar = tqdm(total=cfg.iterations, initial=start, desc=f"train {name}", unit="it", dynamic_ncols=True,
                disable=not (cfg.progress and ctx.is_main), mininterval=1.0)
-    sums: dict[str, float] = {}
-    last: dict[str, float] = {}
     t_session = time.perf_counter()
 
     def checkpoint(iteration: int) -> None:
+        """Every rank calls it at the same iterations (the RNG gather is a collective); rank 0 writes."""
         nonlocal last_ckpt_iter
-        if log is not None:
-            log.sync()
+        rng_all = distributed.gather(capture_rng_state()) if ctx.world_size > 1 else None
+        if csv_log is not None:
+            csv_log.sync()
         if ctx.is_main:
-            save_checkpoint(ckpt_file, {
+            state = {
                 "format": CHECKPOINT_FORMAT, "name": name, "iteration": iteration,
                 "elapsed_s": elapsed + time.perf_counter() - t_session,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "rng": capture_rng_state(),
                 "sampler": {"next_sample": iteration * cfg.batch_size, "global_batch": cfg.batch_size},
-                "config": cfg.identity(), "meta": meta, "last": dict(last),
-                "world_size": ctx.world_size,
-            })
+                "config": cfg.identity(), "meta": meta, "last": dict(last), "log_window": dict(sums),
+                "world_size": ctx.world_size, "per_rank_batch": per_rank,
+            }
+            if rng_all is not None:
+                state["rng_per_rank"] = rng_all
+            save_checkpoint(ckpt_file, state)
         last_ckpt_iter = iteration
 
     wrapped.train()
     it = start
     try:
-        for it, batch in enumerate(loader, start=start + 1):
-            batch = _to_device(batch, device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                terms = loss_fn(wrapped, batch)
-            if "total" not in terms:
-                raise KeyError(f"loss_fn of {name!r} returned {sorted(terms)}; it must include 'total'")
-            names = ["total", *[k for k in terms if k != "total"]]
-            means = torch.stack([terms[k].float().mean() for k in names])
-            if ctx.world_size > 1:
-                logged = means.detach().clone()
-                torch.distributed.all_reduce(logged)
-                values = (logged / ctx.world_size).tolist()
-            else:
-                values = means.detach().tolist()
-            for term, value in zip(names, values):
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(name, it, term, value,
-                                             ckpt_file if last_ckpt_iter is not None else None, last_ckpt_iter)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(means[0]).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            for term, value in zip(names, values):
-                sums[term] = sums.get(term, 0.0) + value
-            if it % cfg.log_every == 0:
-                last = {k: v / cfg.log_every for k, v in sums.items()}
-                sums = {}
-                if log is not None:
-                    log.write({"iteration": it, "wall_time_s": elapsed + time.perf_counter() - t_session, **last})
-                bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
-            bar.update(1)
-            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
-                checkpoint(it)
+        with distributed.StopRequest() as stop:
+            for it, batch in enumerate(loader, start=start + 1):
+                batch = _to_device(batch, device)
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    terms = loss_fn(wrapped, batch)
+                if "total" not in terms:
+                    raise KeyError(f"loss_fn of {name!r} returned {sorted(terms)}; it must include 'total'")
+                names = ["total", *[k for k in terms if k != "total"]]
+                means = torch.stack([terms[k].float().mean() for k in names])
+                if ctx.world_size > 1:
+                    # one all-reduce: the logged means and whether any rank was asked to stop
+                    flag = torch.tensor([1.0 if stop.requested else 0.0], device=means.device)
+                    logged = torch.cat([means.detach(), flag])
+                    torch.distributed.all_reduce(logged)
+                    values = (logged[:-1] / ctx.world_size).tolist()
+                    stop_now = bool(logged[-1].item() > 0)
+                else:
+                    values = means.detach().tolist()
+                    stop_now = False
+                for term, value in zip(names, values):
+                    if not math.isfinite(value):
+                        raise NonFiniteLossError(name, it, term, value,
+                                                 ckpt_file if last_ckpt_iter is not None else None, last_ckpt_iter)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(means[0]).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                for term, value in zip(names, values):
+                    sums[term] = sums.get(term, 0.0) + value
+                if it % cfg.log_every == 0:
+                    last = {k: v / cfg.log_every for k, v in sums.items()}
+                    sums = {}
+                    if csv_log is not None:
+                        csv_log.write({"iteration": it, "wall_time_s": elapsed + time.perf_counter() - t_session,
+                                       **last})
+                    bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
+                bar.update(1)
+                if ctx.world_size == 1 and stop.requested:
+                    stop_now = True
+                if it % cfg.checkpoint_every == 0 or it == cfg.iterations or stop_now:
+                    checkpoint(it)
+                if stop_now and it < cfg.iterations:
+                    signum = stop.requested or signal.SIGTERM  # a follower may stop on another rank's signal
+                    err = distributed.Interrupted(name, it, signum, str(ckpt_file) if ctx.is_main else None)
+                    if ctx.is_main:
+                        log.warning("%s", err)
+                    raise err
+    except (NonFiniteLossError, distributed.Interrupted):
+        raise
+    except Exception as e:
+        if ctx.world_size > 1:  # the other ranks cannot go on in lockstep without this one
+            msg = (f"rank {ctx.rank}: training {name!r} failed after iteration {it} ({type(e).__name__}: {e}); "
+                   f"ending this torchrun job (the other ranks are stopped); rerun with --resume")
+            log.error("%s", msg)
+            raise distributed.Abort(msg) from e
+        raise
     finally:
         bar.close()
-        if log is not None:
-            log.close()
+        if csv_log is not None:
+            csv_log.close()
     if it != cfg.iterations:
         raise RuntimeError(f"training {name!r}: the data stream ended at iteration {it} of {cfg.iterations}")
     session = time.perf_counter() - t_session
-    return TrainResult(name, it, start, elapsed + session, session, str(ckpt_file) if ctx.is_main else None,
-                       str(log_file) if ctx.is_main else None, resumed, False, last)
+    return result(iterations=it, start_iteration=start, wall_time_s=elapsed + session, session_time_s=session,
+                  checkpoint=str(ckpt_file) if ctx.is_main else None, log=str(log_file) if ctx.is_main else None,
+                  resumed=resumed, already_complete=False, last=last)

@@ -51,9 +51,10 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,10 +66,24 @@ from bench import distributed
 from data.files import atomic_write, atomic_write_text
 
 __all__ = [
-    "TrainConfig", "TrainResult", "NonFiniteLossError", "CheckpointMismatchError", "DistContext", "dist_context",
-    "wrap_model", "RankBatchSampler", "make_loader", "capture_rng_state", "restore_rng_state", "seed_everything",
+    "CheckpointMismatchError",
+    "DistContext",
+    "NonFiniteLossError",
+    "RankBatchSampler",
+    "TrainConfig",
+    "TrainResult",
+    "capture_rng_state",
+    "checkpoint_path",
+    "dist_context",
+    "load_checkpoint",
+    "load_trained_weights",
+    "log_path",
+    "make_loader",
+    "restore_rng_state",
     "save_checkpoint",
-    "load_checkpoint", "checkpoint_path", "log_path", "load_trained_weights", "train",
+    "seed_everything",
+    "train",
+    "wrap_model",
 ]
 
 log = logging.getLogger("bench.train")
@@ -173,7 +188,7 @@ def dist_context() -> DistContext:
     """Rank and world size from an initialised torch.distributed process group, else a single process."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return DistContext(torch.distributed.get_rank(), torch.distributed.get_world_size(),
-                           int(os.environ.get("LOCAL_RANK", 0)))
+                           int(os.environ.get("LOCAL_RANK", "0")))
     return DistContext()
 
 
@@ -285,7 +300,7 @@ def load_checkpoint(path: Path | str, map_location: torch.device | str = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as e:  # noqa: BLE001 - truncated or foreign file
+    except Exception as e:
         raise ValueError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}); delete it to start over") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a checkpoint of this suite (format {CHECKPOINT_FORMAT}); delete it to start "
@@ -325,7 +340,7 @@ class _CsvLog:
             raise ValueError(f"{self.path}: loss terms changed from {self.header} to {list(row)}")
         if self.file is None:
             new = not self.path.exists() or self.path.stat().st_size == 0
-            self.file = open(self.path, "a", newline="", encoding="utf-8")
+            self.file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - kept open, closed in close()
             if new:
                 csv.writer(self.file, lineterminator="\n").writerow(self.header)
         csv.writer(self.file, lineterminator="\n").writerow(

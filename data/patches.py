@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ from data.corpus import ImageFolderCorpus
 from data.degrade import modcrop, training_degradation
 from data.images import load_image_uint8
 
-__all__ = ["ImageCache", "SRPatchDataset", "SRCNNPatchDataset", "DEFAULT_CACHE_BYTES"]
+__all__ = ["DEFAULT_CACHE_BYTES", "ImageCache", "SRCNNPatchDataset", "SRPatchDataset"]
 
 DEFAULT_CACHE_BYTES = 1 << 30  # 1 GiB of decoded uint8 images per process
 
@@ -187,11 +188,18 @@ class SRCNNPatchDataset(_Stream):
     epoch = every sub-image once in a seeded random order. mode "random": one random position per image per epoch.
     Each image is degraded whole (modcrop, training degradation, bicubic upscale, Y) the first time it is used and
     the two Y planes are kept in the LRU cache (8 bytes per pixel), so a sub-image costs a slice.
+
+    Grid order: each epoch shuffles the images, cuts them into blocks of `block_images`, and shuffles all sub-images
+    within a block. Consecutive samples thus come from at most `block_images` images (the cache's working set stays
+    small even for a 10k-image corpus) while a batch still mixes many images; with block_images >= the number of
+    images it is one global shuffle.
     """
 
     def __init__(self, corpus: CorpusLike, scale: int, patch_size: int = 33, stride: int = 14, mode: str = "grid",
-                 sigma: float = 0.0, seed: int = 0, quantize: bool = True, cache_bytes: int = 2 * DEFAULT_CACHE_BYTES):
+                 sigma: float = 0.0, seed: int = 0, quantize: bool = True, cache_bytes: int = 2 * DEFAULT_CACHE_BYTES,
+                 block_images: int = 64):
         super().__init__(seed)
+        self.block_images = _check_int(block_images, "block_images")
         if mode not in ("grid", "random"):
             raise ValueError(f"mode must be 'grid' or 'random', got {mode!r}")
         self.scale = _check_int(scale, "scale")
@@ -205,10 +213,11 @@ class SRCNNPatchDataset(_Stream):
         self.cache = ImageCache(cache_bytes, load=self._degrade_file)
         self._dims = [(h - h % self.scale, w - w % self.scale) for w, h in self.corpus.sizes]  # modcropped (h, w)
         if mode == "grid":
-            counts = [((h - self.patch_size) // self.stride + 1) * ((w - self.patch_size) // self.stride + 1)
-                      for h, w in self._dims]
-            self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-            self.epoch_length = int(self._starts[-1])
+            self._counts = np.array([((h - self.patch_size) // self.stride + 1) *
+                                     ((w - self.patch_size) // self.stride + 1) for h, w in self._dims], np.int64)
+            self.epoch_length = int(self._counts.sum())
+            self._layout_key: int | None = None
+            self._block_key: tuple[int, int] | None = None
         else:
             self.epoch_length = len(self.corpus.files)
 
@@ -219,16 +228,38 @@ class SRCNNPatchDataset(_Stream):
         up = imresize(lr, scale_factor=self.scale)
         return rgb_to_y(up).contiguous(), rgb_to_y(hr).contiguous()
 
+    def _grid_position(self, k: int) -> tuple[int, int]:
+        """Sample k -> (image index, index of its grid position) under the block shuffle."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise IndexError(f"sample index must be an integer >= 0, got {k!r}")
+        epoch, pos = divmod(int(k), self.epoch_length)
+        g = self.block_images
+        if self._layout_key != epoch:
+            order = np.random.default_rng([self.seed, epoch, 0xB10C]).permutation(len(self._counts))
+            per_block = [int(self._counts[order[b:b + g]].sum()) for b in range(0, len(order), g)]
+            self._order, self._block_starts = order, np.concatenate([[0], np.cumsum(per_block)])
+            self._layout_key = epoch
+        b = int(np.searchsorted(self._block_starts, pos, side="right") - 1)
+        if self._block_key != (epoch, b):
+            images = self._order[b * g:(b + 1) * g]
+            size = int(self._block_starts[b + 1] - self._block_starts[b])
+            self._block = (images, np.concatenate([[0], np.cumsum(self._counts[images])]),
+                           np.random.default_rng([self.seed, epoch, b, 0x5EED]).permutation(size))
+            self._block_key = (epoch, b)
+        images, cum, perm = self._block
+        q = int(perm[pos - int(self._block_starts[b])])
+        t = int(np.searchsorted(cum, q, side="right") - 1)
+        return int(images[t]), q - int(cum[t])
+
     def crop_box(self, k: int) -> tuple[int, int, int]:
         """(image index, top, left) of sample k's sub-image."""
-        item = self._item(k)
         p = self.patch_size
         if self.mode == "grid":
-            i = int(np.searchsorted(self._starts, item, side="right") - 1)
+            i, j = self._grid_position(k)
             h, w = self._dims[i]
-            cols = (w - p) // self.stride + 1
-            r, c = divmod(item - int(self._starts[i]), cols)
+            r, c = divmod(j, (w - p) // self.stride + 1)
             return i, r * self.stride, c * self.stride
+        item = self._item(k)
         h, w = self._dims[item]
         rng = self._rng(k)
         return item, int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
@@ -245,5 +276,6 @@ class SRCNNPatchDataset(_Stream):
     def describe(self) -> dict[str, Any]:
         """What run.json records about SRCNN's training data."""
         return {"kind": f"srcnn_{self.mode}", "patch_size": self.patch_size, "stride": self.stride,
+                "block_images": self.block_images if self.mode == "grid" else None,
                 "scale": self.scale, "sigma": self.sigma, "quantize_lr": self.quantize, "seed": self.seed,
                 "samples_per_epoch": self.epoch_length, "corpus": self.corpus.summary()}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-import bench.sr as sr
 from baselines.bicubic import bicubic_upscale, imresize
 from baselines.srcnn import SRCNN, rgb_to_y, rgb_to_ycbcr, srcnn_loss, srcnn_upscale, ycbcr_to_rgb
+from bench import sr
 from bench.metrics import evaluate_pair
 from bench.metrics import rgb_to_y as metrics_rgb_to_y
 from data.degrade import make_lr, modcrop, training_degradation
@@ -94,6 +95,13 @@ def test_srcnn_patches_grid_is_dong_et_al(corpus_dir):
     assert len(ds) == sum(((h - 33) // 14 + 1) * ((w - 33) // 14 + 1) for h, w in dims)
     boxes = {ds.crop_box(k) for k in range(len(ds))}
     assert len(boxes) == len(ds)  # one epoch = every sub-image once
+    assert {ds.crop_box(k) for k in range(len(ds), 2 * len(ds))} == boxes
+    assert [ds.crop_box(k) for k in range(len(ds), 2 * len(ds))] != [ds.crop_box(k) for k in range(len(ds))]
+    # the block shuffle: with blocks of one image, consecutive samples stay within an image
+    blocked = SRCNNPatchDataset(corpus_dir, scale=4, patch_size=33, stride=14, mode="grid", seed=0, block_images=1)
+    order = [blocked.crop_box(k)[0] for k in range(len(ds))]
+    assert sum(a != b for a, b in itertools.pairwise(order)) == 2  # 3 images: 2 switches
+    assert {blocked.crop_box(k) for k in range(len(ds))} == boxes
     y_in, y_hr = ds[5]
     assert y_in.shape == y_hr.shape == (1, 33, 33)
     i, top, left = ds.crop_box(5)

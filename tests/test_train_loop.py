@@ -9,8 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from bench.train import (CheckpointMismatchError, DistContext, NonFiniteLossError, RankBatchSampler, TrainConfig,
-                         checkpoint_path, load_checkpoint, log_path, train)
+from bench.train import (
+    CheckpointMismatchError,
+    DistContext,
+    NonFiniteLossError,
+    RankBatchSampler,
+    TrainConfig,
+    checkpoint_path,
+    load_checkpoint,
+    log_path,
+    train,
+)
 
 
 class Regression:
@@ -50,7 +59,8 @@ def read_log(path) -> list[dict[str, str]]:
 
 
 def cfg(**kw) -> TrainConfig:
-    base = dict(iterations=8, batch_size=4, lr=1e-2, checkpoint_every=2, log_every=1, seed=0, progress=False)
+    base = {"iterations": 8, "batch_size": 4, "lr": 1e-2, "checkpoint_every": 2, "log_every": 1, "seed": 0,
+            "progress": False}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -186,6 +196,6 @@ def test_rank_sampler_splits_each_global_batch():
     assert single[0] == list(range(12, 18)) and len(single) == 3
     ranks = [list(RankBatchSampler(6, 2, 5, DistContext(rank=r, world_size=3))) for r in range(3)]
     for b in range(3):
-        assert sum((ranks[r][b] for r in range(3)), []) == single[b]
+        assert [k for r in range(3) for k in ranks[r][b]] == single[b]
     with pytest.raises(ValueError, match="divisible"):
         RankBatchSampler(5, 0, 1, DistContext(rank=0, world_size=2))

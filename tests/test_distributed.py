@@ -1,13 +1,14 @@
 """torchrun (gloo, 2 CPU processes) trains like one process with the same global batch, and only rank 0 writes.
 
-Tolerances (measured on this 2-core CPU, float32; the gap is float summation order: DDP sums two half-batch
-gradients where one process sums one batch, and Adam's first steps, ~lr * sign(g), amplify rounding on
-near-zero gradients):
-- iteration 1 (same weights, so only the loss reduction order differs): relative difference <= 1e-6;
-- every logged loss of a few iterations at lr 1e-4: relative difference <= 1e-4 (measured max ~4e-5 style,
-  see the report; at the paper's lr 1e-3 the gap after 4 iterations is ~1e-3, so the harness tests use 1e-4);
-- the toy problem of bench.train directly: <= 1e-5 over 60 iterations.
-A broken split (both ranks on the same samples) or no gradient averaging differs by orders of magnitude more.
+Tolerances (relative; float32 on a 2-core CPU). The gap is float summation order (DDP adds two half-batch
+gradients where one process reduces one batch), amplified by Adam's first, nearly sign-sized steps on gradients
+close to zero:
+- iteration 1 (same weights, only the loss reduction order differs): <= 1e-6 (measured <= 1e-7);
+- the harnesses, 4 iterations at lr 1e-4: <= 2e-3 (measured max 2.4e-6 SR, 4e-5 to 1.8e-4 style depending on the
+  loss weights; at lr 1e-3 style reaches ~1.5e-3, hence lr 1e-4 here). Switching DDP's gradient averaging off
+  (each rank steps on its own half batch) gives 4e-2 at iteration 2 and 1e-1 at iteration 4: 20x the bound;
+  both ranks reading the same samples fails iteration 1's bound;
+- the toy problem of bench.train directly: <= 1e-5 over 60 iterations (measured ~5e-8).
 """
 from __future__ import annotations
 
@@ -214,7 +215,7 @@ def test_sr_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path, folders)
     assert _files(one) == _files(two)
 
     name = "johnson_feat_x4"
-    worst = _compare_logs(_log(log_path(one, name)), _log(log_path(two, name)), first_tol=1e-6, tol=1e-4)
+    worst = _compare_logs(_log(log_path(one, name)), _log(log_path(two, name)), first_tol=1e-6, tol=2e-3)
     print(f"SR: max relative loss difference, 2 ranks vs 1 process: {worst:.2e}")
     info = json.loads((two / "run.json").read_text())
     t = info["training"][name]
@@ -245,7 +246,7 @@ def test_style_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path):
     writes = _audited_torchrun(tmp_path, two, "bench.style", [*args, "--out", str(two)])
     _check_only_rank0_wrote(writes, two)
     assert _files(one) == _files(two)
-    worst = _compare_logs(_log(log_path(one, "la_muse")), _log(log_path(two, "la_muse")), first_tol=1e-6, tol=1e-4)
+    worst = _compare_logs(_log(log_path(one, "la_muse")), _log(log_path(two, "la_muse")), first_tol=1e-6, tol=2e-3)
     print(f"style: max relative loss difference, 2 ranks vs 1 process: {worst:.2e}")
     t = json.loads((two / "run.json").read_text())["training"]["la_muse"]
     assert (t["world_size"], t["global_batch"], t["per_rank_batch"]) == (2, 4, 2)

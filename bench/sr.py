@@ -725,11 +725,15 @@ class SRHarness:
 
         # 4. the report (its failure loses nothing: results are on disk)
         if cfg.report:
-            with self.record.stage("report"):
+            try:
                 from reports.build import build_report
-
-                html = build_report([self.out], None, self.out / "report")
-                self.record.info["report"] = str(html)
+            except ImportError as e:
+                self.record.skip("report", f"reports.build is not importable ({e}); rebuild it later with "
+                                           f"`python -m reports.build {self.out}`")
+            else:
+                with self.record.stage("report"):
+                    html = build_report([self.out], None, self.out / "report")
+                    self.record.info["report"] = str(html)
         return self._finish(t_start)
 
     def _finish(self, t_start: float) -> int:

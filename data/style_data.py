@@ -12,6 +12,7 @@ So resuming at iteration i needs nothing but i, and two runs with the same seed 
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from data.images import load_image
+from data.images import ImageError, load_image
+
+log = logging.getLogger(__name__)
 
 Crop = Literal["center", "random"]
 CROPS: tuple[str, ...] = ("center", "random")
@@ -86,6 +89,7 @@ class StyleTrainingSet(Dataset):
         self.preload = len(self.files) <= PRELOAD_LIMIT if preload is None else preload
         self._cache: dict[int, torch.Tensor] = {}
         self._perms: dict[int, torch.Tensor] = {}
+        self.unreadable: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -106,6 +110,22 @@ class StyleTrainingSet(Dataset):
         epoch, within = divmod(position, len(self.files))
         return epoch, int(self.permutation(epoch)[within])
 
+    def _first_readable(self, index: int) -> torch.Tensor:
+        """Image `index`, or, if it cannot be decoded (a corpus scanned by headers only), the next readable one: the
+        substitution is logged and counted (`unreadable`) and is the same in every run."""
+        n = len(self.files)
+        for k in range(n):
+            i = (index + k) % n
+            if i in self.unreadable:
+                continue
+            try:
+                return self.resized(i)
+            except ImageError as e:
+                self.unreadable.add(i)
+                log.warning("training image %s is unreadable (%s); using the next image in its place", self.files[i], e)
+        raise ImageError(self.files[index], "no image of the training corpus could be decoded",
+                         "check the corpus folder")
+
     def resized(self, index: int) -> torch.Tensor:
         """Image `index` with its shorter side at `size` (uint8 CHW; cached when preloading)."""
         cached = self._cache.get(index)
@@ -119,7 +139,7 @@ class StyleTrainingSet(Dataset):
 
     def __getitem__(self, position: int) -> torch.Tensor:
         epoch, index = self.index_at(position)
-        image = self.resized(index)
+        image = self._first_readable(index)
         h, w = image.shape[-2:]
         g = torch.Generator().manual_seed(_mix(self.seed, epoch, index)) if self.crop == "random" else None
         top, left = crop_offsets(h, w, self.size, self.crop, g)

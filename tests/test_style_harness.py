@@ -259,6 +259,21 @@ def test_training_batches_are_deterministic_and_resumable(tmp_path):
     assert sorted(epoch) == [0, 1, 2]
 
 
+def test_an_unreadable_training_image_is_replaced_by_the_next_one(tmp_path):
+    files = _folder(tmp_path)
+    bad = tmp_path / "img1.png"
+    bad.write_bytes(b"not a png")
+    ds = StyleTrainingSet(files, size=32, crop="center", seed=0)
+    batches = [ds.batch(i, 3) for i in range(2)]
+    assert ds.unreadable == {files.index(bad)}
+    assert all(torch.isfinite(b).all() and b.shape == (3, 3, 32, 32) for b in batches)
+    bad.write_bytes(b"")
+    for f in files:
+        f.write_bytes(b"")
+    with pytest.raises(Exception, match="no image of the training corpus"):
+        StyleTrainingSet(files, size=32).batch(0, 1)
+
+
 def test_centre_crops_and_resizing():
     img = torch.rand(3, 40, 60)
     assert resize_shorter_side(img, 20).shape == (3, 20, 30)

@@ -620,6 +620,7 @@ class StyleRun:
                          result_row(size, "gatys_lbfgs", k, "seconds_to_match", sec)]
             rows += [result_row(size, "gatys_lbfgs", MEAN, "iters_to_match", m["mean"][0]),
                      result_row(size, "gatys_lbfgs", MEAN, "seconds_to_match", m["mean"][1])]
+            self.write_fig5_curve(size, traces, m, content)
             never = not math.isfinite(m["mean"][0])
             summary["sizes"][str(size)] = {
                 "images": list(network), "network_mean": m["network_mean"],
@@ -631,6 +632,21 @@ class StyleRun:
             self._traces[size] = traces
         self.info["fig5"] = summary
         return rows
+
+    def write_fig5_curve(self, size: int, traces: dict[str, list[dict[str, float]]], m: dict[str, Any],
+                         content: dict[str, float]) -> Path:
+        """traces/fig5_<size>.csv: per iteration, the mean and std over images of the Gatys objective and the mean
+        wall time, beside the network's and the content image's mean objective (Fig. 5's curves, ready to plot)."""
+        names = sorted(traces)
+        content_mean = statistics.fmean(content[n] for n in names)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["iteration", "mean_total", "std_total", "mean_wall_time_s", "network_mean", "content_image_mean",
+                    "n_images"])
+        for k, (mean, std) in enumerate(zip(m["mean_curve"], m["std_curve"])):
+            wall = statistics.fmean(traces[n][k]["wall_time_s"] for n in names)
+            w.writerow([k, repr(mean), repr(std), repr(wall), repr(m["network_mean"]), repr(content_mean), len(names)])
+        return atomic_write_text(self.out / "traces" / f"fig5_{size}.csv", buf.getvalue())
 
     def stage_table1(self, style: str) -> list[dict[str, Any]]:
         s, rows = self.s, []

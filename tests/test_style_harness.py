@@ -73,6 +73,10 @@ def test_smoke_run_writes_the_contract_files(smoke_run):
         trace = read_csv(t)
         assert list(trace[0])[:6] == ["iteration", "wall_time_s", "total", "content", "style", "tv"]
         assert [int(r["iteration"]) for r in trace] == [0, 1, 2, 3]
+    curve = read_csv(out / "traces" / "fig5_32.csv")
+    assert [int(r["iteration"]) for r in curve] == [0, 1, 2, 3]
+    finals = [float(r["value"]) for r in rows if r["metric"] == "objective_final" and r["image"] != "__mean__"]
+    assert float(curve[-1]["mean_total"]) == pytest.approx(sum(finals) / len(finals))
     log = read_csv(out / "logs" / "train_la_muse.csv")
     assert list(log[0]) == ["iteration", "wall_time_s", "total", "content", "style", "tv"]
     assert [int(r["iteration"]) for r in log] == [1, 2]

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -52,9 +53,26 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "TOLERANCES", "MEAN_ABS_TOLERANCE", "LOSS_RTOL_FIRST", "LOSS_RTOL_LATER", "FastConfig", "best_config", "tolerance", "FastStylizer", "tiled_forward", "receptive_radius",
-    "FastTrainer", "fast_train_step", "reference_train_step", "FastFeatures", "fast_objective", "fast_style_loss_fn",
-    "fast_feature_loss", "fold_batchnorm_", "pad_thin_convs_", "default_alignment",
+    "LOSS_RTOL_FIRST",
+    "LOSS_RTOL_LATER",
+    "MEAN_ABS_TOLERANCE",
+    "TOLERANCES",
+    "FastConfig",
+    "FastFeatures",
+    "FastStylizer",
+    "FastTrainer",
+    "best_config",
+    "default_alignment",
+    "fast_feature_loss",
+    "fast_objective",
+    "fast_style_loss_fn",
+    "fast_train_step",
+    "fold_batchnorm_",
+    "pad_thin_convs_",
+    "receptive_radius",
+    "reference_train_step",
+    "tiled_forward",
+    "tolerance",
 ]
 
 Task = Literal["inference", "train", "gatys"]
@@ -251,7 +269,7 @@ def fold_batchnorm_(net: nn.Module) -> int:
     folded = 0
     for seq in [m for m in net.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)
-        for prev_name, name in zip(names, names[1:]):
+        for prev_name, name in itertools.pairwise(names):
             bn, prev = seq._modules[name], seq._modules[prev_name]
             if not isinstance(bn, nn.BatchNorm2d) or bn.training or not bn.track_running_stats:
                 continue
@@ -476,7 +494,7 @@ def _scaled(v: int, factor: float, what: str) -> int:
     if abs(s - round(s)) > 1e-9:
         raise ValueError(f"tiled_forward: {what} offset {v} px maps to a fractional position at this layer "
                          f"(scale {factor}); use tile and overlap multiples of the network's alignment")
-    return int(round(s))
+    return round(s)
 
 
 class _NormPatch:
@@ -492,12 +510,12 @@ class _NormPatch:
         self.region_hw: tuple[int, int] = (0, 0)
         self.order: list[nn.Module] = []
 
-    def __enter__(self) -> _NormPatch:
+    def __enter__(self) -> _NormPatch:  # noqa: PYI034 - a plain class, never subclassed
         for m in self.norms:
             m.forward = self._make_forward(m)  # instance attribute shadows the class's forward
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for m in self.norms:
             m.__dict__.pop("forward", None)
 
@@ -657,7 +675,7 @@ def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None,
                 y[..., sy, sx].sum().backward()
             nz = (x.grad.abs().sum(dim=(0, 1)) > 0).nonzero()
             cy, cx = sy * size / y.shape[-2], sx * size / y.shape[-1]
-            r = int(math.ceil(max((nz[:, 0].float() - cy).abs().max().item(), (nz[:, 1].float() - cx).abs().max().item())))
+            r = math.ceil(max((nz[:, 0].float() - cy).abs().max().item(), (nz[:, 1].float() - cx).abs().max().item()))
             if nz[:, 0].min() == 0 or nz[:, 1].min() == 0 or nz[:, 0].max() == size - 1 or nz[:, 1].max() == size - 1:
                 raise _FieldTooLarge(f"receptive_radius: the receptive field reaches the border of a {size} px probe; "
                                      "pass a larger size")

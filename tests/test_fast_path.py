@@ -71,7 +71,7 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _strict_fp32_reference():
     """Reference outputs on CUDA in true fp32 (no TF32), so the bounds measure the fast path's own error."""
     if DEVICE.type != "cuda":
@@ -309,6 +309,31 @@ def test_fast_train_step_layouts_and_precision(style_objective, style_case, chan
     fast = _fast_trajectory(net, fast_style_loss_fn(style_objective, cfg), batches, cfg)
     name = str(cfg.dtype).removeprefix("torch.")
     _check_trajectory(fast, ref, LOSS_RTOL_FIRST[name], LOSS_RTOL_LATER[name])
+
+
+def test_fast_train_step_sr_feature_loss_and_srcnn():
+    torch.manual_seed(7)
+    crit = FeatureReconstructionLoss(LossNetwork(("relu2_2",), weights="random", device=DEVICE))
+    batches = [(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)) for _ in range(3)]
+
+    def sr_loss(criterion):
+        return lambda model, batch: criterion(model(batch[0]), batch[1])
+
+    cfg = replace(FastConfig(), channels_last=DEVICE.type == "cuda")
+    net = SRNet(4)
+    _check_trajectory(_fast_trajectory(net, sr_loss(fast_feature_loss(crit, cfg)), batches, cfg),
+                      _reference_trajectory(net, sr_loss(crit), batches), LOSS_RTOL_FIRST["float32"],
+                      LOSS_RTOL_LATER["float32"])
+    srcnn = SRCNN()
+    sub = [(torch.rand(8, 1, 33, 33), torch.rand(8, 1, 33, 33)) for _ in range(3)]
+
+    def groups(model):
+        return model.param_groups(1e-4)  # Dong et al.'s per-layer rates
+
+    loss = partial(srcnn_loss, border=srcnn.border)
+    _check_trajectory(_fast_trajectory(srcnn, loss, sub, cfg, lr=1e-4, param_groups=groups),
+                      _reference_trajectory(srcnn, loss, sub, lr=1e-4, param_groups=groups),
+                      LOSS_RTOL_FIRST["float32"], LOSS_RTOL_LATER["float32"])
 
 
 def test_fast_trainer_trains_the_callers_model_and_returns_fresh_outputs(style_objective, style_case):

@@ -1,11 +1,14 @@
 """What run.json records so a number can be traced to its run: command, versions, device, commit, seed."""
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import platform
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ VERSIONED = ("torch", "torchvision", "numpy", "scikit-image", "lpips", "resize-r
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -48,10 +51,21 @@ def device_name(device: str | torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def environment(device: str | torch.device, seed: int, profile: str) -> dict[str, Any]:
-    """The fields every run.json starts with."""
+def command_line(module: str, args: Sequence[str] | None) -> list[str]:
+    """The command that reruns a harness: `python -m <module> <args>` (args: what its main() parsed; None: this
+    process's own arguments). Recorded instead of sys.argv, which names the module's file path under `python -m` and
+    pytest's arguments when a test calls main(argv)."""
+    return ["python", "-m", module, *(sys.argv[1:] if args is None else args)]
+
+
+def environment(device: str | torch.device, seed: int, profile: str,
+                command: Sequence[str] | None = None) -> dict[str, Any]:
+    """The fields every run.json starts with. command: the harness's command line (command_line(...)); default
+    sys.argv. run.json gets it as `argv` (a list) and `command` (one shell-quoted line to paste)."""
+    argv = list(command) if command is not None else list(sys.argv)
     return {
-        "argv": sys.argv,
+        "argv": argv,
+        "command": shlex.join(argv),
         "profile": profile,
         "seed": seed,
         "device": str(device),
@@ -69,3 +83,19 @@ def _distributed() -> dict[str, Any]:
     from bench.distributed import describe
 
     return describe()
+
+
+def file_hashes(paths: Iterable[Path | str]) -> dict[str, str]:
+    """File name -> sha256 of each file (for the few files a run reads directly: evaluation, style, content images)."""
+    from data.files import sha256_file
+
+    return {Path(p).name: sha256_file(p) for p in paths}
+
+
+def file_list_digest(paths: Iterable[Path | str]) -> str:
+    """One sha256 over the sorted file names and sizes of a corpus: cheap for 80k images (it reads no pixels); the
+    catalog's per-dataset digests (data.catalog.dataset_digest) vouch for the contents of catalog corpora."""
+    h = hashlib.sha256()
+    for p in sorted(Path(p) for p in paths):
+        h.update(f"{p.name}\t{p.stat().st_size}\n".encode())
+    return h.hexdigest()

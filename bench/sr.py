@@ -31,6 +31,7 @@ refused as training data (data.corpus). run.json records the corpus, its image c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
@@ -40,7 +41,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -55,13 +56,13 @@ from baselines.bicubic import bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
 from bench.metrics import evaluate_pair, lpips_distance, to_uint8
 from bench.profiles import PROFILES, check_profile, default_device, default_profile
-from bench.runinfo import environment
-from bench.train import TrainConfig, TrainResult, train
-from data.catalog import UnknownDatasetError
+from bench.runinfo import command_line, environment, file_list_digest
+from bench.train import TrainConfig, TrainResult, seeded_init, train
+from data.catalog import DEFAULT_TRAIN_CORPUS, SRCNN_TRAIN_CORPUS, UnknownDatasetError
 from data.degrade import make_lr, modcrop
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
-from data.images import load_image_uint8, save_image
+from data.images import check_decodable, load_image_uint8, save_image
 from perceptual.nets import VARIANTS, SRNet
 
 log = logging.getLogger("bench.sr")
@@ -78,8 +79,8 @@ METHODS: dict[str, tuple[str, ...]] = {
 }
 SCALES = (4, 8)
 SRCNN_SCALES = (4,)  # the paper compares against SRCNN at x4 only
-DEFAULT_CORPUS = "coco_train2017+bsds500_train"
-DEFAULT_SRCNN_CORPUS = "coco_train2017+bsds500_train+t91"
+DEFAULT_CORPUS = "+".join(DEFAULT_TRAIN_CORPUS)  # data.catalog holds the one default (train splits only)
+DEFAULT_SRCNN_CORPUS = "+".join(SRCNN_TRAIN_CORPUS)  # the default corpus + t91
 PAPER_CORPUS = "10,000 MS-COCO train2014 images (Johnson et al. 2016, Sec. 4.2)"
 LPIPS_NETS = ("vgg", "alex")
 FEAT_LAYER = "relu2_2"
@@ -153,6 +154,19 @@ assert set(PROFILE_TABLE) == set(PROFILES)
 
 class RunFolderError(RuntimeError):
     """--out holds something this run must not overwrite (a different run, or files that are not a run)."""
+
+
+class ArgumentError(ValueError):
+    """A command-line value that cannot be used: the message names the option, the value and the fix (exit 2)."""
+
+
+@contextlib.contextmanager
+def _argument(option: str, value: object) -> Iterator[None]:
+    """Re-raise a data error met while checking `option` as an ArgumentError naming it (before --out is touched)."""
+    try:
+        yield
+    except (UnknownDatasetError, FileNotFoundError, PermissionError, ValueError, HashMismatchError, FetchError) as e:
+        raise ArgumentError(f"{option} {value}: {e}") from e
 
 
 class _Failed(RuntimeError):
@@ -291,6 +305,7 @@ class SRRunConfig:
     overwrite: bool = False
     report: bool = True
     progress: bool = True
+    argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
 
     # effective numbers (overrides win over the profile)
     @property
@@ -459,9 +474,14 @@ class SRHarness:
 
         resolved: dict[str, list[Path]] = {}
         for spec in self.cfg.datasets:
-            label, files = resolve_images(spec)
-            if label in resolved:
-                raise ValueError(f"--datasets names {label!r} twice")
+            with _argument("--datasets", spec):
+                label, files = resolve_images(spec)
+                if label in resolved:
+                    raise ValueError(f"names {label!r} twice; give each evaluation set once")
+                # an evaluation set is scored whole (its mean is compared with published numbers): an unreadable
+                # image stops the run here, before anything is written, instead of silently shrinking the set
+                for f in files:
+                    check_decodable(f)
             resolved[label] = sorted(files, key=lambda p: p.name)
         return resolved
 
@@ -474,7 +494,7 @@ class SRHarness:
             except (OSError, json.JSONDecodeError):
                 info = {}
         previous_sessions = info.get("sessions", [])
-        env = environment(self.device, cfg.seed, cfg.profile.name)
+        env = environment(self.device, cfg.seed, cfg.profile.name, command_line("bench.sr", cfg.argv))
         info.update(env)
         info.update({
             "task": TASK,
@@ -524,11 +544,13 @@ class SRHarness:
         cfg, p = self.cfg, self.cfg.profile
         self.corpus = self.srcnn_corpus = None
         if cfg.needs("pixel", "feat"):
-            self.corpus = ImageFolderCorpus(cfg.corpus, min_size=cfg.patch)
+            with _argument("--corpus", cfg.corpus):
+                self.corpus = ImageFolderCorpus(cfg.corpus, min_size=cfg.patch)
         if cfg.needs("srcnn") and any(s in SRCNN_SCALES for s in cfg.scales):
             scale = max(s for s in cfg.scales if s in SRCNN_SCALES)
-            self.srcnn_corpus = ImageFolderCorpus(cfg.srcnn_corpus,
-                                                  min_size=scale * -(-p.srcnn_patch_size // scale))
+            with _argument("--srcnn-corpus", cfg.srcnn_corpus):
+                self.srcnn_corpus = ImageFolderCorpus(cfg.srcnn_corpus,
+                                                      min_size=scale * -(-p.srcnn_patch_size // scale))
 
     def _record_inputs(self) -> None:
         info = self.record.info
@@ -543,7 +565,7 @@ class SRHarness:
             skipped = summary.pop("skipped", [])
             summary["skipped_files"] = [s["path"] for s in skipped][:50]
             summary["substitutes_for"] = what
-            summary["file_list_digest"] = _digest(corpus.files)
+            summary["file_list_digest"] = file_list_digest(corpus.files)
             info[key] = summary
         if self.corpus is None and self.srcnn_corpus is not None:
             info["corpus"] = info["srcnn_corpus"]  # the report's corpus column: what was trained on
@@ -576,7 +598,8 @@ class SRHarness:
             if self.loss_net is None:
                 from perceptual.vgg import LossNetwork
 
-                self.loss_net = LossNetwork((FEAT_LAYER,), weights=cfg.vgg_weights, device=self.device)
+                with seeded_init(cfg.seed):  # `random` weights: the same network for the same seed
+                    self.loss_net = LossNetwork((FEAT_LAYER,), weights=cfg.vgg_weights, device=self.device)
             criterion: nn.Module = FeatureReconstructionLoss(self.loss_net, FEAT_LAYER, tv_weight=cfg.tv_weight)
         else:
             criterion = PixelLoss()
@@ -586,7 +609,7 @@ class SRHarness:
             return criterion(net(lr), hr)
 
         meta = {"method": METHODS[cli][0], "scale": scale, "variant": cfg.variant, "data": stream.describe()["kind"],
-                "patch_size": cfg.patch, "sigma": cfg.profile.sigma, "corpus_digest": _digest(corpus.files),
+                "patch_size": cfg.patch, "sigma": cfg.profile.sigma, "corpus_digest": file_list_digest(corpus.files),
                 "tv_weight": cfg.tv_weight if cli == "feat" else 0.0}
         result = train(model, loss_fn, stream, self._train_cfg(cfg.n_iterations, cfg.batch, cfg.learning_rate),
                        name=name, out_dir=self.out, device=self.device, resume=self.resuming, meta=meta)
@@ -603,7 +626,7 @@ class SRHarness:
         torch.manual_seed(cfg.seed)
         model = SRCNN().to(self.device)
         meta = {"method": "srcnn", "scale": scale, "data": stream.describe()["kind"],
-                "patch_size": p.srcnn_patch_size, "stride": p.srcnn_stride, "corpus_digest": _digest(corpus.files)}
+                "patch_size": p.srcnn_patch_size, "stride": p.srcnn_stride, "corpus_digest": file_list_digest(corpus.files)}
         result = train(model, partial(srcnn_loss, border=model.border), stream,
                        self._train_cfg(cfg.n_srcnn_iterations, p.srcnn_batch_size, p.srcnn_lr),
                        name=name, out_dir=self.out, device=self.device, resume=self.resuming,
@@ -751,16 +774,6 @@ class SRHarness:
         return 1 if failed else 0
 
 
-def _digest(paths: Iterable[Path]) -> str:
-    """One sha256 over the sorted file names and sizes of a corpus (cheap; the catalog checks contents)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for p in sorted(Path(p) for p in paths):
-        h.update(f"{p.name}\t{p.stat().st_size}\n".encode())
-    return h.hexdigest()
-
-
 def _print_summary(results: ResultsTable, cfg: SRRunConfig, failed: dict[str, str]) -> None:
     lines = [f"SR results ({cfg.profile.name} profile, {cfg.device}) in {cfg.out}:"]
     methods = [n for m in cfg.methods for n in METHODS[m]]
@@ -872,7 +885,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> SRRunConfig:
+def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> SRRunConfig:
+    """The run's configuration from parsed arguments (argv: the raw arguments, recorded in run.json)."""
     profile = PROFILE_TABLE[check_profile(args.profile or default_profile())]
     device = args.device or default_device()
     try:
@@ -897,7 +911,7 @@ def config_from_args(args: argparse.Namespace) -> SRRunConfig:
         tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, lpips=lpips,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
         num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
-        progress=not args.no_progress)
+        progress=not args.no_progress, argv=None if argv is None else tuple(argv))
 
 
 def run(cfg: SRRunConfig) -> int:
@@ -912,7 +926,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        cfg = config_from_args(args)
+        cfg = config_from_args(args, argv)
         return run(cfg)
     except (RunFolderError, ValueError, FileNotFoundError, PermissionError, UnknownDatasetError,
             HashMismatchError, FetchError) as e:

@@ -48,6 +48,7 @@ the per-image traces already written; training resumes from its last checkpoint)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -58,7 +59,7 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,12 @@ import torch
 from baselines.gatys import GatysConfig, read_trace, stylise, write_trace
 from bench.profiles import PROFILES as PROFILE_NAMES
 from bench.profiles import check_profile, default_device, default_profile
-from bench.runinfo import environment
+from bench.runinfo import command_line, environment, file_hashes, file_list_digest
 from bench.speed import time_forward
-from data.files import atomic_write, atomic_write_json, atomic_write_text
+from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
+from data.catalog import UnknownDatasetError
+from data.fetch import FetchError
+from data.files import HashMismatchError, atomic_write, atomic_write_json, atomic_write_text
 from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import LossWeights, PerceptualObjective
 from perceptual.nets import VARIANTS, TransformNet
@@ -82,7 +86,7 @@ MEAN = "__mean__"
 RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
 TABLE1_ITERATIONS = (100, 300, 500)
 DEFAULT_STYLES = ("la_muse",)
-DEFAULT_TRAIN_CORPUS = "coco_train2017+bsds500_train"
+DEFAULT_TRAIN_CORPUS = "+".join(CATALOG_TRAIN_CORPUS)  # data.catalog holds the one default (train splits only)
 DEFAULT_EVAL_SET = "coco_val2017"
 DEFAULT_CONTENT_SET = "content"
 # The paper's TV search range, [1e-6, 1e-4] for its sum-over-0..255-pixels TV, in this suite's units (mean over [0, 1]
@@ -136,6 +140,19 @@ class StageSkipped(Exception):
 
 class RunFolderError(RuntimeError):
     """The output folder holds a different run (or settings that do not match a --resume)."""
+
+
+class ArgumentError(ValueError):
+    """A command-line value that cannot be used: the message names the option, the value and the fix (exit 2)."""
+
+
+@contextlib.contextmanager
+def _argument(option: str, value: object) -> Iterator[None]:
+    """Re-raise a data error met while checking `option` as an ArgumentError naming it (before --out is touched)."""
+    try:
+        yield
+    except (UnknownDatasetError, FileNotFoundError, PermissionError, ValueError, HashMismatchError, FetchError) as e:
+        raise ArgumentError(f"{option} {value}: {e}") from e
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -280,6 +297,7 @@ class StyleSettings:
     num_workers: int = 0
     resume: bool = False
     overwrite: bool = False
+    argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
 
     def identity(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
@@ -355,7 +373,7 @@ class StyleRun:
         s = self.s
         from perceptual.weights import weights_manifest
 
-        doc = environment(s.device, s.seed, s.profile) | {
+        doc = environment(s.device, s.seed, s.profile, command_line("bench.style", s.argv)) | {
             "task": TASK,
             "identity": self.identity,
             "variant": s.variant,
@@ -427,9 +445,11 @@ class StyleRun:
     @property
     def loss_net(self) -> torch.nn.Module:
         if self._loss_net is None:
+            from bench.train import seeded_init
             from perceptual.vgg import LossNetwork
 
-            self._loss_net = LossNetwork(weights=self.s.vgg_weights, device=self.device)
+            with seeded_init(self.s.seed):  # `random` weights: the same network for the same seed, in any process
+                self._loss_net = LossNetwork(weights=self.s.vgg_weights, device=self.device)
         return self._loss_net
 
     def style_image(self, style: str) -> torch.Tensor:
@@ -438,7 +458,7 @@ class StyleRun:
             from data.fetch import style_image
             from data.images import load_image
 
-            path = style_image(style)
+            path = self.style_paths.get(style) or style_image(style)
             self.style_paths[style] = path
             size = self.s.style_size or self.s.p.train_size
             self.style_images[style] = resize_shorter_side(load_image(path), size).unsqueeze(0).to(self.device)
@@ -513,10 +533,67 @@ class StyleRun:
             summary = self._corpus.summary()
             n = self.s.p.max_train_images
             summary["n_images_used"] = min(n, self._corpus.n_images) if n else self._corpus.n_images
+            used = self._corpus.files[:summary["n_images_used"]]
+            summary["file_list_digest"] = file_list_digest(used)
+            summary |= self._note_small_images(used, self._corpus.sizes[:len(used)])
             summary["note"] = ("stands in for the paper's ~80k MS-COCO train2014 images"
                                if self.s.train_corpus == DEFAULT_TRAIN_CORPUS else "user-supplied corpus")
             self.info["corpus"] = summary | {"n_images": summary["n_images_used"]}
         return self._corpus
+
+    def _note_small_images(self, files: Sequence[Path], sizes: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        """Training images whose shorter side is under the training size are upscaled to it, not skipped (the paper
+        resized every COCO image to 256x256): each is logged, and run.json's corpus block counts them."""
+        size = self.s.p.train_size
+        small = [(f, w, h) for f, (w, h) in zip(files, sizes) if min(w, h) < size]
+        for f, w, h in small:
+            log.info("training image %s (%dx%d) is smaller than the %d px training crop: upscaled (shorter side to "
+                     "%d px), as the paper resized every training image to its crop size", f, w, h, size, size)
+        if small:
+            log.warning("%d of %d training images are smaller than the %d px crop and are upscaled (see the log)",
+                        len(small), len(files), size)
+        return {"n_upscaled_smaller_than_crop": len(small), "upscaled_files": [str(f) for f, _, _ in small][:50],
+                "small_image_policy": f"shorter side < {size} px: upscaled to {size} px (bilinear, antialiased)"}
+
+    def check_inputs(self) -> None:
+        """Every name and file the requested stages need, checked before --out is touched, so a bad --styles,
+        --train-corpus, --eval-set or --content-set is an argument error (exit 2, nothing written). Records what the
+        run reads and the sha256 of each file it reads directly (style, Fig. 5 and content images) for run.json."""
+        from data.fetch import resolve_images, style_image
+        from data.images import check_decodable
+
+        s = self.s
+        seen: dict[str, str] = {}
+        for style in s.styles:
+            with _argument("--styles", style):
+                path = style_image(style)
+                check_decodable(path)
+            for key in (f"the style name {self.style_name(style)!r}", f"the image {path}"):
+                if key in seen:
+                    raise ArgumentError(f"--styles {seen[key]} and {style} both give {key}; give each style once")
+                seen[key] = style
+            self.style_paths[style] = path
+        self.info["style_images"] = {self.style_name(k): {"path": str(v), "sha256": file_hashes([v])[v.name]}
+                                     for k, v in self.style_paths.items()}
+        if "train" in s.stages:
+            with _argument("--train-corpus", s.train_corpus):
+                self.corpus()
+        sets: dict[str, tuple[str, str, int | None]] = {}
+        if "fig5" in s.stages or (s.tv_search and "train" in s.stages):
+            n = s.p.n_images + (s.p.n_val_images if s.tv_search else 0)
+            sets["fig5"] = ("--eval-set", s.eval_set, n)
+        if "outputs" in s.stages:
+            sets["outputs"] = ("--content-set", s.content_set, s.p.n_outputs)
+        datasets: dict[str, Any] = {}
+        for role, (option, spec, n) in sets.items():
+            with _argument(option, spec):
+                label, files = resolve_images(spec)
+                files = sorted(files, key=lambda p: p.name)[:n]
+                for f in files:  # the images are scored: an unreadable one stops the run here
+                    check_decodable(f)
+            datasets[role] = {"name": label, "spec": spec, "n_images": len(files), "path": str(files[0].parent),
+                              "sha256": file_hashes(files)}
+        self.info["datasets"] = datasets
 
     def stage_train(self, style: str) -> list[dict[str, Any]]:
         s, name = self.s, self.style_name(style)
@@ -697,6 +774,7 @@ class StyleRun:
     # -- the whole run ------------------------------------------------------------------------------------------
     def run(self) -> int:
         s = self.s
+        self.check_inputs()
         self.prepare_folder()
         self._traces: dict[int, dict[str, list[dict[str, float]]]] = {}
         self.info["notes"] = [
@@ -757,11 +835,38 @@ def _positive(kind: str) -> Callable[[str], int]:
     return parse
 
 
-def _size(text: str) -> int:
-    v = _positive("--sizes")(text)
-    if v % 4:
-        raise argparse.ArgumentTypeError(f"--sizes: {v} is not a multiple of 4 (the transform network halves twice)")
-    return v
+def _size(option: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        v = _positive(option)(text)
+        if v % 4:
+            raise argparse.ArgumentTypeError(f"{option}: {v} is not a multiple of 4 (the transform network halves "
+                                             f"twice); use e.g. {v + 4 - v % 4}")
+        return v
+    return parse
+
+
+def _positive_float(option: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a number, got {text!r}") from None
+        if not (math.isfinite(v) and v > 0):
+            raise argparse.ArgumentTypeError(f"{option} must be a positive number, got {text}")
+        return v
+    return parse
+
+
+def _non_negative(option: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer, got {text!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{option} must be >= 0, got {v}")
+        return v
+    return parse
 
 
 def profile_table() -> str:
@@ -788,7 +893,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--styles", nargs="+", default=list(DEFAULT_STYLES),
                    help="style images: catalog names (la_muse, starry_night_crop, composition_vii, wave_crop, candy, "
                         "...) or image paths. Fig. 5 and Table 1 use the first. Default: la_muse (The Muse)")
-    p.add_argument("--sizes", nargs="+", type=_size, default=None,
+    p.add_argument("--sizes", nargs="+", type=_size("--sizes"), default=None,
                    help="Fig. 5 / Table 1 image sizes (multiples of 4). Default per profile (paper: 256 512 1024)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/style/<profile>)")
     p.add_argument("--variant", choices=VARIANTS, default="common",
@@ -808,11 +913,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-set", default=DEFAULT_EVAL_SET, help=f"Fig. 5 images (default {DEFAULT_EVAL_SET})")
     p.add_argument("--content-set", default=DEFAULT_CONTENT_SET,
                    help="photos the styles are applied to for the report (default: the catalog's `content`)")
-    p.add_argument("--train-size", type=_size, default=None, help="training crop size (paper: 256)")
+    p.add_argument("--train-size", type=_size("--train-size"), default=None, help="training crop size (paper: 256)")
     p.add_argument("--batch-size", type=_positive("--batch-size"), default=None,
                    help="batch size (paper: 4): the GLOBAL batch (under torchrun each of N ranks takes batch / N; "
                         "must divide)")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--lr", type=_positive_float("--lr"), default=None,
                    help="Adam learning rate (paper: 1e-3; not scaled with the number of ranks)")
     p.add_argument("--crop", choices=CROPS, default="center", help="training crop: center (default) or random")
     p.add_argument("--style-size", type=_positive("--style-size"), default=None,
@@ -830,14 +935,15 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("train", "fig5", "table1", "outputs", "report"), help="stages to run (default: all)")
     p.add_argument("--vgg-weights", choices=("imagenet", "random"), default="imagenet",
                    help="loss network weights; `random` only for tests of the mechanics")
-    p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes (0: in process)")
+    p.add_argument("--num-workers", type=_non_negative("--num-workers"), default=0, help="data-loading worker processes (0: in process)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     return p
 
 
-def settings_from_args(args: argparse.Namespace) -> StyleSettings:
+def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> StyleSettings:
+    """The run's settings from parsed arguments (argv: the raw arguments, recorded in run.json)."""
     profile = check_profile(args.profile or default_profile())
     base = PROFILES[profile]
     over = {k: v for k, v in {"iterations": args.iterations, "gatys_iterations": args.gatys_iterations,
@@ -845,8 +951,12 @@ def settings_from_args(args: argparse.Namespace) -> StyleSettings:
                               "batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
     p = replace(base, **over)
     device = args.device or default_device()
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {device}: CUDA is not available here; use --device cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ArgumentError(f"--device {device!r} is not a torch device ({e}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError(f"--device {device}: CUDA is not available here; use --device cpu")
     return StyleSettings(
         profile=profile, styles=list(args.styles), sizes=tuple(args.sizes or base.sizes),
         out=args.out or Path("runs") / "style" / profile, variant=args.variant, seed=args.seed, device=device,
@@ -854,21 +964,23 @@ def settings_from_args(args: argparse.Namespace) -> StyleSettings:
         train_corpus=args.train_corpus, eval_set=args.eval_set, content_set=args.content_set, crop=args.crop,
         style_size=args.style_size, gatys_init=args.gatys_init, tv_search=args.tv_search,
         vgg_weights=args.vgg_weights, stages=tuple(args.stages), num_workers=args.num_workers, resume=args.resume,
-        overwrite=args.overwrite)
+        overwrite=args.overwrite, argv=None if argv is None else tuple(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, check every argument (exit status 2 and nothing written when one is unusable), run; 1 when a stage
+    failed."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = settings_from_args(args)
-    log.info("profile %s on %s: styles %s, sizes %s, out %s", settings.profile, settings.device,
-             settings.styles, settings.sizes, settings.out)
     try:
+        settings = settings_from_args(args, argv)
+        log.info("profile %s on %s: styles %s, sizes %s, out %s", settings.profile, settings.device,
+                 settings.styles, settings.sizes, settings.out)
         from bench.distributed import run_harness  # alone, or one rank of a torchrun job (issue 7)
 
         return run_harness(StyleRun(settings))
-    except RunFolderError as e:
-        log.error("%s", e)
+    except (RunFolderError, ArgumentError) as e:
+        print(f"reproduce-style: error: {e}", file=sys.stderr)
         return 2
 
 

@@ -26,7 +26,8 @@ What it guarantees:
 - A training-loss CSV `logs/train_<name>.csv`: iteration, wall_time_s (cumulative training time, carried across
   resumes), total, then each other term (means over the `log_every` iterations since the previous row).
 - NaN or Inf in any term stops the run before that step's update with `NonFiniteLossError` naming the iteration and
-  the term; the last good checkpoint is left untouched (nothing is written after the bad step).
+  the term (the first non-finite individual term; 'total' only when every term is finite); the last good checkpoint
+  is left untouched (nothing is written after the bad step).
 - tqdm progress bar (rank 0 only).
 
 Data parallelism: `dist_context()` reads torch.distributed; `wrap_model()` is the one place that builds the model
@@ -43,6 +44,7 @@ cannot follow raises `distributed.Abort` (torchrun then stops the job).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -75,6 +77,7 @@ __all__ = [
     "capture_rng_state",
     "checkpoint_path",
     "dist_context",
+    "first_non_finite",
     "load_checkpoint",
     "load_trained_weights",
     "log_path",
@@ -82,6 +85,7 @@ __all__ = [
     "restore_rng_state",
     "save_checkpoint",
     "seed_everything",
+    "seeded_init",
     "train",
     "wrap_model",
 ]
@@ -162,6 +166,18 @@ class NonFiniteLossError(FloatingPointError):
                  else "no checkpoint had been written yet")
         super().__init__(f"training {name!r} stopped at iteration {iteration}: loss term {term!r} is {value}; "
                          f"{where}")
+
+
+def first_non_finite(names: Sequence[str], values: Sequence[float]) -> tuple[str, float] | None:
+    """(term, value) of the loss term to blame for a non-finite loss, or None when every value is finite.
+
+    The first non-finite individual term in `names` order wins over "total": a NaN style term makes the total NaN
+    too, and the message must name the cause. "total" is named only when every individual term is finite (e.g. an
+    overflow in the weighted sum)."""
+    bad = [(n, v) for n, v in zip(names, values) if not math.isfinite(v)]
+    if not bad:
+        return None
+    return next(((n, v) for n, v in bad if n != "total"), bad[0])
 
 
 class CheckpointMismatchError(ValueError):
@@ -276,6 +292,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Build something random (a randomly initialised loss network, a model) from `seed` without touching the global
+    RNG stream: inside, the CPU torch RNG is seeded with `seed`; afterwards it is back where it was. So the same seed
+    gives the same weights whatever ran before in the process (a second run in the same process, a test suite)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def checkpoint_path(out_dir: Path | str, name: str) -> Path:
@@ -519,10 +545,10 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
                 else:
                     values = means.detach().tolist()
                     stop_now = False
-                for term, value in zip(names, values):
-                    if not math.isfinite(value):
-                        raise NonFiniteLossError(name, it, term, value,
-                                                 ckpt_file if last_ckpt_iter is not None else None, last_ckpt_iter)
+                bad = first_non_finite(names, values)
+                if bad is not None:
+                    raise NonFiniteLossError(name, it, *bad, ckpt_file if last_ckpt_iter is not None else None,
+                                             last_ckpt_iter)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(means[0]).backward()
                 scaler.step(optimizer)

@@ -9,14 +9,17 @@ here, in code, so that they are reviewed like code.
 
 Role defaults (why):
 - SR evaluation sets: Set5, Set14, BSD100 (the paper's Table 2).
-- Default training corpus for the paper's networks (SR and style): coco_train2017 + bsds500_train + bsds500_test,
-  608 natural photographs standing in for the paper's ~80k MS-COCO train2014 images (reports must say so).
-  COCO because the paper trained on COCO; both BSDS500 folders because they are natural photographs of the same kind,
-  none of them is in any evaluation set of this suite (the BSDS500 "test" split shares no id with BSD100, and no
-  sha256 of an `sr/` file occurs in `train/`; tests/test_data.py checks both), and the corpus is already ~130x smaller
-  than the paper's. T91 is left out: it is SRCNN's own set, and 75 of its 91 images have a side under the paper's
-  288 px SR patch. Anyone who wants a strictly "train-split only" corpus passes `coco_train2017+bsds500_train`.
-- SRCNN training corpus: t91 (the 91-image set SRCNN was published with).
+- Default training corpus for the paper's networks (SR and style): coco_train2017 + bsds500_train, the train splits
+  only: 408 natural photographs standing in for the paper's ~80k MS-COCO train2014 images (reports must say so).
+  COCO because the paper trained on COCO; BSDS500 train because it is natural photographs of the same kind. Neither
+  is in any evaluation set of this suite (no sha256 of an `sr/` file occurs in `train/`; tests/test_data.py checks
+  it). bsds500_test is left out so that the default trains on train splits only (it shares no id with BSD100, so
+  `--corpus coco_train2017+bsds500_train+bsds500_test` is a legitimate larger corpus, 608 images). T91 is left out:
+  it is SRCNN's own set, and 75 of its 91 images have a side under the paper's 288 px SR patch.
+  Both harnesses (bench.sr --corpus, bench.style --train-corpus) take their default from DEFAULT_TRAIN_CORPUS.
+- SRCNN training corpus: the default corpus + t91 (the 91-image set SRCNN was published with), so the retrained
+  SRCNN sees the photographs the paper's SR networks are trained on plus its own set (Dong et al. also report
+  SRCNN trained on a larger set than T91). bench.sr --srcnn-corpus takes its default from SRCNN_TRAIN_CORPUS.
 - Fig. 5 evaluation set: coco_val2017 (the first 50 files in name order), style "The Muse" (la_muse). coco_val2017 is
   held out: NEVER train on it (`DatasetInfo.trainable` is False, and data.corpus refuses it as a training corpus).
 - The paper's four style models: starry_night_crop, la_muse, composition_vii, wave_crop (jcjohnson/fast-neural-style's
@@ -126,8 +129,8 @@ DATASETS: dict[str, DatasetInfo] = {
 
 # Roles (see the module docstring for why).
 SR_EVAL_SETS: tuple[str, ...] = ("Set5", "Set14", "BSD100")
-DEFAULT_TRAIN_CORPUS: tuple[str, ...] = ("coco_train2017", "bsds500_train", "bsds500_test")
-SRCNN_TRAIN_CORPUS: tuple[str, ...] = ("t91",)
+DEFAULT_TRAIN_CORPUS: tuple[str, ...] = ("coco_train2017", "bsds500_train")
+SRCNN_TRAIN_CORPUS: tuple[str, ...] = (*DEFAULT_TRAIN_CORPUS, "t91")
 FIG5_EVAL_SET = "coco_val2017"
 FIG5_N_IMAGES = 50
 FIG5_STYLE = "la_muse"

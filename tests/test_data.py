@@ -117,7 +117,9 @@ def test_catalog_counts_and_roles():
 
 
 def test_training_corpus_shares_nothing_with_evaluation_sets():
-    train = {e.sha256 for n in DEFAULT_TRAIN_CORPUS for e in dataset_entries(n)}
+    # every trainable dataset, not only the default corpus: bsds500_test and t91 may be passed with --corpus
+    train = {e.sha256 for n in DATASETS if DATASETS[n].trainable for e in dataset_entries(n)}
+    assert set(DEFAULT_TRAIN_CORPUS) == {"coco_train2017", "bsds500_train"}  # train splits only
     held = {e.sha256 for n in SR_EVAL_SETS + (FIG5_EVAL_SET,) for e in dataset_entries(n)}
     assert not train & held
     bsd100_ids = {e.stem for e in dataset_entries("BSD100")}
@@ -376,7 +378,9 @@ def test_catalog_specs(monkeypatch):
     name, files = resolve_images("set5+Set14")
     assert name == "Set5+Set14" and len(files) == 19
     name, files = resolve_images("train")
-    assert name == "+".join(DEFAULT_TRAIN_CORPUS) and len(files) == 608
+    assert name == "coco_train2017+bsds500_train" == "+".join(DEFAULT_TRAIN_CORPUS) and len(files) == 408
+    name, files = resolve_images("srcnn_train")
+    assert name == "coco_train2017+bsds500_train+t91" and len(files) == 499
     assert resolve_images("the_muse") == ("la_muse", [REAL_MIRROR / "style/styles/la_muse.jpg"])
     assert resolve_images("la_muse.jpg") == resolve_images("la_muse")
     assert fetch.style_image("chicago") == REAL_MIRROR / "style/content/chicago.jpg"

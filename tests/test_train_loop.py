@@ -148,8 +148,8 @@ def test_nan_stops_naming_iteration_and_term_and_keeps_last_checkpoint(tmp_path)
     with pytest.raises(NonFiniteLossError) as info:
         train(model, bad_loss, Regression(), cfg(iterations=10), name="nan", out_dir=tmp_path)
     err = info.value
-    assert err.iteration == 5 and err.term == "total"  # 'total' is checked first, then each term
-    assert "iteration 5" in str(err) and "'total'" in str(err) and "iteration 4" in str(err)
+    assert err.iteration == 5 and err.term == "mse"  # the term that caused it, not the 'total' it made NaN
+    assert "iteration 5" in str(err) and "'mse'" in str(err) and "iteration 4" in str(err)
     ckpt = load_checkpoint(checkpoint_path(tmp_path, "nan"))
     assert ckpt["iteration"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())

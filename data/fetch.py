@@ -432,7 +432,7 @@ def resolve_images(spec: str | os.PathLike, download: bool | None = None) -> tup
     """Turn a user's image spec into (display name, files).
 
     Accepted, in this order: a catalog dataset name (`Set5`, `coco_train2017`, any case); several joined with `+`
-    (`coco_train2017+bsds500_train`); a corpus alias (`train` = the default training corpus, `srcnn_train` = t91);
+    (`coco_train2017+bsds500_train`); a corpus alias (`train` = the default training corpus, `srcnn_train` = the default corpus plus t91);
     a style/content image short name (`la_muse`, `chicago`); a folder of images (its name is the display name; any
     folder works, e.g. MS-COCO train2014); a single image file (its stem is the display name).
     Catalog files are verified; folder and single-image files are listed as they are (decode errors surface later).

@@ -40,6 +40,8 @@ import torch
 
 from bench.timing import SKIPS, BenchRunner, bench_device, cpu_model, device_name
 
+_LOAD: dict[str, list[float] | None] = {}
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("perceptual-bench", "perceptual-repro benchmarks")
@@ -62,6 +64,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench_heavy: heavy benchmark case, needs --bench-heavy")
     config.addinivalue_line("markers", "bench_cuda_only: benchmark case run on CUDA only (2048/4096 px)")
     config.addinivalue_line("markers", "bench_sweep: fast-path variant, needs --bench-sweep")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _LOAD["start"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -89,6 +95,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
     output_json["perceptual_bench"] = {
         "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+        "load_average_at_start": _LOAD.get("start"),
         "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "options": {k: config.getoption(k) for k in ("--bench-heavy", "--bench-sweep", "--bench-compile",
                                                       "--bench-case-timeout", "--bench-rounds", "--bench-paired")},

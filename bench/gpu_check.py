@@ -38,12 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 # (target name, benchmark group, paths whose best median counts, target seconds, what it scales to)
 TARGETS: list[dict[str, Any]] = [
-    {"name": "style forward 1024x1024", "group": "style_forward_1024", "target_s": 3e-3, "anchor_s": 9.5e-3},
-    {"name": "style forward 2048x2048", "group": "style_forward_2048", "target_s": 12e-3, "anchor_s": 36e-3},
+    {"name": "style forward 1024x1024", "group": "style_forward_1024", "target_s": 3e-3, "anchor_s": 9.5e-3,
+     "nodeid": "test_style_forward[1024-"},
+    {"name": "style forward 2048x2048", "group": "style_forward_2048", "target_s": 12e-3, "anchor_s": 36e-3,
+     "nodeid": "test_style_forward[2048-"},
     {"name": "style training step (4x256x256, VGG-16 loss)", "group": "train_step_style", "target_s": 6e-3,
-     "anchor_s": 18.4e-3, "iterations": 40_000, "iterations_target_s": 300},
+     "anchor_s": 18.4e-3, "iterations": 40_000, "iterations_target_s": 300, "nodeid": "test_train_step[style-"},
     {"name": "SR x4 training step (4x72->288, l_feat)", "group": "train_step_sr_x4", "target_s": 4.5e-3,
-     "anchor_s": 14.4e-3, "iterations": 200_000, "iterations_target_s": 900},
+     "anchor_s": 14.4e-3, "iterations": 200_000, "iterations_target_s": 900, "nodeid": "test_train_step[sr_x4-"},
 ]
 GATYS_TARGET_S = 15.0  # 500 L-BFGS iterations at 1024 (anchor ~22 s)
 NOT_SLOWER = 0.95  # reference/fast at or above this counts as "not slower" (timing spread on a shared machine)
@@ -185,9 +187,19 @@ def _medians(doc: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def _doc_device(doc: dict) -> str:
+    meta = doc.get("perceptual_bench") or {}
+    if meta.get("device"):
+        return str(meta["device"])
+    devices = {(b.get("extra_info") or {}).get("device") for b in doc.get("benchmarks", [])}
+    return "cuda" if any(str(d).startswith("cuda") for d in devices) else "cpu"
+
+
 def targets(doc: dict, gatys: dict | None) -> list[dict[str, Any]]:
-    """Each issue target: measured (fast path, and the best sweep variant), reference, verdict."""
+    """Each issue target: measured (fast path, and the best sweep variant), reference, verdict. The time targets are
+    for one H100; on another device they are reported as measured with the verdict 'n/a (not a GPU run)'."""
     med = _medians(doc)
+    on_gpu = _doc_device(doc).startswith("cuda")
     rows = []
     for t in TARGETS:
         paths = med.get(t["group"], {})
@@ -198,10 +210,11 @@ def targets(doc: dict, gatys: dict | None) -> list[dict[str, Any]]:
                "reference_s": paths.get("reference"), "fast_s": fast, "best_path": best_path,
                "best_s": variants.get(best_path) if best_path else None}
         if row["best_s"] is None:
-            reasons = [s["reason"] for s in doc.get("skipped", []) if t["group"].split("_")[-1] in s["nodeid"]]
-            row.update(verdict="not measured", note="; ".join(reasons[:2]) or "no benchmark ran")
+            reasons = sorted({s["reason"] for s in doc.get("skipped", []) if t["nodeid"] in s["nodeid"]})
+            row.update(verdict="not measured", note="; ".join(reasons) or "no benchmark ran")
         else:
-            row["verdict"] = "met" if row["best_s"] <= t["target_s"] else "missed"
+            row["verdict"] = ("n/a (not a GPU run)" if not on_gpu else
+                              "met" if row["best_s"] <= t["target_s"] else "missed")
             if "iterations" in t:
                 row["iterations_s"] = row["best_s"] * t["iterations"]
                 row["note"] = (f"{t['iterations']} iterations: {row['iterations_s'] / 60:.1f} min "
@@ -212,7 +225,8 @@ def targets(doc: dict, gatys: dict | None) -> list[dict[str, Any]]:
     if gatys and "fast" in gatys and gatys.get("size") == 1024 and gatys.get("iterations") == 500:
         g.update(fast_s=gatys["fast"]["seconds"], best_s=gatys["fast"]["seconds"], best_path="fast",
                  reference_s=(gatys.get("reference") or {}).get("seconds_per_500"),
-                 verdict="met" if gatys["fast"]["seconds"] <= GATYS_TARGET_S else "missed")
+                 verdict=("n/a (not a GPU run)" if not str(gatys.get("device", "")).startswith("cuda") else
+                          "met" if gatys["fast"]["seconds"] <= GATYS_TARGET_S else "missed"))
         if "final_total_rel_diff" in gatys:
             g["note"] = f"final objective fast vs reference: rel. diff {gatys['final_total_rel_diff']:.2e}"
         elif gatys.get("reference"):
@@ -223,13 +237,25 @@ def targets(doc: dict, gatys: dict | None) -> list[dict[str, Any]]:
                  f"{(gatys.get('fast') or {}).get('seconds', float('nan')):.2f} s")
     rows.append(g)
     slower = speedups(doc)
+    spread = _spreads(doc)
+    bad = {g: r for g, r in slower.items() if r < 1 - max(1 - NOT_SLOWER, spread.get(g, 0.0))}
     rows.append({"target": "fast path not slower than reference (every case of this run)", "group": "all",
-                 "verdict": ("met" if slower and all(r >= NOT_SLOWER for r in slower.values()) else
-                             "not measured" if not slower else "missed"),
+                 "verdict": "not measured" if not slower else "missed" if bad else "met",
                  "note": ", ".join(f"{grp} {r:.2f}x" for grp, r in slower.items()) +
-                 f" (reference/fast median time, interleaved rounds where recorded; >= {NOT_SLOWER} counts as not "
-                 "slower: the rounds' spread on a shared machine)"})
+                 f" (reference/fast median time, from interleaved rounds where recorded; slower means below 1 by "
+                 f"more than max({1 - NOT_SLOWER:.2f}, the rounds' relative IQR))" +
+                 (f"; slower: {', '.join(bad)}" if bad else "")})
     return rows
+
+
+def _spreads(doc: dict) -> dict[str, float]:
+    """Per group: the larger relative interquartile range (IQR / median) of its benchmarks' rounds."""
+    out: dict[str, float] = {}
+    for b in doc.get("benchmarks", []):
+        st = b.get("stats") or {}
+        if st.get("median"):
+            out[b["group"]] = max(out.get(b["group"], 0.0), float(st.get("iqr", 0.0)) / float(st["median"]))
+    return out
 
 
 def speedups(doc: dict) -> dict[str, float]:
@@ -265,8 +291,9 @@ def summary_md(doc: dict, rows: list[dict], info: dict) -> str:
         lines.append(f"| {r['target']} | {_fmt_s(r.get('target_s'))} | {best} | {_fmt_s(r.get('fast_s'))} | "
                      f"{_fmt_s(r.get('reference_s'))} | {_fmt_s(r.get('anchor_s'))} | {r['verdict']} | "
                      f"{r.get('note', '')} |")
-    lines += ["", "## Steps", "", "| step | status | seconds |", "|---|---|---|"]
-    lines += [f"| {name} | {s['status']} | {s.get('seconds', 0)} |" for name, s in info.get("steps", {}).items()]
+    if info.get("steps"):
+        lines += ["", "## Steps", "", "| step | status | seconds |", "|---|---|---|"]
+        lines += [f"| {name} | {s['status']} | {s.get('seconds', 0)} |" for name, s in info["steps"].items()]
     tests = info.get("tests")
     if tests:
         lines += ["", f"## tests/test_fast_path.py on {info.get('device')}: {tests}"]

@@ -2,6 +2,9 @@
 
 `common` (pytorch/examples' fast_neural_style and most later work): instance norm, reflection padding on every conv,
 nearest-neighbour x2 upsampling followed by a conv (no checkerboard artifacts), plain conv output.
+The SR networks keep batch norm in both variants: instance norm (Ulyanov et al.) is a style-transfer device that
+discards each image's per-channel mean and contrast after the first conv, so an SR net built with it cannot
+reproduce absolute intensities (measured: its l_pixel training plateaus at the images' variance, ~0.07).
 `paper` (Johnson et al. 2016, supplementary): batch norm, one reflection pad at the input exactly as wide as the
 unpadded residual convs consume (40 px for the style net, 8 px for SR), zero-padded strided and output convs,
 fractionally strided (transposed) 3x3 convs for upsampling, scaled tanh output.
@@ -24,8 +27,11 @@ def _check_variant(variant: str) -> str:
     return variant
 
 
-def _norm(variant: str, channels: int) -> nn.Module:
-    return nn.InstanceNorm2d(channels, affine=True) if variant == "common" else nn.BatchNorm2d(channels)
+Norm = Literal["instance", "batch"]
+
+
+def _norm(norm: str, channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=True) if norm == "instance" else nn.BatchNorm2d(channels)
 
 
 def conv(variant: str, cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -35,8 +41,8 @@ def conv(variant: str, cin: int, cout: int, kernel: int, stride: int = 1) -> nn.
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2))
 
 
-def conv_norm_relu(variant: str, cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(conv(variant, cin, cout, kernel, stride), _norm(variant, cout), nn.ReLU(inplace=True))
+def conv_norm_relu(variant: str, norm: str, cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(conv(variant, cin, cout, kernel, stride), _norm(norm, cout), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
@@ -45,13 +51,13 @@ class ResidualBlock(nn.Module):
     The paper's variant uses unpadded 3x3 convs, so the output is 4 px smaller and the identity is centre-cropped.
     """
 
-    def __init__(self, variant: str, channels: int):
+    def __init__(self, variant: str, norm: str, channels: int):
         super().__init__()
         self.padded = variant == "common"
         pad = nn.ReflectionPad2d(1) if self.padded else nn.Identity()
         self.body = nn.Sequential(
-            pad, nn.Conv2d(channels, channels, 3), _norm(variant, channels), nn.ReLU(inplace=True),
-            pad, nn.Conv2d(channels, channels, 3), _norm(variant, channels),
+            pad, nn.Conv2d(channels, channels, 3), _norm(norm, channels), nn.ReLU(inplace=True),
+            pad, nn.Conv2d(channels, channels, 3), _norm(norm, channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,13 +67,13 @@ class ResidualBlock(nn.Module):
         return x + y
 
 
-def upsample(variant: str, cin: int, cout: int) -> nn.Sequential:
+def upsample(variant: str, norm: str, cin: int, cout: int) -> nn.Sequential:
     """x2 upsampling: nearest + conv (common) or a fractionally strided 3x3 conv (paper), then norm and ReLU."""
     if variant == "common":
         layer: nn.Module = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv(variant, cin, cout, 3))
     else:
         layer = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)
-    return nn.Sequential(layer, _norm(variant, cout), nn.ReLU(inplace=True))
+    return nn.Sequential(layer, _norm(norm, cout), nn.ReLU(inplace=True))
 
 
 class _Output(nn.Module):
@@ -95,14 +101,15 @@ class TransformNet(nn.Module):
         super().__init__()
         self.variant = _check_variant(variant)
         pad = 2 * self.n_blocks * 4 if variant == "paper" else 0  # residual convs run at 1/4 resolution: 40 px
+        norm = "instance" if variant == "common" else "batch"
         self.net = nn.Sequential(
             nn.ReflectionPad2d(pad) if pad else nn.Identity(),
-            conv_norm_relu(variant, 3, 32, 9),
-            conv_norm_relu(variant, 32, 64, 3, stride=2),
-            conv_norm_relu(variant, 64, 128, 3, stride=2),
-            *[ResidualBlock(variant, 128) for _ in range(self.n_blocks)],
-            upsample(variant, 128, 64),
-            upsample(variant, 64, 32),
+            conv_norm_relu(variant, norm, 3, 32, 9),
+            conv_norm_relu(variant, norm, 32, 64, 3, stride=2),
+            conv_norm_relu(variant, norm, 64, 128, 3, stride=2),
+            *[ResidualBlock(variant, norm, 128) for _ in range(self.n_blocks)],
+            upsample(variant, norm, 128, 64),
+            upsample(variant, norm, 64, 32),
             _Output(variant, 32),
         )
 
@@ -115,7 +122,8 @@ class TransformNet(nn.Module):
 class SRNet(nn.Module):
     """Super-resolution network: c9s1-64, 4 x R64, log2(scale) x2 upsampling layers of 64, c9s1-3.
 
-    x4 maps 72x72 to 288x288; x8 maps 36x36 to 288x288 (three upsampling layers).
+    x4 maps 72x72 to 288x288; x8 maps 36x36 to 288x288 (three upsampling layers). Batch norm in both variants
+    (see the module docstring); the variant chooses padding and upsampling.
     """
 
     n_blocks = 4
@@ -129,9 +137,9 @@ class SRNet(nn.Module):
         n_up = scale.bit_length() - 1
         self.net = nn.Sequential(
             nn.ReflectionPad2d(pad) if pad else nn.Identity(),
-            conv_norm_relu(variant, 3, 64, 9),
-            *[ResidualBlock(variant, 64) for _ in range(self.n_blocks)],
-            *[upsample(variant, 64, 64) for _ in range(n_up)],
+            conv_norm_relu(variant, "batch", 3, 64, 9),
+            *[ResidualBlock(variant, "batch", 64) for _ in range(self.n_blocks)],
+            *[upsample(variant, "batch", 64, 64) for _ in range(n_up)],
             _Output(variant, 64),
         )
 

@@ -47,3 +47,20 @@ def test_bad_arguments_name_the_option():
         SRNet(3)
     with pytest.raises(ValueError, match="divisible by 4"):
         TransformNet()(torch.rand(1, 3, 30, 32))
+
+
+@pytest.mark.parametrize("variant", ["common", "paper"])
+def test_sr_net_can_see_absolute_intensity(variant):
+    """An SR net must map a brighter input to a brighter output. With instance norm after the first conv a constant
+    shift of the input is normalised away and the output is identical, so l_pixel cannot be learned (it plateaus at
+    the images' variance); the SR nets therefore keep batch norm."""
+    torch.manual_seed(0)
+    net = SRNet(4, variant)
+    x = torch.rand(4, 3, 24, 24) * 0.5
+    net.train()
+    with torch.no_grad():
+        net(x)  # one batch of statistics for eval mode
+    net.eval()
+    with torch.no_grad():
+        assert (net(x + 0.3) - net(x)).abs().max() > 1e-3
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())

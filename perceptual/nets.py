@@ -2,9 +2,12 @@
 
 `common` (pytorch/examples' fast_neural_style and most later work): instance norm, reflection padding on every conv,
 nearest-neighbour x2 upsampling followed by a conv (no checkerboard artifacts), plain conv output.
-The SR networks keep batch norm in both variants: instance norm (Ulyanov et al.) is a style-transfer device that
-discards each image's per-channel mean and contrast after the first conv, so an SR net built with it cannot
-reproduce absolute intensities (measured: its l_pixel training plateaus at the images' variance, ~0.07).
+The SR networks never use instance norm: it is a style-transfer device (Ulyanov et al.) that discards each image's
+per-channel mean and contrast after the first conv, so an SR net built with it cannot reproduce absolute intensities
+(measured: its l_pixel training plateaued at the images' variance, ~0.07). The common SR variant has no norm layers
+(as SR networks since EDSR, Lim et al. 2017), which also keeps every sample independent, so a batch split over ranks
+trains exactly like the whole batch; the paper's SR variant keeps its batch norm (SyncBatchNorm under torchrun on
+CUDA; torch has no CPU SyncBatchNorm, so on CPU each rank normalises over its own share of the batch).
 `paper` (Johnson et al. 2016, supplementary): batch norm, one reflection pad at the input exactly as wide as the
 unpadded residual convs consume (40 px for the style net, 8 px for SR), zero-padded strided and output convs,
 fractionally strided (transposed) 3x3 convs for upsampling, scaled tanh output.
@@ -27,10 +30,12 @@ def _check_variant(variant: str) -> str:
     return variant
 
 
-Norm = Literal["instance", "batch"]
+Norm = Literal["instance", "batch", "none"]
 
 
 def _norm(norm: str, channels: int) -> nn.Module:
+    if norm == "none":
+        return nn.Identity()
     return nn.InstanceNorm2d(channels, affine=True) if norm == "instance" else nn.BatchNorm2d(channels)
 
 
@@ -122,8 +127,8 @@ class TransformNet(nn.Module):
 class SRNet(nn.Module):
     """Super-resolution network: c9s1-64, 4 x R64, log2(scale) x2 upsampling layers of 64, c9s1-3.
 
-    x4 maps 72x72 to 288x288; x8 maps 36x36 to 288x288 (three upsampling layers). Batch norm in both variants
-    (see the module docstring); the variant chooses padding and upsampling.
+    x4 maps 72x72 to 288x288; x8 maps 36x36 to 288x288 (three upsampling layers). Batch norm in the paper's
+    variant, no norm layers in the common one (see the module docstring).
     """
 
     n_blocks = 4
@@ -134,12 +139,13 @@ class SRNet(nn.Module):
             raise ValueError(f"SRNet scale must be 2, 4 or 8, got {scale!r} (--scales)")
         self.scale, self.variant = scale, _check_variant(variant)
         pad = 2 * self.n_blocks if variant == "paper" else 0  # residual convs run at input resolution: 8 px
+        norm = "batch" if variant == "paper" else "none"
         n_up = scale.bit_length() - 1
         self.net = nn.Sequential(
             nn.ReflectionPad2d(pad) if pad else nn.Identity(),
-            conv_norm_relu(variant, "batch", 3, 64, 9),
-            *[ResidualBlock(variant, "batch", 64) for _ in range(self.n_blocks)],
-            *[upsample(variant, "batch", 64, 64) for _ in range(n_up)],
+            conv_norm_relu(variant, norm, 3, 64, 9),
+            *[ResidualBlock(variant, norm, 64) for _ in range(self.n_blocks)],
+            *[upsample(variant, norm, 64, 64) for _ in range(n_up)],
             _Output(variant, 64),
         )
 

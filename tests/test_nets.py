@@ -53,7 +53,7 @@ def test_bad_arguments_name_the_option():
 def test_sr_net_can_see_absolute_intensity(variant):
     """An SR net must map a brighter input to a brighter output. With instance norm after the first conv a constant
     shift of the input is normalised away and the output is identical, so l_pixel cannot be learned (it plateaus at
-    the images' variance); the SR nets therefore keep batch norm."""
+    the images' variance); the SR nets therefore use batch norm (paper) or none (common)."""
     torch.manual_seed(0)
     net = SRNet(4, variant)
     x = torch.rand(4, 3, 24, 24) * 0.5

@@ -31,7 +31,6 @@ refused as training data (data.corpus). run.json records the corpus, its image c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import dataclasses
 import io
@@ -41,7 +40,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -55,6 +54,8 @@ from torch import nn
 from baselines.bicubic import bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
 from bench.metrics import evaluate_pair, lpips_distance, to_uint8
+from bench.errors import RunFolderError
+from bench.errors import naming_option as _argument
 from bench.profiles import PROFILES, check_profile, default_device, default_profile
 from bench.runinfo import command_line, environment, file_list_digest
 from bench.train import TrainConfig, TrainResult, seeded_init, train
@@ -150,23 +151,6 @@ assert set(PROFILE_TABLE) == set(PROFILES)
 
 
 # ---------------------------------------------------------------------------------------------------- errors
-
-
-class RunFolderError(RuntimeError):
-    """--out holds something this run must not overwrite (a different run, or files that are not a run)."""
-
-
-class ArgumentError(ValueError):
-    """A command-line value that cannot be used: the message names the option, the value and the fix (exit 2)."""
-
-
-@contextlib.contextmanager
-def _argument(option: str, value: object) -> Iterator[None]:
-    """Re-raise a data error met while checking `option` as an ArgumentError naming it (before --out is touched)."""
-    try:
-        yield
-    except (UnknownDatasetError, FileNotFoundError, PermissionError, ValueError, HashMismatchError, FetchError) as e:
-        raise ArgumentError(f"{option} {value}: {e}") from e
 
 
 class _Failed(RuntimeError):

@@ -48,7 +48,6 @@ the per-image traces already written; training resumes from its last checkpoint)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -59,7 +58,7 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -67,14 +66,14 @@ from typing import Any
 import torch
 
 from baselines.gatys import GatysConfig, read_trace, stylise, write_trace
+from bench.errors import ArgumentError, RunFolderError
+from bench.errors import naming_option as _argument
 from bench.profiles import PROFILES as PROFILE_NAMES
 from bench.profiles import check_profile, default_device, default_profile
 from bench.runinfo import command_line, environment, file_hashes, file_list_digest
 from bench.speed import time_forward
 from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
-from data.catalog import UnknownDatasetError
-from data.fetch import FetchError
-from data.files import HashMismatchError, atomic_write, atomic_write_json, atomic_write_text
+from data.files import atomic_write, atomic_write_json, atomic_write_text
 from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import LossWeights, PerceptualObjective
 from perceptual.nets import VARIANTS, TransformNet
@@ -136,23 +135,6 @@ PROFILES: dict[str, StyleProfile] = {
 
 class StageSkipped(Exception):
     """Raised inside a stage that cannot run here (not an error of the run), e.g. no report builder installed."""
-
-
-class RunFolderError(RuntimeError):
-    """The output folder holds a different run (or settings that do not match a --resume)."""
-
-
-class ArgumentError(ValueError):
-    """A command-line value that cannot be used: the message names the option, the value and the fix (exit 2)."""
-
-
-@contextlib.contextmanager
-def _argument(option: str, value: object) -> Iterator[None]:
-    """Re-raise a data error met while checking `option` as an ArgumentError naming it (before --out is touched)."""
-    try:
-        yield
-    except (UnknownDatasetError, FileNotFoundError, PermissionError, ValueError, HashMismatchError, FetchError) as e:
-        raise ArgumentError(f"{option} {value}: {e}") from e
 
 
 # ----------------------------------------------------------------------------------------------------- results

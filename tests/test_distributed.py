@@ -177,13 +177,7 @@ def _check_only_rank0_wrote(writes: dict[int, list], out: Path) -> None:
     assert "run.json" in written and any(n.endswith(".csv") for n in written), writes[0][:10]  # the audit sees
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-process references run in this process: one intra-op thread, like each torchrun rank."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

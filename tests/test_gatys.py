@@ -27,13 +27,7 @@ def loss_net():
     return LossNetwork(weights="random")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CI machine is small and shared: one intra-op thread avoids OpenMP oversubscription stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def images(seed=1, size=SIZE):

@@ -24,12 +24,7 @@ TINY_STYLE = ["--profile", "smoke", "--vgg-weights", "random", "--train-size", "
               "--iterations", "2", "--gatys-iterations", "2", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(folder: Path, sizes: list[tuple[int, int]], seed: int = 0) -> list[Path]:

@@ -32,13 +32,7 @@ NAME = "johnson_pixel_x4"
 ITERATIONS = 60
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Like the killed subprocess (OMP_NUM_THREADS=1): same kernels, so bit-identical results can be asked for."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ TINY = ["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "
         "--gatys-iterations", "3", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CI machine is small and shared: one intra-op thread avoids OpenMP oversubscription stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_csv(path):

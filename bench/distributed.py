@@ -49,17 +49,39 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Mapping
+from typing import Any, Self
 
 import torch
 from torch import nn
 
 __all__ = [
-    "DistributedConfigError", "JobMismatchError", "RankZeroError", "Interrupted", "Abort", "launched", "init",
-    "teardown", "is_initialized", "rank", "world_size", "local_rank", "is_rank0", "backend", "describe",
-    "check_global_batch", "per_rank_batch", "wrap_ddp", "sync_job", "rank0_result", "gather", "barrier",
-    "StopRequest", "follow", "run_harness",
+    "Abort",
+    "DistributedConfigError",
+    "Interrupted",
+    "JobMismatchError",
+    "RankZeroError",
+    "StopRequest",
+    "backend",
+    "barrier",
+    "check_global_batch",
+    "describe",
+    "follow",
+    "gather",
+    "init",
+    "is_initialized",
+    "is_rank0",
+    "launched",
+    "local_rank",
+    "per_rank_batch",
+    "rank",
+    "rank0_result",
+    "run_harness",
+    "sync_job",
+    "teardown",
+    "world_size",
+    "wrap_ddp",
 ]
 
 log = logging.getLogger("bench.distributed")
@@ -150,7 +172,7 @@ def backend() -> str | None:
 def describe() -> dict[str, Any]:
     """run.json's `distributed` block: how the job was laid out."""
     ws = world_size()
-    local_ws = int(os.environ.get("LOCAL_WORLD_SIZE", ws if ws > 1 else 1))
+    local_ws = int(os.environ.get("LOCAL_WORLD_SIZE", max(1, ws)))
     master = os.environ.get("MASTER_ADDR")
     return {"world_size": ws, "backend": backend(), "launcher": "torchrun" if launched() else None,
             "local_world_size": local_ws, "nnodes": max(1, ws // max(1, local_ws)),
@@ -350,14 +372,14 @@ class StopRequest(AbstractContextManager):
         self.requested = signum
         signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
 
-    def __enter__(self) -> StopRequest:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for s in self.SIGNALS:
                 self._old[s] = signal.getsignal(s)
                 signal.signal(s, self._handle)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for s, old in self._old.items():
             signal.signal(s, old)
         self._old = {}

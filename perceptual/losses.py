@@ -12,8 +12,9 @@ training takes the mean over the batch.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import nn

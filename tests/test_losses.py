@@ -4,8 +4,16 @@ import torch
 from torch import nn
 
 from perceptual.losses import (
-    STYLE_LAYERS, FeatureReconstructionLoss, LossWeights, PerceptualObjective, PixelLoss, feature_loss,
-    gram_loss, gram_matrix, pixel_loss, tv_loss,
+    STYLE_LAYERS,
+    FeatureReconstructionLoss,
+    LossWeights,
+    PerceptualObjective,
+    PixelLoss,
+    feature_loss,
+    gram_loss,
+    gram_matrix,
+    pixel_loss,
+    tv_loss,
 )
 
 

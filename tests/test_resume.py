@@ -23,8 +23,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-import bench.sr as sr
-from bench import distributed
+from bench import distributed, sr
 from bench.train import TrainConfig, checkpoint_path, load_checkpoint, log_path, train
 
 REPO = Path(__file__).resolve().parents[1]

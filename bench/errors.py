@@ -1,8 +1,14 @@
-"""The errors both harnesses raise before a run starts; `main` turns them into exit status 2 with the message."""
+"""How both harnesses refuse bad input and record failures: the errors raised before a run starts (`main` turns
+them into exit status 2 with the message), the argparse parsers for numeric options, and the text a failed part of a
+run leaves in run.json (naming where, and for out-of-memory the fix)."""
 from __future__ import annotations
 
+import argparse
 import contextlib
+import math
 from collections.abc import Iterator
+
+import torch
 
 from data.catalog import UnknownDatasetError
 from data.fetch import FetchError
@@ -25,3 +31,58 @@ def naming_option(option: str, value: object) -> Iterator[None]:
         yield
     except (UnknownDatasetError, FileNotFoundError, PermissionError, ValueError, HashMismatchError, FetchError) as e:
         raise ArgumentError(f"{option} {value}: {e}") from e
+
+
+OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's RuntimeError ("can't allocate memory")."""
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or any(
+        m in str(error).lower() for m in OOM_MARKERS)
+
+
+def describe_failure(error: BaseException, where: str) -> str:
+    """What a run records for a failed part: where it happened (image and size), the error, and for out-of-memory
+    the fixes, so a reader of run.json knows which size to leave out without reading a traceback."""
+    text = f"{where}: {type(error).__name__}: {error}"
+    if is_out_of_memory(error):
+        text += (" -- out of memory at this size: free the device (other jobs), run with --device cpu, or leave "
+                 "this size out (--sizes / --datasets); the other parts' results are kept")
+    return text
+
+
+# argparse `type=` parsers shared by both harnesses: argparse prefixes the message with "argument --option:".
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (iterations, batch sizes, image sizes)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (worker counts, image counts where 0 means none)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rates, loss weights)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None

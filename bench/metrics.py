@@ -170,7 +170,7 @@ def _to_lpips_input(img: np.ndarray | torch.Tensor, device: torch.device | str) 
         if img.dtype != np.uint8:
             raise TypeError(f"lpips_distance: numpy images must be uint8, got {img.dtype}")
         arr = img[..., None] if img.ndim == 2 else img
-        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+        t = torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1) / 255.0  # a copy: inputs may be read-only
     elif isinstance(img, torch.Tensor):
         t = img.detach().float()
         t = t[0] if t.ndim == 4 and t.shape[0] == 1 else t

@@ -53,9 +53,9 @@ from torch import nn
 
 from baselines.bicubic import bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
-from bench.metrics import evaluate_pair, lpips_distance, to_uint8
-from bench.errors import RunFolderError
+from bench.errors import RunFolderError, describe_failure, non_negative_int, positive_float, positive_int
 from bench.errors import naming_option as _argument
+from bench.metrics import evaluate_pair, lpips_distance, to_uint8
 from bench.profiles import PROFILES, check_profile, default_device, default_profile
 from bench.runinfo import command_line, environment, file_list_digest
 from bench.train import TrainConfig, TrainResult, seeded_init, train
@@ -247,7 +247,7 @@ class _Stage:
                 self.entry["status"] = "ok"
         elif isinstance(exc, Exception):
             self.entry["status"] = "failed"
-            self.entry["error"] = f"{type(exc).__name__}: {exc}"
+            self.entry["error"] = describe_failure(exc, f"stage {self.name}")
             if not isinstance(exc, _Failed):
                 log.error("stage %s failed: %s\n%s", self.name, self.entry["error"],
                           "".join(traceback.format_exception(exc_type, exc, tb)[-6:]))
@@ -666,7 +666,8 @@ class SRHarness:
                             if save:
                                 save_image(view, img_dir / f"{path.stem}_{method}.png")
                     except Exception as e:  # noqa: BLE001 - one method's failure must not stop the others
-                        errors[fam.cli] = f"{dataset}/{path.name}: {type(e).__name__}: {e}"
+                        errors[fam.cli] = describe_failure(
+                            e, f"{dataset}/{path.name} ({hr.shape[1]}x{hr.shape[0]} px HR, x{scale})")
                         log.error("evaluating %s x%d failed on %s/%s: %s\n%s", fam.cli, scale, dataset, path.name,
                                   e, traceback.format_exc(limit=-4))
                         for name in fam.names:
@@ -778,30 +779,6 @@ def _print_summary(results: ResultsTable, cfg: SRRunConfig, failed: dict[str, st
 # -------------------------------------------------------------------------------------------------------- CLI
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     table = "\n".join(
         f"  {p.name:6s} {p.iterations:>7,d} it x batch {p.batch_size} x {p.patch_size}px (lr {p.lr:g}); "
@@ -833,20 +810,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--srcnn-corpus", default=DEFAULT_SRCNN_CORPUS,
                         help=f"training images for SRCNN (default: {DEFAULT_SRCNN_CORPUS})")
     parser.add_argument("--variant", choices=VARIANTS, default="common",
-                        help="SR network variant: 'common' (instance norm, resize-conv upsampling) or 'paper' "
+                        help="SR network variant: 'common' (no normalisation, resize-conv upsampling) or 'paper' "
                              "(batch norm, transposed convs, scaled tanh) (default: common)")
     parser.add_argument("--seed", type=int, default=0, help="seed for initialisation and patch sampling (default 0)")
     parser.add_argument("--device", default=None, help=f"torch device (default: {default_device()})")
-    parser.add_argument("--iterations", type=_positive_int, default=None,
+    parser.add_argument("--iterations", type=positive_int, default=None,
                         help="training iterations per network, overriding the profile (also SRCNN's unless "
                              "--srcnn-iterations is given)")
-    parser.add_argument("--srcnn-iterations", type=_positive_int, default=None, help="SRCNN training iterations")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
+    parser.add_argument("--srcnn-iterations", type=positive_int, default=None, help="SRCNN training iterations")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="SR network batch size override: the GLOBAL batch (under torchrun each of N ranks "
                              "takes batch / N; must divide)")
-    parser.add_argument("--patch-size", type=_positive_int, default=None,
+    parser.add_argument("--patch-size", type=positive_int, default=None,
                         help="HR training patch side override (a multiple of 8 works for x4 and x8)")
-    parser.add_argument("--lr", type=_positive_float, default=None,
+    parser.add_argument("--lr", type=positive_float, default=None,
                         help="SR network learning rate override (Adam; not scaled with the number of ranks)")
     parser.add_argument("--tv-weight", type=float, default=0.0,
                         help="total-variation weight added to the feature loss (default 0)")
@@ -855,9 +832,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lpips", nargs="+", choices=LPIPS_NETS, default=None, metavar="NET",
                         help="LPIPS networks to score with: vgg alex (default: the profile's)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (slow on a CPU); run.json records it")
-    parser.add_argument("--save-images", type=_non_negative_int, default=None,
+    parser.add_argument("--save-images", type=non_negative_int, default=None,
                         help="images per dataset and scale saved under images/ for the report (default: profile's)")
-    parser.add_argument("--num-workers", type=_non_negative_int, default=None,
+    parser.add_argument("--num-workers", type=non_negative_int, default=None,
                         help="data-loading worker processes (default: the profile's)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true",

@@ -42,7 +42,8 @@ Fig. 5 set and is never trained on (data.corpus refuses it).
 
 Results follow the suite's contract (task=style, dataset = image size): results.csv, run.json, traces/gatys_<size>_<image>.csv,
 logs/train_<style>.csv, images/style/<style>/<content>_{network,gatys}.png. Each stage's rows are kept in
-parts/<stage>.csv, so a failed stage leaves the others' results, and `--resume` skips the stages already done (and
+parts/<stage>.csv (Fig. 5 and Table 1 are one stage per size: `fig5:256`, `table1:256`, ...), so a failed stage
+(e.g. out of memory at 1024 px) leaves the others' results, and `--resume` skips the stages already done (and
 the per-image traces already written; training resumes from its last checkpoint).
 """
 from __future__ import annotations
@@ -66,7 +67,14 @@ from typing import Any
 import torch
 
 from baselines.gatys import GatysConfig, read_trace, stylise, write_trace
-from bench.errors import ArgumentError, RunFolderError
+from bench.errors import (
+    ArgumentError,
+    RunFolderError,
+    describe_failure,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from bench.errors import naming_option as _argument
 from bench.profiles import PROFILES as PROFILE_NAMES
 from bench.profiles import check_profile, default_device, default_profile
@@ -392,7 +400,8 @@ class StyleRun:
             log.info("stage %s: done in a previous run, skipped", name)
             self.write_results()
             return True
-        missing = [n for n in needs if self.stages.get(n, {}).get("status") != STAGE_OK]
+        missing = [n for n in needs  # a stage done in the run being resumed counts even when not rerun now
+                   if self.stages.get(n, self._previous.get(n, {})).get("status") != STAGE_OK]
         if missing:
             self.stages[name] = {"status": STAGE_SKIPPED, "wall_time_s": 0.0,
                                  "error": f"needs {', '.join(missing)}, which did not succeed"}
@@ -410,7 +419,7 @@ class StyleRun:
             return False
         except Exception as e:  # noqa: BLE001 - any failure is recorded and the run goes on
             self.stages[name] = {"status": STAGE_FAILED, "wall_time_s": time.time() - t,
-                                 "error": f"{type(e).__name__}: {e}"}
+                                 "error": describe_failure(e, f"stage {name}")}
             log.error("stage %s failed: %s: %s\n%s", name, type(e).__name__, e, traceback.format_exc())
             self.write_run_json()
             return False
@@ -647,49 +656,50 @@ class StyleRun:
             write_trace(trace_path, result.trace)
         return result.trace, result.image
 
-    def stage_fig5(self, style: str) -> list[dict[str, Any]]:
+    def stage_fig5(self, style: str, size: int) -> list[dict[str, Any]]:
+        """Fig. 5 at one size (its own stage, so a failure at 1024 px keeps the 256 and 512 px results)."""
         s, rows = self.s, []
-        summary: dict[str, Any] = {"style": style, "eval_set": s.eval_set, "gatys_init": s.gatys_init,
-                                   "gatys_iterations": s.p.gatys_iterations, "sizes": {}}
-        for size in s.sizes:
-            images = self.load_eval_images(s.eval_set, s.p.n_images, size, square=True)
-            network, content, traces = {}, {}, {}
-            for i, (stem, x) in enumerate(images):
-                x = x.to(self.device)
-                network[stem] = self.network_objective(style, x)[0]["total"]
-                objective = self.objective(style)
-                with torch.no_grad():
-                    content[stem] = float(objective(x, objective.content_targets(x))["total"].sum())
-                traces[stem], _ = self.gatys(style, x, s.p.gatys_iterations, s.seed + i,
-                                             self.out / "traces" / f"gatys_{size}_{stem}.csv",
-                                             desc=f"gatys {size}px {stem}")
-            m = match_statistics(traces, network)
-            for method, values in (("johnson_network", network), ("content_image", content)):
-                rows += [result_row(size, method, k, "objective", v) for k, v in values.items()]
-                mean, std = mean_std(list(values.values()))
-                rows += [result_row(size, method, MEAN, "objective", mean),
-                         result_row(size, method, MEAN, "objective_std", std)]
-            finals = {k: t[-1]["total"] for k, t in traces.items()}
-            rows += [result_row(size, "gatys_lbfgs", k, "objective_final", v) for k, v in finals.items()]
-            mean, std = mean_std(list(finals.values()))
-            rows += [result_row(size, "gatys_lbfgs", MEAN, "objective_final", mean),
-                     result_row(size, "gatys_lbfgs", MEAN, "objective_std", std)]
-            for k, (it, sec) in m["per_image"].items():
-                rows += [result_row(size, "gatys_lbfgs", k, "iters_to_match", it),
-                         result_row(size, "gatys_lbfgs", k, "seconds_to_match", sec)]
-            rows += [result_row(size, "gatys_lbfgs", MEAN, "iters_to_match", m["mean"][0]),
-                     result_row(size, "gatys_lbfgs", MEAN, "seconds_to_match", m["mean"][1])]
-            self.write_fig5_curve(size, traces, m, content)
-            never = not math.isfinite(m["mean"][0])
-            summary["sizes"][str(size)] = {
-                "images": list(network), "network_mean": m["network_mean"],
-                "iters_to_match_mean": None if never else m["mean"][0],
-                "seconds_to_match_mean": None if never else m["mean"][1],
-                "match": (f"never within {m['iterations']} iterations" if never
-                          else f"iteration {m['mean'][0]} ({m['mean'][1]:.3g} s)"),
-            }
-            self._traces[size] = traces
-        self.info["fig5"] = summary
+        summary: dict[str, Any] = self.info.setdefault("fig5", {})
+        summary.update({"style": style, "eval_set": s.eval_set, "gatys_init": s.gatys_init,
+                        "gatys_iterations": s.p.gatys_iterations})
+        summary.setdefault("sizes", {})
+        images = self.load_eval_images(s.eval_set, s.p.n_images, size, square=True)
+        network, content, traces = {}, {}, {}
+        for i, (stem, x) in enumerate(images):
+            x = x.to(self.device)
+            network[stem] = self.network_objective(style, x)[0]["total"]
+            objective = self.objective(style)
+            with torch.no_grad():
+                content[stem] = float(objective(x, objective.content_targets(x))["total"].sum())
+            traces[stem], _ = self.gatys(style, x, s.p.gatys_iterations, s.seed + i,
+                                         self.out / "traces" / f"gatys_{size}_{stem}.csv",
+                                         desc=f"gatys {size}px {stem}")
+        m = match_statistics(traces, network)
+        for method, values in (("johnson_network", network), ("content_image", content)):
+            rows += [result_row(size, method, k, "objective", v) for k, v in values.items()]
+            mean, std = mean_std(list(values.values()))
+            rows += [result_row(size, method, MEAN, "objective", mean),
+                     result_row(size, method, MEAN, "objective_std", std)]
+        finals = {k: t[-1]["total"] for k, t in traces.items()}
+        rows += [result_row(size, "gatys_lbfgs", k, "objective_final", v) for k, v in finals.items()]
+        mean, std = mean_std(list(finals.values()))
+        rows += [result_row(size, "gatys_lbfgs", MEAN, "objective_final", mean),
+                 result_row(size, "gatys_lbfgs", MEAN, "objective_std", std)]
+        for k, (it, sec) in m["per_image"].items():
+            rows += [result_row(size, "gatys_lbfgs", k, "iters_to_match", it),
+                     result_row(size, "gatys_lbfgs", k, "seconds_to_match", sec)]
+        rows += [result_row(size, "gatys_lbfgs", MEAN, "iters_to_match", m["mean"][0]),
+                 result_row(size, "gatys_lbfgs", MEAN, "seconds_to_match", m["mean"][1])]
+        self.write_fig5_curve(size, traces, m, content)
+        never = not math.isfinite(m["mean"][0])
+        summary["sizes"][str(size)] = {
+            "images": list(network), "network_mean": m["network_mean"],
+            "iters_to_match_mean": None if never else m["mean"][0],
+            "seconds_to_match_mean": None if never else m["mean"][1],
+            "match": (f"never within {m['iterations']} iterations" if never
+                      else f"iteration {m['mean'][0]} ({m['mean'][1]:.3g} s)"),
+        }
+        self._traces[size] = traces
         return rows
 
     def write_fig5_curve(self, size: int, traces: dict[str, list[dict[str, float]]], m: dict[str, Any],
@@ -707,30 +717,31 @@ class StyleRun:
             w.writerow([k, repr(mean), repr(std), repr(wall), repr(m["network_mean"]), repr(content_mean), len(names)])
         return atomic_write_text(self.out / "traces" / f"fig5_{size}.csv", buf.getvalue())
 
-    def stage_table1(self, style: str) -> list[dict[str, Any]]:
+    def stage_table1(self, style: str, size: int) -> list[dict[str, Any]]:
+        """Table 1 at one size: the feed-forward time measured here, the L-BFGS times read from fig5's traces."""
         s, rows = self.s, []
-        detail: dict[str, Any] = {"gatys_source": "fig5 traces: median over images of wall_time_s at the iteration",
-                                  "feedforward": "batch 1, eval mode, inference_mode; median of repeats after "
-                                                 "warm-up, synchronised (bench.speed.time_forward)", "sizes": {}}
+        detail: dict[str, Any] = self.info.setdefault("table1", {})
+        detail.update({"gatys_source": "fig5 traces: median over images of wall_time_s at the iteration",
+                       "feedforward": "batch 1, eval mode, inference_mode; median of repeats after warm-up, "
+                                      "synchronised (bench.speed.time_forward)"})
+        detail.setdefault("sizes", {})
         net = self.network(style)
-        for size in s.sizes:
-            traces = self._traces.get(size) or self._read_traces(size)
-            if not traces:
-                raise RuntimeError(f"no Gatys traces at {size} px: Table 1's L-BFGS times come from the fig5 stage")
-            ff = time_forward(net, torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(s.seed))
-                              .to(self.device), warmup=3, repeats=s.p.feedforward_repeats)
-            rows.append(result_row(size, "johnson_feedforward", MEAN, "seconds", ff.median_s))
-            d: dict[str, Any] = {"feedforward": ff.as_dict(), "n_traces": len(traces)}
-            for n in TABLE1_ITERATIONS:
-                sec, measured = table1_gatys_seconds(list(traces.values()), n)
-                rows.append(result_row(size, f"gatys_lbfgs_{n}", MEAN, "seconds" if measured else
-                                       "seconds_extrapolated", sec))
-                d[f"gatys_lbfgs_{n}"] = {"seconds": sec, "measured": measured}
-                if n == 500:
-                    rows.append(result_row(size, "speedup_vs_500", MEAN, "ratio" if measured else
-                                           "ratio_extrapolated", sec / ff.median_s))
-            detail["sizes"][str(size)] = d
-        self.info["table1"] = detail
+        traces = self._traces.get(size) or self._read_traces(size)
+        if not traces:
+            raise RuntimeError(f"no Gatys traces at {size} px: Table 1's L-BFGS times come from the fig5 stage")
+        ff = time_forward(net, torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(s.seed))
+                          .to(self.device), warmup=3, repeats=s.p.feedforward_repeats)
+        rows.append(result_row(size, "johnson_feedforward", MEAN, "seconds", ff.median_s))
+        d: dict[str, Any] = {"feedforward": ff.as_dict(), "n_traces": len(traces)}
+        for n in TABLE1_ITERATIONS:
+            sec, measured = table1_gatys_seconds(list(traces.values()), n)
+            rows.append(result_row(size, f"gatys_lbfgs_{n}", MEAN, "seconds" if measured else
+                                   "seconds_extrapolated", sec))
+            d[f"gatys_lbfgs_{n}"] = {"seconds": sec, "measured": measured}
+            if n == 500:
+                rows.append(result_row(size, "speedup_vs_500", MEAN, "ratio" if measured else
+                                       "ratio_extrapolated", sec / ff.median_s))
+        detail["sizes"][str(size)] = d
         return rows
 
     def _read_traces(self, size: int) -> dict[str, list[dict[str, float]]]:
@@ -774,10 +785,12 @@ class StyleRun:
                 self.stages[f"train:{name}"] = {"status": STAGE_OK, "wall_time_s": 0.0, "error": None,
                                                 "note": "model loaded from models/"}
         fname = self.style_name(first)
-        if "fig5" in s.stages:
-            self.stage("fig5", lambda: self.stage_fig5(first), needs=[f"train:{fname}"])
-        if "table1" in s.stages:
-            self.stage("table1", lambda: self.stage_table1(first), needs=[f"train:{fname}", "fig5"])
+        for size in s.sizes:  # one stage per size: a failure (e.g. out of memory at 1024 px) keeps the others
+            if "fig5" in s.stages:
+                self.stage(f"fig5:{size}", lambda size=size: self.stage_fig5(first, size), needs=[f"train:{fname}"])
+            if "table1" in s.stages:
+                self.stage(f"table1:{size}", lambda size=size: self.stage_table1(first, size),
+                           needs=[f"train:{fname}", f"fig5:{size}"])
         if "outputs" in s.stages:
             for style in s.styles:
                 name = self.style_name(style)
@@ -805,50 +818,13 @@ def _safe(name: str) -> str:
 # ----------------------------------------------------------------------------------------------------- CLI
 
 
-def _positive(kind: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be an integer, got {text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"{kind} must be positive, got {v}")
-        return v
-    return parse
-
-
-def _size(option: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        v = _positive(option)(text)
-        if v % 4:
-            raise argparse.ArgumentTypeError(f"{option}: {v} is not a multiple of 4 (the transform network halves "
-                                             f"twice); use e.g. {v + 4 - v % 4}")
-        return v
-    return parse
-
-
-def _positive_float(option: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be a number, got {text!r}") from None
-        if not (math.isfinite(v) and v > 0):
-            raise argparse.ArgumentTypeError(f"{option} must be a positive number, got {text}")
-        return v
-    return parse
-
-
-def _non_negative(option: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be an integer, got {text!r}") from None
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{option} must be >= 0, got {v}")
-        return v
-    return parse
+def _size(text: str) -> int:
+    """An image side the transform network maps to itself: positive and a multiple of 4 (it halves twice)."""
+    v = positive_int(text)
+    if v % 4:
+        raise argparse.ArgumentTypeError(f"{v} is not a multiple of 4 (the transform network halves twice); "
+                                         f"use e.g. {v + 4 - v % 4}")
+    return v
 
 
 def profile_table() -> str:
@@ -875,7 +851,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--styles", nargs="+", default=list(DEFAULT_STYLES),
                    help="style images: catalog names (la_muse, starry_night_crop, composition_vii, wave_crop, candy, "
                         "...) or image paths. Fig. 5 and Table 1 use the first. Default: la_muse (The Muse)")
-    p.add_argument("--sizes", nargs="+", type=_size("--sizes"), default=None,
+    p.add_argument("--sizes", nargs="+", type=_size, default=None,
                    help="Fig. 5 / Table 1 image sizes (multiples of 4). Default per profile (paper: 256 512 1024)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/style/<profile>)")
     p.add_argument("--variant", choices=VARIANTS, default="common",
@@ -883,11 +859,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "transposed convs). Default common")
     p.add_argument("--seed", type=int, default=0, help="seed for network init, data order and Gatys noise (0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cuda when available)")
-    p.add_argument("--iterations", type=_positive("--iterations"), default=None,
+    p.add_argument("--iterations", type=positive_int, default=None,
                    help="training iterations per style (paper: 40000)")
-    p.add_argument("--gatys-iterations", type=_positive("--gatys-iterations"), default=None,
+    p.add_argument("--gatys-iterations", type=positive_int, default=None,
                    help="L-BFGS iterations per Fig. 5 image (paper: 500)")
-    p.add_argument("--n-images", type=_positive("--n-images"), default=None,
+    p.add_argument("--n-images", type=positive_int, default=None,
                    help="held-out images for Fig. 5 (paper: 50)")
     p.add_argument("--train-corpus", default=DEFAULT_TRAIN_CORPUS,
                    help=f"training images: catalog name(s) joined by + or a folder (e.g. COCO train2014). "
@@ -895,14 +871,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-set", default=DEFAULT_EVAL_SET, help=f"Fig. 5 images (default {DEFAULT_EVAL_SET})")
     p.add_argument("--content-set", default=DEFAULT_CONTENT_SET,
                    help="photos the styles are applied to for the report (default: the catalog's `content`)")
-    p.add_argument("--train-size", type=_size("--train-size"), default=None, help="training crop size (paper: 256)")
-    p.add_argument("--batch-size", type=_positive("--batch-size"), default=None,
+    p.add_argument("--train-size", type=_size, default=None, help="training crop size (paper: 256)")
+    p.add_argument("--batch-size", type=positive_int, default=None,
                    help="batch size (paper: 4): the GLOBAL batch (under torchrun each of N ranks takes batch / N; "
                         "must divide)")
-    p.add_argument("--lr", type=_positive_float("--lr"), default=None,
+    p.add_argument("--lr", type=positive_float, default=None,
                    help="Adam learning rate (paper: 1e-3; not scaled with the number of ranks)")
     p.add_argument("--crop", choices=CROPS, default="center", help="training crop: center (default) or random")
-    p.add_argument("--style-size", type=_positive("--style-size"), default=None,
+    p.add_argument("--style-size", type=positive_int, default=None,
                    help="shorter side of the style image for its Gram targets (default: the training size)")
     d = LossWeights()
     p.add_argument("--content-weight", type=float, default=d.content, help=f"lambda_c (default {d.content:g})")
@@ -917,7 +893,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("train", "fig5", "table1", "outputs", "report"), help="stages to run (default: all)")
     p.add_argument("--vgg-weights", choices=("imagenet", "random"), default="imagenet",
                    help="loss network weights; `random` only for tests of the mechanics")
-    p.add_argument("--num-workers", type=_non_negative("--num-workers"), default=0, help="data-loading worker processes (0: in process)")
+    p.add_argument("--num-workers", type=non_negative_int, default=0, help="data-loading worker processes (0: in process)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out")

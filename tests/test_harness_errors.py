@@ -8,8 +8,10 @@ test_weights.py), SR --out rules (test_sr_harness.py), the NaN checkpoint (test_
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ import torch
 from PIL import Image
 
 from bench import sr, style
+from bench.errors import describe_failure, is_out_of_memory, non_negative_int, positive_float, positive_int
 from bench.train import first_non_finite
 
 TINY_STYLE = ["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32",
@@ -234,3 +237,32 @@ def test_style_upscales_and_counts_images_smaller_than_the_crop(tmp_path, caplog
     assert [Path(p).name for p in info["upscaled_files"]] == ["img1.png"]
     assert "img1.png (60x20) is smaller than the 32 px training crop: upscaled" in caplog.text
     assert "zero.png" in caplog.text  # the unreadable one: skipped, with its reason
+
+
+# ------------------------------------------------------------------------------------ shared parsers and failures
+
+@pytest.mark.parametrize(("parse", "text", "message"), [
+    (positive_int, "0", "must be a positive integer, got 0"), (positive_int, "x", "'x' is not an integer"),
+    (positive_int, "1.5", "'1.5' is not an integer"), (non_negative_int, "-1", "must be >= 0, got -1"),
+    (positive_float, "nan", "must be a positive number, got nan"), (positive_float, "inf", "got inf"),
+    (positive_float, "-1e-3", "got -1e-3"), (positive_float, "fast", "'fast' is not a number"),
+])
+def test_shared_parsers_refuse_with_the_value(parse, text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+        parse(text)
+
+
+def test_shared_parsers_accept_good_values():
+    assert (positive_int("3"), non_negative_int("0"), positive_float("1e-3")) == (3, 0, 1e-3)
+
+
+def test_out_of_memory_failures_name_where_and_the_fix():
+    cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried "
+                       "to allocate 68719476736 bytes")
+    cuda = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+    for error in (cpu, cuda, MemoryError()):
+        assert is_out_of_memory(error)
+        text = describe_failure(error, "stage fig5:1024")
+        assert text.startswith("stage fig5:1024: ") and "leave this size out" in text and "--device cpu" in text
+    plain = describe_failure(ValueError("bad"), "Set5/baby.png")
+    assert plain == "Set5/baby.png: ValueError: bad" and not is_out_of_memory(ValueError("bad"))

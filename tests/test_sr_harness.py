@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -235,9 +236,11 @@ def test_out_folder_that_is_not_a_run_is_left_alone(tmp_path, eval_dir, capsys):
 
 
 def test_a_failing_method_leaves_the_others(tmp_path, corpus_dir, eval_dir, monkeypatch):
+    """An out-of-memory while evaluating one method is recorded with the image, its size and the fixes; the other
+    methods' results stay."""
     def broken_family(cli, model, scale):
         def run(lr, lr_t):
-            raise RuntimeError("boom")
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (boom)")
         return sr.Family(cli, scale, run)
 
     monkeypatch.setattr(sr, "johnson_family", broken_family)
@@ -248,7 +251,9 @@ def test_a_failing_method_leaves_the_others(tmp_path, corpus_dir, eval_dir, monk
     assert any(r["image"] == "__mean__" for r in rows)
     stages = json.loads((out / "run.json").read_text())["stages"]
     assert stages["train_johnson_pixel_x4"]["status"] == "ok"
-    assert stages["eval_pixel_x4"]["status"] == "failed" and "boom" in stages["eval_pixel_x4"]["error"]
+    error = stages["eval_pixel_x4"]["error"]
+    assert stages["eval_pixel_x4"]["status"] == "failed" and "boom" in error
+    assert re.search(r"\.png \(\d+x\d+ px HR, x4\)", error) and "--device cpu" in error, error
     assert stages["eval_bicubic_x4"]["status"] == "ok"
 
 

@@ -1,6 +1,7 @@
 """What run.json records so a number can be traced to its run: command, versions, device, commit, seed."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import platform
@@ -26,11 +27,29 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+NOT_CODE = ("results", "runs")  # committed measurements and run folders: editing them does not change what runs
+
+
 def git_state() -> dict[str, Any]:
-    """Commit hash and whether tracked files differ from it (a dirty tree means the commit alone cannot rerun it)."""
+    """Commit hash and whether tracked files other than results/ differ from it (a dirty tree means the commit alone
+    cannot rerun it), with the differing paths. Taken once per process, at the run's start: the code a run executes
+    is what was imported then, whatever is committed or edited while it runs."""
+    state = _git_state_at_start()
+    return dict(state, dirty_paths=list(state["dirty_paths"]))
+
+
+@functools.cache
+def _git_state_at_start() -> dict[str, Any]:
+    return read_git_state()
+
+
+def read_git_state() -> dict[str, Any]:
+    """git_state's value now (uncached)."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit or "unknown", "dirty": bool(status) if status is not None else None}
+    status = _git("diff", "--name-only", "HEAD", "--", ".", *(f":(exclude){p}" for p in NOT_CODE))  # staged or not
+    paths = status.splitlines() if status else []
+    return {"commit": commit or "unknown", "dirty": bool(paths) if status is not None else None,
+            "dirty_paths": paths[:50]}
 
 
 def package_versions() -> dict[str, str | None]:

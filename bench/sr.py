@@ -127,6 +127,7 @@ PROFILE_TABLE: dict[str, SRProfile] = {
                        datasets=("Set5",), lpips=(), save_images=2, checkpoint_every=2, log_every=1, num_workers=0,
                        note="smoke test: a handful of iterations, Set5 only, no LPIPS"),
     # <= ~30 minutes on a 2-core CPU for x4 and x8 with all four methods: full evaluation, reduced training.
+    # Measured alone on one (2026-11-26, results/runs/sr-quick-cpu): 1171 s; per stage in its run.json.
     # Sized from single-thread CPU time per step (a conservative stand-in for wall time on 2 busy cores):
     # SRNet, batch 4 of 72x72 patches: pixel 0.45 s (x4) / 0.51 s (x8), feat 0.71 s / 0.74 s; SRCNN, batch 64:
     # 0.23 s. Evaluation (~13 min): SRNet forward ~1.0 s per 480x320 output, LPIPS-AlexNet 0.14 s per pair,

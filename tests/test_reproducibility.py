@@ -232,3 +232,35 @@ def test_sr_random_loss_network_is_seeded_within_one_process(tmp_path):
     assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
     first = json.loads((tmp_path / "a" / "run.json").read_text())
     assert first["argv"] == ["python", "-m", "bench.sr", *args, "--out", str(tmp_path / "a")]  # main's own arguments
+
+
+def test_git_state_ignores_committed_results_and_names_dirty_code(tmp_path, monkeypatch):
+    """A run whose tree differs only under results/ (committing measurements while it runs) is not dirty; an edited
+    code file is, and is named."""
+    from bench import runinfo
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "run.csv").write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(runinfo, "REPO_ROOT", tmp_path)
+    (tmp_path / "results" / "run.csv").write_text("b\n")
+    assert runinfo.read_git_state()["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    state = runinfo.read_git_state()
+    assert state["dirty"] is True and state["dirty_paths"] == ["code.py"]
+    assert re.fullmatch(r"[0-9a-f]{40}", state["commit"])
+
+
+def test_git_state_is_taken_once_per_process():
+    from bench import runinfo
+
+    first = runinfo.git_state()
+    first["dirty_paths"].append("mutated by a caller")
+    assert runinfo.git_state() == runinfo._git_state_at_start() and "mutated by a caller" not in runinfo.git_state()[
+        "dirty_paths"]

@@ -30,10 +30,11 @@ Profiles (one table, PROFILES below; every value can be overridden on the comman
 | paper   | 256        | 4     | 40,000     | all        | 256 512 1024 | 50       | 500          | 6 @ 512, 500 it|
 
 `smoke` runs in about a minute on CPU (CI). `quick` was sized for ~20-30 minutes on a 2-core CPU and measured alone
-on one (2026-11-26, results/runs/style-quick-cpu): 1099 s in all, training 481 s, Fig. 5 92 s (128 px) + 353 s
-(256 px), Table 1 3 s, outputs 159 s. It is a smoke test of the science, not the protocol: 200 iterations at
-128 px train a network that has learnt the palette, not the paper's network. `paper` is the protocol, meant for CUDA (about 40 minutes per style on an H100
-by DESIGN.md's anchors: 12-15 min training, ~25 min of Gatys traces for 50 images at three sizes).
+on one (2026-11-26, results/runs/style-quick-cpu): 1099 s in all, training 481 s, Fig. 5 92 s (128 px) + 353 s (256
+px), Table 1 3 s, outputs 159 s. It is a smoke test of the science, not the protocol: 200 iterations at 128 px train
+a network that has learnt the palette, not the paper's network. `paper` is the protocol, meant for CUDA (about 40
+minutes per style on an H100 by DESIGN.md's anchors: 12-15 min training, ~25 min of Gatys traces for 50 images at
+three sizes).
 
 Training corpus default: coco_train2017 + bsds500_train (408 photographs from the data mirror) standing in for the
 paper's ~80k MS-COCO train2014 images; pass `--train-corpus DIR` to use COCO train2014. coco_val2017 is the held-out

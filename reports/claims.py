@@ -76,9 +76,9 @@ class Tolerance:
         if self.kind == "factor":
             return f"\u00d7{reproduced / paper:.2f}" if paper else "n/a"
         if reproduced < self.lo:
-            return f"{reproduced - self.lo:+.1f} below"
+            return f"{self.lo - reproduced:.3g} below the range"
         if reproduced > self.hi:
-            return f"{reproduced - self.hi:+.1f} above"
+            return f"{reproduced - self.hi:.3g} above the range"
         return "in range"
 
 

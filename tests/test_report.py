@@ -450,3 +450,15 @@ def test_packaged_published_csv_equals_shared_reference():
     published = load_published()
     assert set(published["confidence"]) == {"published", "recalled"}
     assert len(published) == len(SHARED_PUBLISHED.read_text().strip().splitlines()) - 1
+
+
+def test_claim_deltas_read_in_the_tolerance_terms():
+    """The claims table's delta column: dB / ratio / distance outside a range, never a signed number with 'below'."""
+    from reports.claims import Tolerance
+
+    fig5 = Tolerance("range", lo=40, hi=110)
+    assert fig5.delta_text("iters_to_match", 75, 6) == "34 below the range"
+    assert fig5.delta_text("iters_to_match", 75, 120) == "10 above the range"
+    assert fig5.delta_text("iters_to_match", 75, 60) == "in range" and not fig5.accepts(75, 6)
+    assert Tolerance("factor", value=2).delta_text("ratio", 1060, 1750) == "\u00d71.65"
+    assert Tolerance("range", lo=40, hi=110).delta_text("iters_to_match", 75, math.inf) == "n/a"

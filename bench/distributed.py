@@ -56,6 +56,8 @@ from typing import Any, Self
 import torch
 from torch import nn
 
+from bench.runinfo import plain
+
 __all__ = [
     "Abort",
     "DistributedConfigError",
@@ -283,7 +285,7 @@ def sync_job(name: str, identity: Mapping[str, Any]) -> None:
     global _pending
     if not is_initialized() or world_size() == 1:
         return
-    mine = {"job": name, **_plain(identity)}
+    mine = {"job": name, **plain(identity)}
     if is_rank0():
         _broadcast(mine)
         return
@@ -318,17 +320,6 @@ def rank0_result(fn: Callable[[], Any]) -> Any:
     if status == "error":
         raise RankZeroError(f"rank 0: {value}")
     return value
-
-
-def _plain(obj: Any) -> Any:
-    """JSON-like plain types, so identities compare equal however they were built."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (bool, int, float, str)) or obj is None:
-        return obj
-    return str(obj)
 
 
 # ------------------------------------------------------------------------------------------------------- model

@@ -53,7 +53,14 @@ from torch import nn
 
 from baselines.bicubic import bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
-from bench.errors import RunFolderError, describe_failure, non_negative_int, positive_float, positive_int
+from bench.errors import (
+    RunFolderError,
+    checked_device,
+    describe_failure,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from bench.errors import naming_option as _argument
 from bench.metrics import evaluate_pair, lpips_distance, to_uint8
 from bench.profiles import PROFILES, check_profile, default_device, default_profile
@@ -850,13 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> SRRunConfig:
     """The run's configuration from parsed arguments (argv: the raw arguments, recorded in run.json)."""
     profile = PROFILE_TABLE[check_profile(args.profile or default_profile())]
-    device = args.device or default_device()
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f"--device {device!r} is not a torch device ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu")
+    device = checked_device(args.device or default_device())
     lpips = () if args.no_lpips else tuple(args.lpips if args.lpips is not None else profile.lpips)
     patch = args.patch_size if args.patch_size is not None else profile.patch_size
     bad = [s for s in args.scales if patch % s]

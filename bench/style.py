@@ -70,6 +70,7 @@ from baselines.gatys import GatysConfig, read_trace, stylise, write_trace
 from bench.errors import (
     ArgumentError,
     RunFolderError,
+    checked_device,
     describe_failure,
     non_negative_int,
     positive_float,
@@ -78,7 +79,7 @@ from bench.errors import (
 from bench.errors import naming_option as _argument
 from bench.profiles import PROFILES as PROFILE_NAMES
 from bench.profiles import check_profile, default_device, default_profile
-from bench.runinfo import command_line, environment, file_hashes, file_list_digest
+from bench.runinfo import command_line, environment, file_hashes, file_list_digest, plain
 from bench.speed import time_forward
 from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
 from data.files import atomic_write, atomic_write_json, atomic_write_text
@@ -292,13 +293,9 @@ class StyleSettings:
     def identity(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
         return {"profile": self.profile, "variant": self.variant, "seed": self.seed,
-                "weights": self.weights.as_dict(), "profile_values": _jsonable(asdict(self.p)),
+                "weights": self.weights.as_dict(), "profile_values": plain(asdict(self.p)),
                 "train_corpus": self.train_corpus, "crop": self.crop, "style_size": self.style_size,
                 "vgg_weights": self.vgg_weights, "gatys_init": self.gatys_init, "tv_search": self.tv_search}
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=str))
 
 
 STAGE_OK, STAGE_FAILED, STAGE_SKIPPED = "ok", "failed", "skipped"
@@ -320,7 +317,7 @@ class StyleRun:
         self.style_paths: dict[str, Path] = {}
         self.style_images: dict[str, torch.Tensor] = {}
         self.tv_chosen: dict[str, float] = {}  # --tv-search results, per style
-        self.identity = _jsonable(s.identity())
+        self.identity = plain(s.identity())
         self._loss_net: torch.nn.Module | None = None
         self._previous: dict[str, Any] = {}
         self.t0 = time.time()
@@ -373,7 +370,7 @@ class StyleRun:
             "sizes": list(s.sizes),
             "iterations": {"train": s.p.iterations, "gatys_lbfgs": s.p.gatys_iterations,
                            "outputs_gatys_lbfgs": s.p.output_gatys_iterations},
-            "profile_values": _jsonable(asdict(s.p)),
+            "profile_values": plain(asdict(s.p)),
             "stages": self.stages,
             "wall_time_s": time.time() - self.t0,
             "vgg_weights": s.vgg_weights,
@@ -908,13 +905,7 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = No
                               "n_images": args.n_images, "train_size": args.train_size,
                               "batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
     p = replace(base, **over)
-    device = args.device or default_device()
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ArgumentError(f"--device {device!r} is not a torch device ({e}); use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ArgumentError(f"--device {device}: CUDA is not available here; use --device cpu")
+    device = checked_device(args.device or default_device())
     return StyleSettings(
         profile=profile, styles=list(args.styles), sizes=tuple(args.sizes or base.sizes),
         out=args.out or Path("runs") / "style" / profile, variant=args.variant, seed=args.seed, device=device,

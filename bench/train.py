@@ -65,6 +65,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from bench import distributed
+from bench.runinfo import plain
 from data.files import atomic_write, atomic_write_text
 
 __all__ = [
@@ -409,19 +410,6 @@ def _check_resumable(ckpt: Mapping[str, Any], cfg: TrainConfig, meta: Mapping[st
                                       "same settings, or start over (delete it / --overwrite)")
 
 
-def _plain(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """meta as JSON-like plain types (what weights_only loading gives back)."""
-    def conv(v: Any) -> Any:
-        if isinstance(v, Mapping):
-            return {str(k): conv(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [conv(x) for x in v]
-        if isinstance(v, (bool, int, float, str)) or v is None:
-            return v
-        return str(v)
-    return conv(meta)
-
-
 # ------------------------------------------------------------------------------------------------------- train
 
 
@@ -438,7 +426,7 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
     """
     device = torch.device(device)
     ctx = dist_context()
-    meta = _plain(meta or {})
+    meta = plain(meta or {})  # what weights_only loading gives back
     ckpt_file, log_file = checkpoint_path(out_dir, name), log_path(out_dir, name)
     groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]
     optimizer = torch.optim.Adam(groups, lr=cfg.lr)

@@ -151,6 +151,16 @@ def test_sr_refuses_bad_values_before_writing(tmp_path, capsys, args, option):
     assert not out.exists()
 
 
+def test_both_harnesses_refuse_an_unusable_device_with_the_fix(tmp_path, capsys):
+    bad = "cuda:0" if not torch.cuda.is_available() else "tpu"
+    fix = "use --device cpu" if bad == "cuda:0" else "use cpu, cuda or cuda:N"
+    assert sr.main(["--device", bad, "--methods", "bicubic", "--out", str(tmp_path / "sr")]) == 2
+    assert style.main([*TINY_STYLE, "--device", bad, "--out", str(tmp_path / "style")]) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"--device {bad}") == 2 and err.count(fix) == 2, err
+    assert not (tmp_path / "sr").exists() and not (tmp_path / "style").exists()
+
+
 def test_sr_names_the_option_of_a_bad_name_and_refuses_an_unreadable_evaluation_image(tmp_path, capsys):
     out = tmp_path / "out"
     base = ["--profile", "smoke", "--methods", "bicubic", "--no-report", "--out", str(out)]

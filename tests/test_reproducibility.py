@@ -257,10 +257,13 @@ def test_git_state_ignores_committed_results_and_names_dirty_code(tmp_path, monk
     assert re.fullmatch(r"[0-9a-f]{40}", state["commit"])
 
 
-def test_git_state_is_taken_once_per_process():
+def test_git_state_is_taken_once_per_process(monkeypatch):
+    """After the first call git is never read again (a commit made while a run goes must not change its record), and
+    a caller changing the returned dict does not change what the next caller gets."""
     from bench import runinfo
 
     first = runinfo.git_state()
+    monkeypatch.setattr(runinfo, "read_git_state", lambda: pytest.fail("git state read again after the first call"))
     first["dirty_paths"].append("mutated by a caller")
-    assert runinfo.git_state() == runinfo._git_state_at_start() and "mutated by a caller" not in runinfo.git_state()[
-        "dirty_paths"]
+    again = runinfo.git_state()
+    assert again["commit"] == first["commit"] and "mutated by a caller" not in again["dirty_paths"]

@@ -76,7 +76,7 @@ def pil_imresize(img: np.ndarray, size_hw: tuple[int, int], interp: str = "bilin
     if h < 1 or w < 1:
         raise ValueError(f"pil_imresize: size must be positive (height, width), got {size_hw!r}")
     pil = Image.fromarray(np.ascontiguousarray(bytescale(img)))
-    return np.asarray(pil.resize((w, h), resample=filters[interp]))
+    return np.array(pil.resize((w, h), resample=filters[interp]))  # a writable copy
 
 
 def blur(hr_uint8: np.ndarray, sigma: float = SIGMA) -> np.ndarray:

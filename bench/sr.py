@@ -10,7 +10,8 @@ The harness follows the paper's protocol, in this order:
    on a stride-14 grid, LR by plain bicubic (its own protocol), Adam 1e-4 (1e-5 for the last layer, Dong et al.'s
    per-layer rates), batch 128.
 3. Evaluate on Set5, Set14, BSD100 (or folders of HR images): HR modcropped to the scale, LR = MATLAB bicubic
-   downscale rounded to 8 bits (data.degrade.make_lr), every output clamped and rounded to 8 bits, then PSNR and
+   downscale rounded to 8 bits (data.degrade.make_lr; `--eval-protocol johnson2016` makes the x8 HR/LR pairs and
+   the bicubic baseline by the paper's own x8 recipe instead, data.eval_protocol), every output clamped and rounded to 8 bits, then PSNR and
    SSIM on Y (BT.601) with `scale` border pixels cropped (bench.metrics.evaluate_pair) and LPIPS (VGG, AlexNet) on
    RGB with the same crop. The networks' outputs are reported raw and histogram-matched to the LR input
    (skimage.exposure.match_histograms, channel-wise: the paper's post-processing) as `johnson_*_histmatch`.
@@ -51,7 +52,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.bicubic import bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
 from bench.errors import (
     RunFolderError,
@@ -67,7 +67,7 @@ from bench.profiles import PROFILES, check_profile, default_device, default_prof
 from bench.runinfo import command_line, environment, file_list_digest
 from bench.train import TrainConfig, TrainResult, seeded_init, train
 from data.catalog import DEFAULT_TRAIN_CORPUS, SRCNN_TRAIN_CORPUS, UnknownDatasetError
-from data.degrade import make_lr, modcrop
+from data.eval_protocol import DESCRIPTIONS, EVAL_PROTOCOLS, eval_bicubic_upscale, make_eval_lr
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
 from data.images import check_decodable, load_image_uint8, save_image
@@ -290,6 +290,7 @@ class SRRunConfig:
     lr: float | None = None
     tv_weight: float = 0.0
     vgg_weights: str = "imagenet"  # "random" only for tests of the mechanics
+    eval_protocol: str = "standard"  # data.eval_protocol.EVAL_PROTOCOLS
     lpips: tuple[str, ...] = ()
     save_images: int = 0
     num_workers: int | None = None
@@ -338,6 +339,8 @@ class SRRunConfig:
             "srcnn_iterations": self.n_srcnn_iterations if self.needs("srcnn") else None,
             "srcnn_corpus": self.srcnn_corpus if self.needs("srcnn") else None,
         }
+        if self.eval_protocol != "standard":  # absent = standard, so runs made before the option still resume
+            ident["eval_protocol"] = self.eval_protocol
         return json.loads(json.dumps(ident))
 
     def needs(self, *methods: str) -> bool:
@@ -415,8 +418,8 @@ class Family:
         self.cli, self.scale, self.run, self.names = cli, scale, run, METHODS[cli]
 
 
-def bicubic_family(scale: int) -> Family:
-    return Family("bicubic", scale, lambda lr, lr_t: {"bicubic": bicubic_upscale(lr, scale)})
+def bicubic_family(scale: int, protocol: str = "standard") -> Family:
+    return Family("bicubic", scale, lambda lr, lr_t: {"bicubic": eval_bicubic_upscale(lr, scale, protocol)})
 
 
 def srcnn_family(model: nn.Module, scale: int) -> Family:
@@ -492,6 +495,7 @@ class SRHarness:
             "task": TASK,
             "status": "running",
             "identity": cfg.identity(),
+            "eval_protocol": cfg.eval_protocol,
             "profile_settings": dataclasses.asdict(cfg.profile),
             "scales": list(cfg.scales),
             "methods": [n for m in cfg.methods for n in METHODS[m]],
@@ -511,7 +515,8 @@ class SRHarness:
                           "lr_degradation": "MATLAB bicubic downscale, 8-bit, bicubic upscale; Y channel"},
             },
             "evaluation": {
-                "lr": "data.degrade.make_lr: MATLAB bicubic downscale of the modcropped HR, rounded to 8 bits",
+                "lr": f"data.eval_protocol.make_eval_lr, protocol {cfg.eval_protocol!r}: "
+                      f"{DESCRIPTIONS[cfg.eval_protocol]}",
                 "metrics": "bench.metrics.evaluate_pair: PSNR/SSIM on Y (BT.601), border = scale px; "
                            "LPIPS on RGB with the same crop",
                 "histmatch": "skimage.exposure.match_histograms of the 8-bit output to the LR input, per channel",
@@ -653,9 +658,8 @@ class SRHarness:
                 live = [f for f in live if f.cli not in errors]
                 if not live:
                     break
-                hr = modcrop(load_image_uint8(path, keep_gray=True), scale)
+                hr, lr = make_eval_lr(load_image_uint8(path, keep_gray=True), scale, self.cfg.eval_protocol)
                 gray = hr.ndim == 2  # a 1-channel file (Set14 bridge): scored on its gray values
-                lr = make_lr(hr, scale)
                 lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
                 lr_t = _lr_tensor(lr_rgb, self.device)
                 save = index < self.cfg.save_images
@@ -716,7 +720,7 @@ class SRHarness:
         # 1. bicubic: no training; the protocol check comes first
         if "bicubic" in cfg.methods:
             for scale in cfg.scales:
-                self.evaluate([bicubic_family(scale)], scale)
+                self.evaluate([bicubic_family(scale, cfg.eval_protocol)], scale)
 
         # 2./3. per scale: train the learned methods, then evaluate them
         for scale in cfg.scales:
@@ -835,6 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SR network learning rate override (Adam; not scaled with the number of ranks)")
     parser.add_argument("--tv-weight", type=float, default=0.0,
                         help="total-variation weight added to the feature loss (default 0)")
+    parser.add_argument("--eval-protocol", choices=EVAL_PROTOCOLS, default="standard",
+                        help="how test LR images are made: 'standard' (MATLAB bicubic, what later papers use) or "
+                             "'johnson2016' (the paper's own x8 recipe; x4 stays standard); see docs/x8-protocol.md")
     parser.add_argument("--vgg-weights", choices=("imagenet", "random"), default="imagenet",
                         help="loss network weights for `feat`; `random` only for tests of the mechanics")
     parser.add_argument("--lpips", nargs="+", choices=LPIPS_NETS, default=None, metavar="NET",
@@ -871,7 +878,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         datasets=tuple(args.datasets or profile.datasets), corpus=args.corpus, srcnn_corpus=args.srcnn_corpus,
         out=out, variant=args.variant, seed=args.seed, device=device, iterations=args.iterations,
         srcnn_iterations=args.srcnn_iterations, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
-        tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, lpips=lpips,
+        tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=args.eval_protocol, lpips=lpips,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
         num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
         progress=not args.no_progress, argv=None if argv is None else tuple(argv))

@@ -225,7 +225,15 @@ def test_sr_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path, folders)
             return {(r["method"], r["image"], r["metric"]): float(r["value"]) for r in csv.DictReader(f)}
     m1, m2 = metrics(one), metrics(two)
     assert m1.keys() == m2.keys() and m1
-    assert all(abs(m1[k] - m2[k]) <= 0.05 for k in m1), {k: (m1[k], m2[k]) for k in m1 if m1[k] != m2[k]}
+    # Bounds: the weights differ by summation order only (loss logs within ~5e-7 relative), so the raw outputs differ
+    # by a few 8-bit rounding flips: measured (2026-12-02, CPU) at most 5.1e-5 dB PSNR and 5.0e-6 SSIM. Histogram
+    # matching magnifies a flip (it can move a whole tie group of these nearly flat outputs by one LR level):
+    # measured 0.020 dB and 1.9e-4. The bounds below are those measurements with a margin of 2.5-40x.
+    tolerance = {("johnson_feat", "psnr_y"): 2e-3, ("johnson_feat", "ssim_y"): 2e-4,
+                 ("johnson_feat_histmatch", "psnr_y"): 0.05, ("johnson_feat_histmatch", "ssim_y"): 1e-3}
+    assert {(k[0], k[2]) for k in m1} == set(tolerance)
+    bad = {k: (m1[k], m2[k]) for k in m1 if abs(m1[k] - m2[k]) > tolerance[(k[0], k[2])]}
+    assert not bad, bad
 
 
 def test_style_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path):

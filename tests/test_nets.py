@@ -33,11 +33,25 @@ def test_paper_variant_uses_the_papers_layers():
 
 
 def test_paper_output_is_in_range():
+    """The paper's scaled tanh, (tanh(a) + 1) / 2 of the last conv's output a, is what keeps the output in [0, 1]:
+    a itself leaves that range here, the common variant (no tanh) passes it on, the paper variant squashes it."""
     torch.manual_seed(0)
     x = torch.rand(1, 3, 64, 64) * 50  # push activations far out
-    with torch.no_grad():
-        y = TransformNet("paper").eval()(x)
-    assert 0 <= y.min() and y.max() <= 1
+    for variant, squashed in (("paper", True), ("common", False)):
+        net = TransformNet(variant).eval()
+        seen = []
+        last_conv = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        hook = last_conv.register_forward_hook(lambda m, i, o, out=seen: out.append(o.detach()))
+        with torch.no_grad():
+            y = net(x)
+        hook.remove()
+        a = seen[-1]
+        assert a.min() < 0 or a.max() > 1, variant  # so the range check below can fail
+        if squashed:
+            torch.testing.assert_close(y, (torch.tanh(a) + 1) / 2, rtol=0, atol=1e-6)
+            assert 0 <= y.min() and y.max() <= 1
+        else:
+            assert y.min() < 0 or y.max() > 1
 
 
 def test_bad_arguments_name_the_option():

@@ -129,7 +129,12 @@ def _check_common(run: dict, module: str, args: list[str]) -> None:
     assert re.fullmatch(r"[0-9a-f]{40}", run["git"]["commit"])
     exists = subprocess.run(["git", "cat-file", "-e", f"{run['git']['commit']}^{{commit}}"], cwd=REPO, check=False)
     assert exists.returncode == 0
-    assert isinstance(run["git"]["dirty"], bool)
+    # the tree's state as git sees it now (nothing in the checkout is edited while these tests run)
+    from bench.runinfo import read_git_state
+
+    now = read_git_state()
+    assert run["git"]["commit"] == now["commit"]
+    assert run["git"]["dirty"] is bool(now["dirty_paths"]) and run["git"]["dirty_paths"] == now["dirty_paths"]
 
 
 def _check_weights(manifest: dict) -> None:

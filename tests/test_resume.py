@@ -141,9 +141,15 @@ def test_sigkill_resumes_from_the_last_checkpoint_and_lines_up(tmp_path, folders
     killed = _kill_mid_training(out, folders, signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     ckpt_iteration = load_checkpoint(checkpoint_path(out, NAME))["iteration"]
-    logged = [r["iteration"] for r in _log(log_path(out, NAME))]
+    killed_log = _log(log_path(out, NAME))
+    logged = [r["iteration"] for r in killed_log]
     assert 2 <= ckpt_iteration < ITERATIONS and ckpt_iteration % 2 == 0  # a periodic checkpoint
-    assert logged[-1] >= ckpt_iteration  # rows after the checkpoint, if any, are dropped on resume
+    # the log is written up to the checkpoint before the checkpoint is (so nothing before it is lost), without gaps,
+    # and the checkpoint is the last one the run reached: SIGKILL costs at most one interval (2 iterations)
+    assert logged == list(range(1, len(logged) + 1)) and ckpt_iteration <= logged[-1] <= ckpt_iteration + 2
+    # what the killed run logged is the uninterrupted run's log (rows after the checkpoint are dropped on resume)
+    for a, b in zip(_log(log_path(reference, NAME)), killed_log):
+        assert all(abs(a[k] - b[k]) <= 1e-6 * max(abs(a[k]), 1e-30) for k in a if k != "wall_time_s"), a["iteration"]
 
     assert sr.main(_args(out, folders, "--resume")) == 0
     info = json.loads((out / "run.json").read_text())

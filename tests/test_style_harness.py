@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench import style
+from bench.train import checkpoint_path, load_checkpoint
 from data.style_data import StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import PerceptualObjective
 
@@ -58,8 +59,25 @@ def test_smoke_run_writes_the_contract_files(smoke_run):
     assert ("speedup_vs_500", "ratio_extrapolated") in pairs
     images = {r["image"] for r in rows if r["method"] == "johnson_network"}
     assert "__mean__" in images and len(images) == 3  # 2 held-out images (smoke) + the mean
-    for r in rows:
-        float(r["value"])
+    values = {(r["method"], r["image"], r["metric"]): float(r["value"]) for r in rows}
+    assert all(math.isfinite(v) for v in values.values()), values  # every L-BFGS run matched here: no inf either
+    for (method, image, metric), v in values.items():
+        if metric in ("objective", "objective_final"):
+            assert 0 < v < 1e3, (method, image, metric, v)  # a perceptual objective of 32 px images
+        elif metric == "objective_std":
+            assert 0 <= v <= values[(method, "__mean__", "objective_final" if method == "gatys_lbfgs" else "objective")]
+        elif metric == "iters_to_match":
+            assert 0 <= v <= 3 and (image == "__mean__" or v == int(v)), (image, v)  # 3 L-BFGS iterations
+        elif metric in ("seconds_to_match", "seconds", "seconds_extrapolated"):
+            assert 0 < v < 600, (method, metric, v)
+    per_image = [k for k in values if k[1] != "__mean__"]
+    for method, metric in {(k[0], k[2]) for k in per_image}:
+        own = [values[k] for k in per_image if (k[0], k[2]) == (method, metric)]
+        assert values[(method, "__mean__", metric)] == pytest.approx(sum(own) / len(own), rel=1e-12), (method, metric)
+    s100, s300, s500 = (values[(f"gatys_lbfgs_{n}", "__mean__", "seconds_extrapolated")] for n in (100, 300, 500))
+    assert s100 < s300 < s500 and s500 - s300 == pytest.approx(s300 - s100, rel=1e-9)  # linear in iterations
+    assert values[("speedup_vs_500", "__mean__", "ratio_extrapolated")] == pytest.approx(
+        s500 / values[("johnson_feedforward", "__mean__", "seconds")], rel=1e-9)
 
     traces = sorted((out / "traces").glob("gatys_32_*.csv"))
     assert len(traces) == 2
@@ -88,7 +106,9 @@ def test_smoke_run_writes_the_contract_files(smoke_run):
     assert set(run["loss_weights"]) >= {"content", "style", "tv"}
     assert {n: s["status"] for n, s in run["stages"].items()} == {
         "train:la_muse": "ok", "fig5:32": "ok", "table1:32": "ok", "outputs:la_muse": "ok"}
-    assert all(s["wall_time_s"] >= 0 for s in run["stages"].values())
+    # every stage did measurable work, and the stages fit inside the run's own wall time
+    assert all(s["wall_time_s"] > 0 for s in run["stages"].values())
+    assert sum(s["wall_time_s"] for s in run["stages"].values()) <= run["wall_time_s"]
 
 
 def test_the_harness_uses_one_perceptual_objective_for_training_and_gatys(tmp_path, monkeypatch):
@@ -182,6 +202,24 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypat
     run = json.loads((out / "run.json").read_text())
     assert run["training"]["la_muse"]["start_iteration"] == 2 and run["training"]["la_muse"]["iterations"] == 4
     assert [int(r["iteration"]) for r in read_csv(out / "logs" / "train_la_muse.csv")] == [1, 2, 3, 4]
+
+    # the resumed run is the uninterrupted one: same loss log, same final weights and optimizer state
+    ref = tmp_path / "ref"
+    assert style.main([*args[:-4], "--out", str(ref), "--stages", "train"]) == 0
+
+    def losses(folder):
+        return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_csv(folder / "logs" /
+                                                                                   "train_la_muse.csv")]
+
+    assert losses(out) == losses(ref)
+    got, want = (torch.load(f / "models" / "la_muse.pt", weights_only=True)["model"] for f in (out, ref))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    got, want = (load_checkpoint(checkpoint_path(f, "la_muse")) for f in (out, ref))
+    assert got["iteration"] == want["iteration"] == 4
+    assert got["optimizer"]["param_groups"] == want["optimizer"]["param_groups"]
+    for k, state in want["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(got["optimizer"]["state"][k][name], value), (k, name)
 
 
 def test_a_nan_loss_fails_the_training_stage_with_iteration_and_term(tmp_path):

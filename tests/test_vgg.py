@@ -5,7 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from perceptual.vgg import IMAGENET_MEAN, IMAGENET_STD, PAPER_STYLE_TAPS, TAPS, LossNetwork
+from perceptual.vgg import PAPER_STYLE_TAPS, TAPS, LossNetwork
+
+# The ImageNet normalisation torchvision's VGG-16 weights were trained with, written out here rather than imported
+# from perceptual.vgg, so a wrong constant there fails a test. Source: torchvision's models documentation ("mean =
+# [0.485, 0.456, 0.406] and std = [0.229, 0.224, 0.225]"); the installed torchvision's
+# `VGG16_Weights.IMAGENET1K_V1.transforms()` prints the same numbers.
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
 
 # (channels, spatial divisor) of each paper tap.
 SHAPES = {"relu1_2": (64, 1), "relu2_2": (128, 2), "relu3_3": (256, 4), "relu4_3": (512, 8),
@@ -50,7 +57,7 @@ def test_matches_torchvision_features_with_normalisation(random_net: LossNetwork
     missing, unexpected = tv.load_state_dict(random_net.features.state_dict(), strict=False)
     assert not unexpected and all(int(k.split(".")[0]) > TAPS["relu5_3"] for k in missing)
     x = torch.rand(1, 3, 48, 40)
-    h = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    h = (x - torch.tensor(TORCHVISION_MEAN).view(1, 3, 1, 1)) / torch.tensor(TORCHVISION_STD).view(1, 3, 1, 1)
     want = {}
     with torch.no_grad():
         for i, layer in enumerate(tv):
@@ -59,6 +66,11 @@ def test_matches_torchvision_features_with_normalisation(random_net: LossNetwork
         got = random_net(x)
     for tap, t in got.items():
         torch.testing.assert_close(t, want[TAPS[tap]], rtol=1e-5, atol=1e-5)
+
+
+def test_normalisation_constants_are_torchvisions(random_net: LossNetwork) -> None:
+    assert random_net.mean.flatten().tolist() == pytest.approx(TORCHVISION_MEAN, abs=1e-7)
+    assert random_net.std.flatten().tolist() == pytest.approx(TORCHVISION_STD, abs=1e-7)
 
 
 def test_frozen_gradients_reach_input_only() -> None:

@@ -27,6 +27,23 @@ TORCHVISION_CONV1_1_F0_C0 = torch.tensor(
     [[-0.5537, 0.1427, 0.5290], [-0.5831, 0.3566, 0.7657], [-0.6902, -0.0480, 0.4841]]
 )
 
+# torchvision AlexNet ImageNet weights (alexnet-owt-*.pth), conv1 (`features.0.weight`), filter 0, input channel 0,
+# row 0: the first and last three of its 11 values as torch prints them. Outside source: a public GitHub file that
+# prints `torchvision.models.alexnet(pretrained=True).state_dict()` and keeps the output in a comment
+# ("tensor([[[[ 1.1864e-01,  9.4069e-02,  9.5435e-02,  ...,  5.5822e-02, 2.1575e-02,  4.9963e-02],"; found with
+# the code search of this project's reference library, file id 3619266024, whose index does not name the repository).
+TORCHVISION_ALEXNET_CONV1_F0_C0_R0 = {0: "1.1864e-01", 1: "9.4069e-02", 2: "9.5435e-02",
+                                      8: "5.5822e-02", 9: "2.1575e-02", 10: "4.9963e-02"}
+# Mean and standard deviation (3 decimals) of each conv parameter of torchvision's ImageNet AlexNet, as recorded by
+# GraphNet: github.com/shanjiang7/GraphNet, samples/torchvision/alexnet/weight_meta.py (commit 2ec8398a448d).
+TORCHVISION_ALEXNET_STATS = {
+    "features.0.weight": ("-0.000", "0.117"), "features.0.bias": ("-0.387", "0.783"),
+    "features.3.weight": ("-0.003", "0.047"), "features.3.bias": ("0.002", "0.177"),
+    "features.6.weight": ("-0.003", "0.035"), "features.6.bias": ("0.025", "0.141"),
+    "features.8.weight": ("-0.003", "0.028"), "features.8.bias": ("0.072", "0.293"),
+    "features.10.weight": ("-0.004", "0.026"), "features.10.bias": ("0.219", "0.282"),
+}
+
 
 @pytest.fixture(scope="session")
 def real_cache() -> Path:
@@ -74,6 +91,17 @@ def test_alexnet_state_dict_layout(real_cache: Path) -> None:
     for i, shape in shapes.items():
         assert sd[f"features.{i}.weight"].shape == shape and sd[f"features.{i}.bias"].shape == shape[:1], i
         assert torch.isfinite(sd[f"features.{i}.weight"]).all()
+
+
+def test_alexnet_weights_match_torchvisions_published_values(real_cache: Path) -> None:
+    """LPIPS-AlexNet's backbone is torchvision's ImageNet AlexNet: values printed by others from that file."""
+    for sd in (W.converted_tensors("alexnet"), W.alexnet_state_dict()):
+        row = sd["features.0.weight"][0, 0, 0]
+        assert {i: f"{float(row[i]):.4e}" for i in TORCHVISION_ALEXNET_CONV1_F0_C0_R0} == \
+            TORCHVISION_ALEXNET_CONV1_F0_C0_R0
+        for name, (mean, std) in TORCHVISION_ALEXNET_STATS.items():
+            v = sd[name].double()
+            assert (f"{float(v.mean()):.3f}", f"{float(v.std()):.3f}") == (mean, std), name
 
 
 def test_conversion_is_deterministic(real_cache: Path, isolated: Path) -> None:

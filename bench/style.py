@@ -114,6 +114,12 @@ DEFAULT_CONTENT_SET = "content"
 PAPER_TV_RANGE = (1e-6, 1e-5, 1e-4)
 TV_PAPER_TO_OURS = 2e6
 TV_TOLERANCE = 0.05
+# The default loss weights were calibrated with content at relu2_2 (perceptual.losses.LossWeights); measured with
+# the ImageNet VGG-16 at 256 px on four content photos (chicago, amber, golden_gate, tubingen), the content term keeps
+# its order of magnitude at relu3_3, so the same weights are kept.
+CONTENT_RELU3_3_NOTE = ("content/style weights were calibrated with content at relu2_2; at relu3_3 the content term "
+                        "keeps its order of magnitude (a flat gray image vs the photo: 10-14 at relu3_3, 4-6 at "
+                        "relu2_2; the Muse resized vs the photo: 33-36 and 17-19), so the same weights are used")
 TV_CRITERION = (f"the largest TV weight whose network's unregularised objective (content + style terms, TV excluded) "
                 f"on held-out validation images is within {TV_TOLERANCE:.0%} of the best candidate's")
 
@@ -640,6 +646,19 @@ class StyleRun:
                 "criterion": TV_CRITERION,
                 "validation_images": [n for n, _ in val]}
 
+    def card_notes(self) -> list[str]:
+        """run.json's `notes` (the report's run card): the protocol choices a reader must know."""
+        s = self.s
+        return [
+            "Gatys: L-BFGS (no line search, unit step) from white noise; one iteration = one VGG-16 forward+backward",
+            "network objective evaluated on its output clamped to [0, 1]",
+            "Fig. 5 and Table 1 use the first style; images are centre square crops of the held-out set",
+            setup_note(s.profile, s.variant, s.content_layer),
+            f"content loss at VGG-16 {s.content_layer} for the network and for Gatys (one objective)",
+            *([CONTENT_RELU3_3_NOTE] if s.content_layer == "relu3_3" else []),
+            self.tv_choice()["note"],
+        ]
+
     def tv_choice(self) -> dict[str, Any]:
         """run.json's `tv_choice`: how the TV weight was set (searched per style, or fixed) and, once searched, what
         each style got."""
@@ -807,14 +826,7 @@ class StyleRun:
         self.check_inputs()
         self.prepare_folder()
         self._traces: dict[int, dict[str, list[dict[str, float]]]] = {}
-        self.info["notes"] = [
-            "Gatys: L-BFGS (no line search, unit step) from white noise; one iteration = one VGG-16 forward+backward",
-            "network objective evaluated on its output clamped to [0, 1]",
-            "Fig. 5 and Table 1 use the first style; images are centre square crops of the held-out set",
-            setup_note(s.profile, s.variant, s.content_layer),
-            f"content loss at VGG-16 {s.content_layer} for the network and for Gatys (one objective)",
-            self.tv_choice()["note"],
-        ]
+        self.info["notes"] = self.card_notes()
         self.write_run_json()
         first = s.styles[0]
         for style in s.styles:
@@ -956,6 +968,8 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = No
                               "batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
     p = replace(base, **over)
     device = checked_device(args.device or default_device())
+    if args.tv_weight is not None and not (math.isfinite(args.tv_weight) and args.tv_weight >= 0):
+        raise ArgumentError(f"--tv-weight must be a non-negative number, got {args.tv_weight}")
     if args.tv_search and args.tv_weight is not None:
         raise ArgumentError(f"--tv-weight {args.tv_weight:g} fixes the TV weight and --tv-search chooses it: give "
                             f"one of them")

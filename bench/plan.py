@@ -167,7 +167,7 @@ def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
         for cli in ("pixel", "feat"):
             if cli not in cfg.methods:
                 continue
-            model = SRNet(scale, cfg.variant).to(device).train()
+            model = SRNet(scale, cfg.variant).to(device).train()  # type: ignore[arg-type]  # checked by argparse
             if cli == "feat":
                 if loss_net is None:
                     loss_net = LossNetwork((FEAT_LAYER,), weights="random", device=device)
@@ -190,11 +190,11 @@ def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
     if "srcnn" in cfg.methods:
         p = cfg.profile
         for scale in (s for s in cfg.scales if s in SRCNN_SCALES):
-            model = SRCNN().to(device).train()
-            opt = torch.optim.Adam(model.param_groups(p.srcnn_lr))
+            srcnn = SRCNN().to(device).train()
+            srcnn_opt = torch.optim.Adam(srcnn.param_groups(p.srcnn_lr))
             y = torch.rand(p.srcnn_batch_size, 1, p.srcnn_patch_size, p.srcnn_patch_size, generator=g).to(device)
 
-            def srcnn_step(model: Any = model, opt: torch.optim.Optimizer = opt, y: torch.Tensor = y) -> None:
+            def srcnn_step(model: SRCNN = srcnn, opt: torch.optim.Optimizer = srcnn_opt, y: torch.Tensor = y) -> None:
                 opt.zero_grad(set_to_none=True)
                 srcnn_loss(model, (y, y), border=model.border)["total"].mean().backward()
                 opt.step()
@@ -293,7 +293,7 @@ def _style_work(s: StyleSettings, n_steps: int) -> list[Work]:
     work = []
     n_styles = len(s.styles)
     if "train" in s.stages:
-        net = TransformNet(s.variant).to(device).train()
+        net = TransformNet(s.variant).to(device).train()  # type: ignore[arg-type]  # checked by argparse
         opt = torch.optim.Adam(net.parameters(), lr=p.lr)
         x = torch.rand(p.batch_size, 3, p.train_size, p.train_size, generator=g).to(device)
 

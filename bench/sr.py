@@ -5,7 +5,8 @@ The harness follows the paper's protocol, in this order:
 2. Per scale (x4, x8): train the paper's SR network (perceptual.nets.SRNet) twice on the same patches, once with the
    feature-reconstruction loss at VGG-16 relu2_2 (`feat`) and once with the per-pixel loss (`pixel`); HR patches
    come from a photo corpus, the LR input is Gaussian blur (sigma 1.0) + MATLAB bicubic downsampling, rounded to
-   8 bits; Adam, lr 1e-3, batch 4, 200k iterations of 288x288 patches in the `paper` profile.
+   8 bits; Adam, lr 1e-3, batch 4, 200k iterations of 288x288 patches in the `paper` profile, which trains the
+   paper's network variant (smoke/quick keep `common`, as their committed runs; `--variant` overrides both).
    SRCNN (baselines.srcnn, 9-1-5, Y channel) is retrained at x4 only, as the paper compares it: 33x33 Y sub-images
    on a stride-14 grid, LR by plain bicubic (its own protocol), Adam 1e-4 (1e-5 for the last layer, Dong et al.'s
    per-layer rates), batch 128.

@@ -92,6 +92,8 @@ def estimate_lines(work: Iterable[Work], n_steps: int, device: str, excluded: st
     if n_steps <= 0:
         return ["estimated wall time: not measured (--estimate-steps 0)"]
     total = sum(w.total or 0.0 for w in work)
+    if torch.device(device).type == "cpu":
+        device = f"{device}, {torch.get_num_threads()} torch thread(s)"
     lines = [(f"estimated wall time on this device ({device}): about {fmt_duration(total)} -- an ESTIMATE, from "
               f"the median of {n_steps} timed step(s) after 1 warm-up per part, multiplied out; {excluded}")]
     for w in work:
@@ -352,7 +354,7 @@ def style_dry_run(s: StyleSettings, args: argparse.Namespace) -> int:
         tv_line = (f"TV: searched per style over {', '.join(f'{v:g}' for v in tv['candidates'])} (ours; paper "
                    f"{', '.join(f'{v:g}' for v in tv['candidates_paper_units'])}; {tv['mapping']}), "
                    f"{p.tv_search_iterations:,d} iterations each, {p.n_val_images} held-out validation images; "
-                   f"criterion: {tv['criterion']}")
+                   f"criterion: {tv['criterion']}; Gatys uses the chosen value too")
     else:
         tv_line = f"TV: {w.tv:g} ({w.tv_form}), fixed by {tv['set_by']}"
     training = [f"{p.iterations:,d} iterations per style, batch {p.batch_size}, {p.train_size} px {s.crop} crops, "

@@ -19,3 +19,36 @@ def check_profile(name: str) -> str:
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# The paper's setup (ECCV 2016 text) and what the reduced profiles keep instead, so their results stay comparable
+# with the runs already committed (which used the common variant and content at relu2_2).
+PAPER_VARIANT = "paper"
+REDUCED_VARIANT = "common"
+STYLE_CONTENT_LAYERS = ("relu2_2", "relu3_3")  # relu2_2: arXiv v1 text; relu3_3: ECCV text (Sec. 4.1)
+PAPER_STYLE_CONTENT_LAYER = "relu3_3"
+REDUCED_STYLE_CONTENT_LAYER = "relu2_2"
+
+
+def default_variant(profile: str) -> str:
+    """The network variant a profile trains unless --variant says otherwise: `paper` for the paper profile."""
+    return PAPER_VARIANT if profile == "paper" else REDUCED_VARIANT
+
+
+def default_content_layer(profile: str) -> str:
+    """The style content layer a profile uses unless --content-layer says otherwise: relu3_3 for the paper profile."""
+    return PAPER_STYLE_CONTENT_LAYER if profile == "paper" else REDUCED_STYLE_CONTENT_LAYER
+
+
+def setup_note(profile: str, variant: str, content_layer: str | None = None) -> str:
+    """One line for the run card: how this run's network and loss layer compare with the paper's setup.
+
+    content_layer: the style content layer (None for SR, whose l_feat is at relu2_2 in every profile, as the paper).
+    """
+    paper = f"{PAPER_VARIANT} variant" + (f", {PAPER_STYLE_CONTENT_LAYER}" if content_layer else "")
+    ours = f"{variant} variant" + (f", content {content_layer}" if content_layer else "")
+    if profile != "paper":
+        return f"reduced profile: {ours} (paper: {paper})"
+    if variant == PAPER_VARIANT and content_layer in (None, PAPER_STYLE_CONTENT_LAYER):
+        return f"paper profile: {ours}, the paper's setup"
+    return f"paper profile with overrides: {ours} (paper: {paper})"

@@ -5,7 +5,8 @@ The harness follows the paper's protocol, in this order:
 2. Per scale (x4, x8): train the paper's SR network (perceptual.nets.SRNet) twice on the same patches, once with the
    feature-reconstruction loss at VGG-16 relu2_2 (`feat`) and once with the per-pixel loss (`pixel`); HR patches
    come from a photo corpus, the LR input is Gaussian blur (sigma 1.0) + MATLAB bicubic downsampling, rounded to
-   8 bits; Adam, lr 1e-3, batch 4, 200k iterations of 288x288 patches in the `paper` profile.
+   8 bits; Adam, lr 1e-3, batch 4, 200k iterations of 288x288 patches in the `paper` profile, which trains the
+   paper's network variant (smoke/quick keep `common`, as their committed runs; `--variant` overrides both).
    SRCNN (baselines.srcnn, 9-1-5, Y channel) is retrained at x4 only, as the paper compares it: 33x33 Y sub-images
    on a stride-14 grid, LR by plain bicubic (its own protocol), Adam 1e-4 (1e-5 for the last layer, Dong et al.'s
    per-layer rates), batch 128.
@@ -63,7 +64,15 @@ from bench.errors import (
 )
 from bench.errors import naming_option as _argument
 from bench.metrics import evaluate_pair, lpips_distance, to_uint8
-from bench.profiles import PROFILES, check_profile, default_device, default_profile
+from bench.plan import add_dry_run_options
+from bench.profiles import (
+    PROFILES,
+    check_profile,
+    default_device,
+    default_profile,
+    default_variant,
+    setup_note,
+)
 from bench.runinfo import command_line, environment, file_list_digest
 from bench.train import TrainConfig, TrainResult, seeded_init, train
 from data.catalog import DEFAULT_TRAIN_CORPUS, SRCNN_TRAIN_CORPUS, UnknownDatasetError
@@ -92,6 +101,9 @@ DEFAULT_SRCNN_CORPUS = "+".join(SRCNN_TRAIN_CORPUS)  # the default corpus + t91
 PAPER_CORPUS = "10,000 MS-COCO train2014 images (Johnson et al. 2016, Sec. 4.2)"
 LPIPS_NETS = ("vgg", "alex")
 FEAT_LAYER = "relu2_2"
+HISTMATCH_NOTE = ("the paper's post-processing: skimage.exposure.match_histograms of the 8-bit network output to the "
+                  "8-bit LR input it was computed from (not the HR), each RGB channel on its own; a 1-channel LR "
+                  "is matched as three equal channels")
 
 
 # --------------------------------------------------------------------------------------------------- profiles
@@ -500,6 +512,8 @@ class SRHarness:
             "scales": list(cfg.scales),
             "methods": [n for m in cfg.methods for n in METHODS[m]],
             "variant": cfg.variant,
+            "notes": [setup_note(cfg.profile.name, cfg.variant), f"l_feat at VGG-16 {FEAT_LAYER}, as the paper",
+                      f"histogram matching (the _histmatch rows): {HISTMATCH_NOTE}"],
             "lpips": {"requested": list(cfg.lpips), "ran": []},
             "loss_network": {"net": "vgg16", "weights": cfg.vgg_weights, "layer": FEAT_LAYER},
             "loss_weights": {"johnson_feat": {f"feat_{FEAT_LAYER}": 1.0, "tv": cfg.tv_weight},
@@ -519,7 +533,7 @@ class SRHarness:
                       f"{DESCRIPTIONS[cfg.eval_protocol]}",
                 "metrics": "bench.metrics.evaluate_pair: PSNR/SSIM on Y (BT.601), border = scale px; "
                            "LPIPS on RGB with the same crop",
-                "histmatch": "skimage.exposure.match_histograms of the 8-bit output to the LR input, per channel",
+                "histmatch": HISTMATCH_NOTE,
                 "gray": "1-channel ground truth: networks get 3 equal channels, scored on the rounded channel mean",
                 "srcnn_colour": "SRCNN Y + bicubic Cb/Cr",
             },
@@ -821,9 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: {DEFAULT_CORPUS}; e.g. a folder of MS-COCO train2014)")
     parser.add_argument("--srcnn-corpus", default=DEFAULT_SRCNN_CORPUS,
                         help=f"training images for SRCNN (default: {DEFAULT_SRCNN_CORPUS})")
-    parser.add_argument("--variant", choices=VARIANTS, default="common",
+    parser.add_argument("--variant", choices=VARIANTS, default=None,
                         help="SR network variant: 'common' (no normalisation, resize-conv upsampling) or 'paper' "
-                             "(batch norm, transposed convs, scaled tanh) (default: common)")
+                             "(batch norm, transposed convs, scaled tanh) (default: paper in the paper profile, "
+                             "common in the reduced ones)")
     parser.add_argument("--seed", type=int, default=0, help="seed for initialisation and patch sampling (default 0)")
     parser.add_argument("--device", default=None, help=f"torch device (default: {default_device()})")
     parser.add_argument("--iterations", type=positive_int, default=None,
@@ -858,6 +873,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="delete the run already in --out (its results, logs, images, checkpoints) and start over")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_dry_run_options(parser)
     return parser
 
 
@@ -876,7 +892,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
     return SRRunConfig(
         profile=profile, scales=tuple(dict.fromkeys(args.scales)), methods=tuple(dict.fromkeys(args.methods)),
         datasets=tuple(args.datasets or profile.datasets), corpus=args.corpus, srcnn_corpus=args.srcnn_corpus,
-        out=out, variant=args.variant, seed=args.seed, device=device, iterations=args.iterations,
+        out=out, variant=args.variant or default_variant(profile.name), seed=args.seed, device=device,
+        iterations=args.iterations,
         srcnn_iterations=args.srcnn_iterations, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
         tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=args.eval_protocol, lpips=lpips,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
@@ -897,6 +914,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args, argv)
+        if args.dry_run:
+            from bench.plan import sr_dry_run
+
+            return sr_dry_run(cfg, args)
         return run(cfg)
     except (RunFolderError, ValueError, FileNotFoundError, PermissionError, UnknownDatasetError,
             HashMismatchError, FetchError) as e:

@@ -4,8 +4,11 @@ What it does, in the paper's order (Johnson et al., ECCV 2016, Sec. 4.1; DESIGN.
 
 1. train  - one transform network per style (`--styles`, default The Muse) on a folder of photographs resized and
             centre-cropped to 256x256, batch 4, Adam 1e-3, 40,000 iterations (`paper`), minimising Eq. 5
-            (content relu2_2, style relu1_2/2_2/3_3/4_3, TV) with `perceptual.losses.PerceptualObjective`.
-            `--tv-search` first trains one network per TV weight and keeps one by the rule in `choose_tv`.
+            (content relu3_3 in `paper` as the ECCV text, relu2_2 in the reduced profiles and with
+            `--content-layer relu2_2` as arXiv v1; style relu1_2/2_2/3_3/4_3, TV) with
+            `perceptual.losses.PerceptualObjective`. The TV weight is searched per style in `paper` (`--tv-search`,
+            off in smoke/quick; `--tv-weight` fixes it): one shortened training per value of the paper's range,
+            kept by the rule in `choose_tv`. `paper` trains the `paper` network variant, the others `common`.
 2. fig5   - for the first style, N held-out images (coco_val2017, first N by name; the paper: 50 COCO val images)
             at each of `--sizes`: Gatys et al.'s L-BFGS from white noise on the *same objective object* (one trace
             per image), the network's objective on the same images (its output clamped to [0, 1], the image it
@@ -77,8 +80,17 @@ from bench.errors import (
     positive_int,
 )
 from bench.errors import naming_option as _argument
+from bench.plan import add_dry_run_options
 from bench.profiles import PROFILES as PROFILE_NAMES
-from bench.profiles import check_profile, default_device, default_profile
+from bench.profiles import (
+    STYLE_CONTENT_LAYERS,
+    check_profile,
+    default_content_layer,
+    default_device,
+    default_profile,
+    default_variant,
+    setup_note,
+)
 from bench.runinfo import command_line, environment, file_hashes, file_list_digest, plain
 from bench.speed import time_forward
 from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
@@ -102,6 +114,14 @@ DEFAULT_CONTENT_SET = "content"
 PAPER_TV_RANGE = (1e-6, 1e-5, 1e-4)
 TV_PAPER_TO_OURS = 2e6
 TV_TOLERANCE = 0.05
+# The default loss weights were calibrated with content at relu2_2 (perceptual.losses.LossWeights); measured with
+# the ImageNet VGG-16 at 256 px on four content photos (chicago, amber, golden_gate, tubingen), the content term keeps
+# its order of magnitude at relu3_3, so the same weights are kept.
+CONTENT_RELU3_3_NOTE = ("content/style weights were calibrated with content at relu2_2; at relu3_3 the content term "
+                        "keeps its order of magnitude (a flat gray image vs the photo: 10-14 at relu3_3, 4-6 at "
+                        "relu2_2; the Muse resized vs the photo: 33-36 and 17-19), so the same weights are used")
+TV_CRITERION = (f"the largest TV weight whose network's unregularised objective (content + style terms, TV excluded) "
+                f"on held-out validation images is within {TV_TOLERANCE:.0%} of the best candidate's")
 
 
 @dataclass(frozen=True)
@@ -138,7 +158,7 @@ PROFILES: dict[str, StyleProfile] = {
     "paper": StyleProfile(train_size=256, batch_size=4, iterations=40_000, lr=1e-3, max_train_images=None,
                           sizes=(256, 512, 1024), n_images=50, gatys_iterations=500, feedforward_repeats=20,
                           output_size=512, n_outputs=6, output_gatys_iterations=500, checkpoint_every=1000,
-                          log_every=20, tv_search_iterations=10_000, n_val_images=8),
+                          log_every=20, tv_search_iterations=5_000, n_val_images=8),
 }
 
 
@@ -251,7 +271,7 @@ def choose_tv(candidates: dict[float, float], tolerance: float = TV_TOLERANCE) -
 def style_loss_fn(objective: PerceptualObjective) -> Callable[[torch.nn.Module, torch.Tensor], dict[str, torch.Tensor]]:
     """The training loss handed to the shared loop (bench.train.train): Eq. 5 of `objective`, per image.
 
-    For a batch of photos y_c: content targets phi(y_c) at relu2_2 (no grad), y^ = net(y_c), and the objective's
+    For a batch of photos y_c: content targets phi(y_c) at the objective's content layer (no grad), y^ = net(y_c), and the objective's
     terms {total, content, style, tv} for y^, each of shape (N,); the loop optimises the batch mean of `total`.
     """
     def loss(model: torch.nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -283,19 +303,22 @@ class StyleSettings:
     style_size: int | None = None
     gatys_init: str = "noise"
     tv_search: bool = False
+    content_layer: str = "relu2_2"
     vgg_weights: str = "imagenet"
     stages: tuple[str, ...] = ("train", "fig5", "table1", "outputs", "report")
     num_workers: int = 0
     resume: bool = False
     overwrite: bool = False
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
+    tv_weight_given: bool = False  # --tv-weight was on the command line (run.json's tv_choice says so); not identity
 
     def identity(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
         return {"profile": self.profile, "variant": self.variant, "seed": self.seed,
                 "weights": self.weights.as_dict(), "profile_values": plain(asdict(self.p)),
                 "train_corpus": self.train_corpus, "crop": self.crop, "style_size": self.style_size,
-                "vgg_weights": self.vgg_weights, "gatys_init": self.gatys_init, "tv_search": self.tv_search}
+                "vgg_weights": self.vgg_weights, "gatys_init": self.gatys_init, "tv_search": self.tv_search,
+                "content_layer": self.content_layer}
 
 
 STAGE_OK, STAGE_FAILED, STAGE_SKIPPED = "ok", "failed", "skipped"
@@ -364,6 +387,8 @@ class StyleRun:
             "task": TASK,
             "identity": self.identity,
             "variant": s.variant,
+            "content_layer": s.content_layer,
+            "tv_choice": self.tv_choice(),
             "loss_weights": s.weights.as_dict(),
             "loss_weights_per_style": {self.style_name(k): v.weights.as_dict() for k, v in self.objectives.items()},
             "styles": {k: str(v) for k, v in self.style_paths.items()},
@@ -459,8 +484,8 @@ class StyleRun:
     def objective(self, style: str) -> PerceptualObjective:
         """The ONE Eq. 5 objective of `style`: built once, used to train its network, by Gatys, and for scoring."""
         if style not in self.objectives or self.objectives[style].weights != self.weights(style):
-            self.objectives[style] = PerceptualObjective(self.loss_net, self.style_image(style),
-                                                         self.weights(style)).to(self.device)
+            self.objectives[style] = PerceptualObjective(self.loss_net, self.style_image(style), self.weights(style),
+                                                         content_layer=self.s.content_layer).to(self.device)
         return self.objectives[style]
 
     def style_name(self, style: str) -> str:
@@ -494,7 +519,8 @@ class StyleRun:
         objective = self.objective(style)
         if tv_weight is not None and tv_weight != objective.weights.tv:
             objective = PerceptualObjective(self.loss_net, self.style_image(style),
-                                            replace(objective.weights, tv=tv_weight)).to(self.device)
+                                            replace(objective.weights, tv=tv_weight),
+                                            content_layer=s.content_layer).to(self.device)
         corpus = self.corpus()
         files = corpus.files[: s.p.max_train_images] if s.p.max_train_images else corpus.files
         data = StyleTrainingSet(files, size=s.p.train_size, crop=s.crop, seed=s.seed)
@@ -617,8 +643,41 @@ class StyleRun:
         chosen = choose_tv(scores)
         return {"candidates_paper_units": list(PAPER_TV_RANGE), "candidates": list(scores), "validation_objective":
                 {f"{k:g}": v for k, v in scores.items()}, "chosen": chosen, "iterations": s.p.tv_search_iterations,
-                "criterion": choose_tv.__doc__.split("\n")[0] + f" (tolerance {TV_TOLERANCE:.0%})",
+                "criterion": TV_CRITERION,
                 "validation_images": [n for n, _ in val]}
+
+    def card_notes(self) -> list[str]:
+        """run.json's `notes` (the report's run card): the protocol choices a reader must know."""
+        s = self.s
+        return [
+            "Gatys: L-BFGS (no line search, unit step) from white noise; one iteration = one VGG-16 forward+backward",
+            "network objective evaluated on its output clamped to [0, 1]",
+            "Fig. 5 and Table 1 use the first style; images are centre square crops of the held-out set",
+            setup_note(s.profile, s.variant, s.content_layer),
+            f"content loss at VGG-16 {s.content_layer} for the network and for Gatys (one objective)",
+            *([CONTENT_RELU3_3_NOTE] if s.content_layer == "relu3_3" else []),
+            self.tv_choice()["note"],
+        ]
+
+    def tv_choice(self) -> dict[str, Any]:
+        """run.json's `tv_choice`: how the TV weight was set (searched per style, or fixed) and, once searched, what
+        each style got."""
+        s = self.s
+        if not s.tv_search:
+            why = ("--tv-weight" if s.tv_weight_given else
+                   f"the default (the {s.profile} profile does not search; --tv-search turns the search on)")
+            return {"mode": "fixed", "weight": s.weights.tv, "set_by": why,
+                    "note": f"TV weight fixed at {s.weights.tv:g} (our units) by {why}"}
+        return {"mode": "search", "candidates_paper_units": list(PAPER_TV_RANGE), "candidates": tv_candidates(),
+                "mapping": f"paper value x {TV_PAPER_TO_OURS:g} (bench.style.tv_candidates: the paper's TV sums "
+                           f"squared 0..255 differences, ours averages [0, 1] ones; an order-of-magnitude map)",
+                "criterion": TV_CRITERION,
+                "iterations_per_candidate": s.p.tv_search_iterations, "n_validation_images": s.p.n_val_images,
+                "chosen": dict(self.tv_chosen),
+                "note": f"TV weight searched per style over {', '.join(f'{v:g}' for v in PAPER_TV_RANGE)} (paper "
+                        f"units) = {', '.join(f'{v:g}' for v in tv_candidates())} (ours), "
+                        f"{s.p.tv_search_iterations} iterations each; kept: the largest whose content + style "
+                        f"objective on {s.p.n_val_images} held-out images is within {TV_TOLERANCE:.0%} of the best"}
 
     def network(self, style: str) -> TransformNet:
         if style not in self.networks:
@@ -767,11 +826,7 @@ class StyleRun:
         self.check_inputs()
         self.prepare_folder()
         self._traces: dict[int, dict[str, list[dict[str, float]]]] = {}
-        self.info["notes"] = [
-            "Gatys: L-BFGS (no line search, unit step) from white noise; one iteration = one VGG-16 forward+backward",
-            "network objective evaluated on its output clamped to [0, 1]",
-            "Fig. 5 and Table 1 use the first style; images are centre square crops of the held-out set",
-        ]
+        self.info["notes"] = self.card_notes()
         self.write_run_json()
         first = s.styles[0]
         for style in s.styles:
@@ -851,9 +906,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", nargs="+", type=_size, default=None,
                    help="Fig. 5 / Table 1 image sizes (multiples of 4). Default per profile (paper: 256 512 1024)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/style/<profile>)")
-    p.add_argument("--variant", choices=VARIANTS, default="common",
+    p.add_argument("--variant", choices=VARIANTS, default=None,
                    help="transform network: common (instance norm, upsample+conv) or paper (batch norm, "
-                        "transposed convs). Default common")
+                        "transposed convs). Default: paper in the paper profile, common in smoke/quick")
+    p.add_argument("--content-layer", choices=STYLE_CONTENT_LAYERS, default=None,
+                   help="VGG-16 layer of the content (feature reconstruction) loss, for the network and Gatys alike: "
+                        "relu3_3 (the ECCV text) or relu2_2 (arXiv v1). Default: relu3_3 in the paper profile, "
+                        "relu2_2 in smoke/quick (as their committed runs)")
     p.add_argument("--seed", type=int, default=0, help="seed for network init, data order and Gatys noise (0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cuda when available)")
     p.add_argument("--iterations", type=positive_int, default=None,
@@ -880,10 +939,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = LossWeights()
     p.add_argument("--content-weight", type=float, default=d.content, help=f"lambda_c (default {d.content:g})")
     p.add_argument("--style-weight", type=float, default=d.style, help=f"lambda_s (default {d.style:g})")
-    p.add_argument("--tv-weight", type=float, default=d.tv, help=f"lambda_TV (default {d.tv:g})")
-    p.add_argument("--tv-search", action="store_true",
+    p.add_argument("--tv-weight", type=float, default=None,
+                   help=f"lambda_TV, fixed by hand (turns the TV search off; default {d.tv:g} where no search runs)")
+    p.add_argument("--tv-search", action=argparse.BooleanOptionalAction, default=None,
                    help="the paper's per-style TV search: one shortened training per value of [1e-6, 1e-5, 1e-4] "
-                        "(paper units), keep the largest within 5%% of the best validation objective")
+                        "(paper units, x 2e6 in ours), keep the largest within 5%% of the best validation "
+                        "objective. Default: on in the paper profile, off in smoke/quick")
     p.add_argument("--gatys-init", choices=("noise", "content"), default="noise",
                    help="Gatys start image (paper's Fig. 5: noise)")
     p.add_argument("--stages", nargs="+", default=list(StyleSettings.__dataclass_fields__["stages"].default),
@@ -891,6 +952,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vgg-weights", choices=("imagenet", "random"), default="imagenet",
                    help="loss network weights; `random` only for tests of the mechanics")
     p.add_argument("--num-workers", type=non_negative_int, default=0, help="data-loading worker processes (0: in process)")
+    add_dry_run_options(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out")
@@ -906,12 +968,22 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = No
                               "batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
     p = replace(base, **over)
     device = checked_device(args.device or default_device())
+    if args.tv_weight is not None and not (math.isfinite(args.tv_weight) and args.tv_weight >= 0):
+        raise ArgumentError(f"--tv-weight must be a non-negative number, got {args.tv_weight}")
+    if args.tv_search and args.tv_weight is not None:
+        raise ArgumentError(f"--tv-weight {args.tv_weight:g} fixes the TV weight and --tv-search chooses it: give "
+                            f"one of them")
+    tv_search = args.tv_search if args.tv_search is not None else (profile == "paper" and args.tv_weight is None)
+    d = LossWeights()
+    tv = d.tv if args.tv_weight is None else args.tv_weight
     return StyleSettings(
         profile=profile, styles=list(args.styles), sizes=tuple(args.sizes or base.sizes),
-        out=args.out or Path("runs") / "style" / profile, variant=args.variant, seed=args.seed, device=device,
-        weights=LossWeights(content=args.content_weight, style=args.style_weight, tv=args.tv_weight), p=p,
+        out=args.out or Path("runs") / "style" / profile, variant=args.variant or default_variant(profile),
+        seed=args.seed, device=device, content_layer=args.content_layer or default_content_layer(profile),
+        weights=LossWeights(content=args.content_weight, style=args.style_weight, tv=tv), p=p,
         train_corpus=args.train_corpus, eval_set=args.eval_set, content_set=args.content_set, crop=args.crop,
-        style_size=args.style_size, gatys_init=args.gatys_init, tv_search=args.tv_search,
+        style_size=args.style_size, gatys_init=args.gatys_init, tv_search=tv_search,
+        tv_weight_given=args.tv_weight is not None,
         vgg_weights=args.vgg_weights, stages=tuple(args.stages), num_workers=args.num_workers, resume=args.resume,
         overwrite=args.overwrite, argv=None if argv is None else tuple(argv))
 
@@ -923,6 +995,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = settings_from_args(args, argv)
+        if args.dry_run:
+            from bench.plan import style_dry_run
+
+            return style_dry_run(settings, args)
         log.info("profile %s on %s: styles %s, sizes %s, out %s", settings.profile, settings.device,
                  settings.styles, settings.sizes, settings.out)
         from bench.distributed import run_harness  # alone, or one rank of a torchrun job (issue 7)

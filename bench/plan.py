@@ -1,0 +1,397 @@
+"""`--dry-run` for both harnesses: resolve a run's whole plan, print it, and exit without writing anything.
+
+Why: a paper-profile run takes hours; its setup (network variant, loss layers, schedule, corpora, evaluation sets
+and protocol, the claims it will check) and its likely duration should be readable before it starts.
+Guarantees: nothing is created or written (no --out folder, no checkpoint, no log file); the names the run reads are
+resolved and checked as the run would check them (a bad one is still exit status 2); the wall-time estimate comes
+from real training steps (and, for style, objective evaluations) timed here on the chosen device after one warm-up,
+multiplied out, and the plan says it is an estimate and from how many steps. The timed networks get random inputs
+and a randomly initialised loss network: their cost is that of the run's, without reading weight files.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from bench.errors import non_negative_int
+
+if TYPE_CHECKING:  # the harnesses import this module; it needs their types only for hints
+    from bench.sr import SRRunConfig
+    from bench.style import StyleSettings
+
+DEFAULT_ESTIMATE_STEPS = 2
+
+
+def add_dry_run_options(parser: argparse.ArgumentParser) -> None:
+    """--dry-run and --estimate-steps, the same on both harnesses."""
+    parser.add_argument("--dry-run", action="store_true",
+                        help="resolve and print the full plan (setup, schedule, corpora, evaluation, claims, "
+                             "estimated wall time) and exit 0 without creating or writing anything")
+    parser.add_argument("--estimate-steps", type=non_negative_int, default=DEFAULT_ESTIMATE_STEPS,
+                        help=f"with --dry-run: training steps timed per network (after one warm-up) for the "
+                             f"wall-time estimate; 0 skips the timing (default {DEFAULT_ESTIMATE_STEPS})")
+
+
+# ----------------------------------------------------------------------------------------------------- timing
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_step(step: Callable[[], None], n: int, device: torch.device) -> float | None:
+    """Median seconds of `n` calls of `step` after one warm-up call (synchronised on CUDA); None when n == 0."""
+    if n <= 0:
+        return None
+    step()
+    _sync(device)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One part of the run's time: `count` repetitions of something that takes `seconds` (None: not measured)."""
+
+    name: str
+    count: int
+    seconds: float | None
+    how: str = ""
+
+    @property
+    def total(self) -> float | None:
+        return None if self.seconds is None else self.count * self.seconds
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def estimate_lines(work: Iterable[Work], n_steps: int, device: str, excluded: str) -> list[str]:
+    """The plan's wall-time section: per part count x measured seconds, the total, and what it leaves out."""
+    work = list(work)
+    if n_steps <= 0:
+        return ["estimated wall time: not measured (--estimate-steps 0)"]
+    total = sum(w.total or 0.0 for w in work)
+    if torch.device(device).type == "cpu":
+        device = f"{device}, {torch.get_num_threads()} torch thread(s)"
+    lines = [(f"estimated wall time on this device ({device}): about {fmt_duration(total)} -- an ESTIMATE, from "
+              f"the median of {n_steps} timed step(s) after 1 warm-up per part, multiplied out; {excluded}")]
+    for w in work:
+        if w.seconds is not None:
+            lines.append(f"    {w.name:34s} {w.count:>10,d} x {w.seconds:8.4f} s = {fmt_duration(w.total or 0.0):>9s}"
+                         + (f"  ({w.how})" if w.how else ""))
+    return lines
+
+
+def _print_plan(title: str, sections: list[tuple[str, list[str]]]) -> None:
+    lines = [title]
+    for head, body in sections:
+        lines.append(f"  {head}:")
+        lines.extend(f"    {line}" for line in body)
+    print("\n".join(lines), flush=True)
+
+
+def _out_line(out: Path) -> str:
+    if not out.exists():
+        return f"{out} (does not exist; a dry run does not create it)"
+    if (out / "run.json").is_file():
+        return f"{out} (holds a run: the real run needs --resume or --overwrite, or another --out)"
+    return f"{out} (exists)"
+
+
+def _corpus_line(role: str, corpus: Any, substitute_for: str) -> str:
+    skipped = len(getattr(corpus, "skipped", []))
+    return (f"{role}: {corpus.name} ({corpus.n_images:,d} images{f', {skipped} skipped' if skipped else ''}; "
+            f"{corpus.path}) -- {substitute_for}")
+
+
+# ----------------------------------------------------------------------------------------------------- SR
+
+
+def sr_claims(cfg: SRRunConfig) -> list[str]:
+    """The paper's SR claims this run's methods and scales let the report check."""
+    m, scales = set(cfg.methods), cfg.scales
+    out = []
+    if "bicubic" in m:
+        out += [f"x{s}: bicubic equals the paper's row (protocol check; Fig. {8 if s == 4 else 9})" for s in scales]
+    if {"pixel", "bicubic"} <= m:
+        out += [f"x{s}: l_pixel beats bicubic (PSNR-Y and SSIM-Y deltas)" for s in scales]
+    if {"feat", "bicubic"} <= m and 8 in scales:
+        out.append("x8: l_feat has the lowest PSNR-Y but a higher SSIM-Y than bicubic")
+    if {"srcnn", "pixel"} <= m and 4 in scales:
+        out.append("x4: SRCNN beats l_pixel in PSNR-Y")
+    for cli, label in (("pixel", "l_pixel"), ("feat", "l_feat")):
+        if cli in m:
+            out += [f"x{s}: {label} (raw and histogram-matched) vs the paper's means" for s in scales]
+    if "srcnn" in m and 4 in scales:
+        out.append("x4: SRCNN vs the paper's SRCNN row")
+    if cfg.profile.name != "paper":
+        out.append(f"(trained networks under the {cfg.profile.name} profile are 'not comparable' in absolute claims)")
+    return out
+
+
+def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
+    from baselines.srcnn import SRCNN, srcnn_loss
+    from bench.sr import FEAT_LAYER, METHODS, SRCNN_SCALES
+    from perceptual.losses import FeatureReconstructionLoss, PixelLoss
+    from perceptual.nets import SRNet
+    from perceptual.vgg import LossNetwork
+
+    device = torch.device(cfg.device)
+    if device.type == "cuda":  # as the harness sets them
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    g = torch.Generator().manual_seed(cfg.seed)
+    loss_net = None
+    work = []
+    for scale in cfg.scales:
+        for cli in ("pixel", "feat"):
+            if cli not in cfg.methods:
+                continue
+            model = SRNet(scale, cfg.variant).to(device).train()  # type: ignore[arg-type]  # checked by argparse
+            if cli == "feat":
+                if loss_net is None:
+                    loss_net = LossNetwork((FEAT_LAYER,), weights="random", device=device)
+                criterion: torch.nn.Module = FeatureReconstructionLoss(loss_net, FEAT_LAYER, tv_weight=cfg.tv_weight)
+            else:
+                criterion = PixelLoss()
+            hr = torch.rand(cfg.batch, 3, cfg.patch, cfg.patch, generator=g).to(device)
+            lr = torch.rand(cfg.batch, 3, cfg.patch // scale, cfg.patch // scale, generator=g).to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+
+            def step(model: torch.nn.Module = model, criterion: torch.nn.Module = criterion,
+                     opt: torch.optim.Optimizer = opt, lr: torch.Tensor = lr, hr: torch.Tensor = hr) -> None:
+                opt.zero_grad(set_to_none=True)
+                criterion(model(lr), hr)["total"].mean().backward()
+                opt.step()
+
+            work.append(Work(f"train {METHODS[cli][0]}_x{scale}", cfg.n_iterations, time_step(step, n_steps, device),
+                             f"batch {cfg.batch} x {cfg.patch} px"))
+            del model, opt
+    if "srcnn" in cfg.methods:
+        p = cfg.profile
+        for scale in (s for s in cfg.scales if s in SRCNN_SCALES):
+            srcnn = SRCNN().to(device).train()
+            srcnn_opt = torch.optim.Adam(srcnn.param_groups(p.srcnn_lr))
+            y = torch.rand(p.srcnn_batch_size, 1, p.srcnn_patch_size, p.srcnn_patch_size, generator=g).to(device)
+
+            def srcnn_step(model: SRCNN = srcnn, opt: torch.optim.Optimizer = srcnn_opt, y: torch.Tensor = y) -> None:
+                opt.zero_grad(set_to_none=True)
+                srcnn_loss(model, (y, y), border=model.border)["total"].mean().backward()
+                opt.step()
+
+            work.append(Work(f"train srcnn_x{scale}", cfg.n_srcnn_iterations, time_step(srcnn_step, n_steps, device),
+                             f"batch {p.srcnn_batch_size} x {p.srcnn_patch_size} px Y"))
+    return work
+
+
+def sr_dry_run(cfg: SRRunConfig, args: argparse.Namespace) -> int:
+    """Print the SR run's plan (after resolving its datasets and corpora as the run would) and return 0."""
+    from bench.profiles import setup_note
+    from bench.sr import FEAT_LAYER, HISTMATCH_NOTE, METHODS, PAPER_CORPUS, SRCNN_SCALES, SRHarness
+
+    harness = SRHarness(cfg)
+    datasets = harness._resolve_datasets()  # the run's own checks: a bad --datasets / --corpus is exit 2
+    harness._build_corpora()
+    p = cfg.profile
+    protocol = getattr(args, "eval_protocol", None) or "standard"
+    learned = [c for c in ("srcnn", "pixel", "feat") if c in cfg.methods]
+    layers = []
+    if "feat" in cfg.methods:
+        layers.append(f"l_feat: VGG-16 {FEAT_LAYER} ({cfg.vgg_weights} weights), TV weight {cfg.tv_weight:g}")
+    if "pixel" in cfg.methods:
+        layers.append("l_pixel: per-pixel squared error (no loss network)")
+    if "srcnn" in cfg.methods:
+        layers.append("SRCNN: squared error on Y (9-1-5, border 6)")
+    training = []
+    if cfg.needs("pixel", "feat"):
+        training.append(f"SR networks: {cfg.n_iterations:,d} iterations, batch {cfg.batch}, "
+                        f"{cfg.patch} px HR patches ("
+                        + ", ".join(f"{cfg.patch // s} px LR at x{s}" for s in cfg.scales)
+                        + f"), Adam lr {cfg.learning_rate:g}, LR = blur sigma {p.sigma:g} + bicubic downscale")
+    if "srcnn" in cfg.methods and any(s in SRCNN_SCALES for s in cfg.scales):
+        training.append(f"SRCNN: {cfg.n_srcnn_iterations:,d} iterations, batch {p.srcnn_batch_size}, "
+                        f"{p.srcnn_patch_size} px Y sub-images (stride {p.srcnn_stride}), Adam lr {p.srcnn_lr:g} "
+                        f"(last layer {p.srcnn_lr * 0.1:g})")
+    if not training:
+        training.append("none (no learned method)")
+    corpora = []
+    if harness.corpus is not None:
+        corpora.append(_corpus_line("SR networks", harness.corpus, f"the paper: {PAPER_CORPUS}"))
+    if harness.srcnn_corpus is not None:
+        corpora.append(_corpus_line("SRCNN", harness.srcnn_corpus, "SRCNN's own 91-image set is included"))
+    evaluation = [", ".join(f"{name} ({len(files)} images)" for name, files in datasets.items()),
+                  f"protocol: {protocol}", "PSNR/SSIM on Y (BT.601), border = scale; LPIPS "
+                  + ("+".join(cfg.lpips) or "off"),
+                  f"histogram matching (_histmatch rows): {HISTMATCH_NOTE}"]
+    work = _sr_work(cfg, args.estimate_steps)
+    _print_plan("reproduce-sr plan (dry run: nothing written)", [
+        ("run", [f"profile: {p.name} ({p.note})", setup_note(p.name, cfg.variant), f"device: {cfg.device}",
+                 f"out: {_out_line(cfg.out)}", f"seed: {cfg.seed}"]),
+        ("networks", [f"variant: {cfg.variant}", f"scales: {' '.join(f'x{s}' for s in cfg.scales)}",
+                      "methods: " + ", ".join(n for m in cfg.methods for n in METHODS[m]),
+                      f"trained: {', '.join(learned) or 'none'} (SRCNN at x4 only, as the paper)"]),
+        ("loss layers", layers or ["none (no learned method)"]),
+        ("training", training),
+        ("training corpora", corpora or ["none"]),
+        ("evaluation", evaluation),
+        ("claims checked", sr_claims(cfg)),
+        ("time", estimate_lines(work, args.estimate_steps, cfg.device,
+                                "training only (evaluation, LPIPS and the report are not included)")),
+    ])
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------- style
+
+
+def style_claims(s: StyleSettings) -> list[str]:
+    """The paper's style-transfer claims this run's stages let the report check."""
+    out = []
+    if "fig5" in s.stages:
+        out.append(f"Fig. 5 at {', '.join(f'{x} px' for x in s.sizes)}: L-BFGS (same objective, from "
+                   f"{s.gatys_init}) reaches the network's objective between iterations 50 and 100")
+    if "table1" in s.stages:
+        out.append("Table 1: speedup of one forward pass over 100 / 300 / 500 L-BFGS iterations "
+                   "(paper, 256 px: 212 / 636 / 1060x)")
+        out.append("Table 1 text: one forward pass takes about half the time of one L-BFGS iteration")
+    if s.profile != "paper":
+        out.append(f"(a network trained under the {s.profile} profile is 'not comparable' in the Fig. 5 claim)")
+    return out
+
+
+def _style_work(s: StyleSettings, n_steps: int) -> list[Work]:
+    from perceptual.losses import PerceptualObjective
+    from perceptual.nets import TransformNet
+    from perceptual.vgg import LossNetwork
+
+    device = torch.device(s.device)
+    p = s.p
+    g = torch.Generator().manual_seed(s.seed)
+    loss_net = LossNetwork(weights="random", device=device)
+    style = torch.rand(1, 3, p.train_size, p.train_size, generator=g).to(device)
+    objective = PerceptualObjective(loss_net, style, s.weights, content_layer=s.content_layer).to(device)
+    work = []
+    n_styles = len(s.styles)
+    if "train" in s.stages:
+        net = TransformNet(s.variant).to(device).train()  # type: ignore[arg-type]  # checked by argparse
+        opt = torch.optim.Adam(net.parameters(), lr=p.lr)
+        x = torch.rand(p.batch_size, 3, p.train_size, p.train_size, generator=g).to(device)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            objective(net(x), objective.content_targets(x))["total"].mean().backward()
+            opt.step()
+
+        t = time_step(step, n_steps, device)
+        work.append(Work("train (all styles)", n_styles * p.iterations, t,
+                         f"{n_styles} style(s) x {p.iterations:,d} it, batch {p.batch_size} x {p.train_size} px"))
+        if s.tv_search:
+            work.append(Work("TV search (all styles)", n_styles * 3 * p.tv_search_iterations, t,
+                             f"3 candidates x {p.tv_search_iterations:,d} it per style"))
+        del net, opt
+    sizes = ([*s.sizes] if "fig5" in s.stages else []) + ([p.output_size] if "outputs" in s.stages else [])
+    if sizes:
+        base = min(sizes)
+        x = torch.rand(1, 3, base, base, generator=g).to(device)
+        targets = objective.content_targets(x)
+        img = x.clone().requires_grad_(True)
+
+        def lbfgs_eval() -> None:
+            img.grad = None
+            objective(img, targets)["total"].sum().backward()
+
+        t = time_step(lbfgs_eval, n_steps, device)
+
+        def at(size: int) -> float | None:
+            return None if t is None else t * (size / base) ** 2
+
+        how = f"one objective forward+backward, timed at {base} px" + (", scaled by pixel count" if
+                                                                         len(set(sizes)) > 1 else "")
+        if "fig5" in s.stages:
+            for size in s.sizes:
+                work.append(Work(f"Fig. 5 L-BFGS at {size} px", p.n_images * p.gatys_iterations, at(size),
+                                 f"{p.n_images} images x {p.gatys_iterations} it; {how}"))
+        if "outputs" in s.stages:
+            work.append(Work(f"outputs L-BFGS at {p.output_size} px", n_styles * p.n_outputs * p.output_gatys_iterations,
+                             at(p.output_size), f"{n_styles} x {p.n_outputs} images x {p.output_gatys_iterations} "
+                                               f"it, treated as square; {how}"))
+    return work
+
+
+def style_dry_run(s: StyleSettings, args: argparse.Namespace) -> int:
+    """Print the style run's plan (after checking its inputs as the run would) and return 0."""
+    from bench.profiles import setup_note
+    from bench.style import StyleRun
+    from perceptual.losses import STYLE_LAYERS
+
+    run = StyleRun(s)
+    run.check_inputs()  # the run's own checks (styles, corpus, image sets): a bad name is exit 2, nothing written
+    p, w = s.p, s.weights
+    tv = run.tv_choice()
+    if tv["mode"] == "search":
+        tv_line = (f"TV: searched per style over {', '.join(f'{v:g}' for v in tv['candidates'])} (ours; paper "
+                   f"{', '.join(f'{v:g}' for v in tv['candidates_paper_units'])}; {tv['mapping']}), "
+                   f"{p.tv_search_iterations:,d} iterations each, {p.n_val_images} held-out validation images; "
+                   f"criterion: {tv['criterion']}; Gatys uses the chosen value too")
+    else:
+        tv_line = f"TV: {w.tv:g} ({w.tv_form}), fixed by {tv['set_by']}"
+    training = [f"{p.iterations:,d} iterations per style, batch {p.batch_size}, {p.train_size} px {s.crop} crops, "
+                f"Adam lr {p.lr:g}" + (f", at most {p.max_train_images} images" if p.max_train_images else "")]
+    if "train" not in s.stages:
+        training = ["not run (--stages without train: the networks are loaded from --out/models)"]
+    corpus = []
+    if "corpus" in run.info:
+        c = run.info["corpus"]
+        corpus.append(f"{c.get('name', s.train_corpus)} ({c['n_images']:,d} images used) -- {c.get('note', '')}")
+    datasets = run.info.get("datasets", {})
+    evaluation = []
+    if "fig5" in s.stages:
+        d = datasets.get("fig5", {})
+        evaluation.append(f"Fig. 5: first {p.n_images} of {d.get('name', s.eval_set)} at "
+                          f"{' '.join(map(str, s.sizes))} px (centre squares), L-BFGS {p.gatys_iterations} iterations "
+                          f"from {s.gatys_init} on the same objective, the network's and the content image's objective")
+    if "table1" in s.stages:
+        evaluation.append(f"Table 1: one forward pass (median of {p.feedforward_repeats}) vs 100/300/500 L-BFGS "
+                          f"iterations read from the Fig. 5 traces")
+    if "outputs" in s.stages:
+        d = datasets.get("outputs", {})
+        evaluation.append(f"outputs: {p.n_outputs} images of {d.get('name', s.content_set)} at {p.output_size} px, "
+                          f"network beside L-BFGS {p.output_gatys_iterations} iterations")
+    work = _style_work(s, args.estimate_steps)
+    _print_plan("reproduce-style plan (dry run: nothing written)", [
+        ("run", [f"profile: {s.profile}", setup_note(s.profile, s.variant, s.content_layer), f"device: {s.device}",
+                 f"out: {_out_line(s.out)}", f"seed: {s.seed}", f"stages: {' '.join(s.stages)}"]),
+        ("networks", [f"variant: {s.variant}", "styles: " + ", ".join(f"{k} ({v})" for k, v in run.style_paths.items())]),
+        ("loss layers", [f"content: VGG-16 {s.content_layer} (weight {w.content:g}), for the network and Gatys alike",
+                         f"style: {', '.join(STYLE_LAYERS)} (weight {w.style:g})", tv_line,
+                         f"loss network weights: {s.vgg_weights}"]),
+        ("training", training),
+        ("training corpus", corpus or ["not read (no train stage)"]),
+        ("evaluation", evaluation or ["none"]),
+        ("claims checked", style_claims(s)),
+        ("time", estimate_lines(work, args.estimate_steps, s.device,
+                                "Table 1's forward passes, image loading and the report are not included")),
+    ])
+    return 0

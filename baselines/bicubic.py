@@ -35,7 +35,7 @@ def _pair(value: float | Sequence[float], name: str) -> tuple[float, float]:
     value = tuple(float(v) for v in value)
     if len(value) != 2 or not all(math.isfinite(v) and v > 0 for v in value):
         raise ValueError(f"{name} must be a positive number or a (height, width) pair of them, got {value!r}")
-    return value  # type: ignore[return-value]
+    return value[0], value[1]
 
 
 def _plan(in_hw: tuple[int, int], scale_factor: float | Sequence[float] | None,

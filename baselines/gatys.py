@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 
 from bench.speed import Stopwatch
 from data.files import atomic_write_text
-from perceptual.losses import PerceptualObjective
 
 Init = Literal["noise", "content"]
 OptimizerName = Literal["lbfgs", "adam"]
@@ -49,6 +48,14 @@ OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
 TERMS: tuple[str, ...] = ("total", "content", "style", "tv")
 TRACE_COLUMNS: tuple[str, ...] = ("iteration", "wall_time_s", *TERMS, "evaluations")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+
+class Objective(Protocol):
+    """What stylise needs of Eq. 5: a PerceptualObjective, or perceptual.fast.fast_objective's version of one."""
+
+    def __call__(self, y_hat: torch.Tensor, content_feat: torch.Tensor) -> dict[str, torch.Tensor]: ...
+    def content_targets(self, content: torch.Tensor) -> torch.Tensor: ...
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class _Evaluator:
     the point of the most recent call, as Python floats.
     """
 
-    def __init__(self, objective: PerceptualObjective, content_feat: torch.Tensor, x: torch.Tensor):
+    def __init__(self, objective: Objective, content_feat: torch.Tensor, x: torch.Tensor):
         self.objective, self.content_feat, self.x = objective, content_feat, x
         self.evaluations = 0
         self.last: dict[str, float] = {}
@@ -134,6 +141,7 @@ class _Evaluator:
     def __call__(self) -> torch.Tensor:
         x = self.x
         if self._point is not None and torch.equal(self._point, x.detach()):
+            assert self._grad is not None and self._loss is not None  # set together with _point
             x.grad = self._grad.clone()
             return self._loss
         x.grad = None
@@ -142,7 +150,7 @@ class _Evaluator:
         loss.backward()
         self.evaluations += 1
         self.last = {k: float(terms[k].detach().sum()) for k in TERMS}
-        self._point, self._grad, self._loss = x.detach().clone(), x.grad.detach().clone(), loss.detach()
+        self._point, self._grad, self._loss = x.detach().clone(), _grad_of(x).detach().clone(), loss.detach()
         return self._loss
 
     @torch.no_grad()
@@ -152,6 +160,13 @@ class _Evaluator:
             return dict(self.last)
         terms = self.objective(self.x, self.content_feat)
         return {k: float(terms[k].sum()) for k in TERMS}
+
+
+def _grad_of(x: torch.Tensor) -> torch.Tensor:
+    """x.grad after backward() has filled it."""
+    if x.grad is None:
+        raise RuntimeError("backward() left no gradient on the image being optimised")
+    return x.grad
 
 
 def _make_optimizer(x: torch.Tensor, config: GatysConfig) -> torch.optim.Optimizer:
@@ -173,7 +188,7 @@ def _sync_lbfgs_step(opt: torch.optim.Optimizer, x: torch.Tensor, before: torch.
 
 
 def stylise(
-    objective: PerceptualObjective,
+    objective: Objective,
     content: torch.Tensor,
     config: GatysConfig = GatysConfig(),
     progress: Callable[[int, dict[str, float]], None] | None = None,
@@ -207,7 +222,7 @@ def stylise(
         if progress is not None:
             progress(k, row)
 
-    step = {"first": True, "terms": {}}
+    step: dict[str, Any] = {"first": True, "terms": {}}
 
     def closure() -> torch.Tensor:
         loss = evaluator()
@@ -218,7 +233,8 @@ def stylise(
     for k in range(config.iterations):
         before = x.detach().clone() if config.clamp and config.optimizer == "lbfgs" else None
         step["first"] = True
-        opt.step(closure)
+        # torch's stubs type a closure as returning float; LBFGS and Adam take the loss tensor (as documented)
+        opt.step(closure)  # type: ignore[arg-type]
         if config.clamp:
             with torch.no_grad():
                 clamped = x.detach().clamp(0.0, 1.0)

@@ -205,7 +205,7 @@ def targets(doc: dict, gatys: dict | None) -> list[dict[str, Any]]:
         paths = med.get(t["group"], {})
         fast = paths.get("fast")
         variants = {k: v for k, v in paths.items() if k != "reference"}
-        best_path = min(variants, key=variants.get) if variants else None
+        best_path = min(variants, key=lambda k: variants[k]) if variants else None
         row = {"target": t["name"], "group": t["group"], "target_s": t["target_s"], "anchor_s": t["anchor_s"],
                "reference_s": paths.get("reference"), "fast_s": fast, "best_path": best_path,
                "best_s": variants.get(best_path) if best_path else None}
@@ -310,9 +310,10 @@ def _junit_counts(path: Path) -> dict[str, Any] | None:
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     if suite is None:
         return None
-    counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
-    counts["failed"] = [f"{c.get('name')}: {(c.find('failure') if c.find('failure') is not None else c.find('error')).get('message', '')[:200]}"
-                        for c in suite.iter("testcase") if c.find("failure") is not None or c.find("error") is not None]
+    counts: dict[str, Any] = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    problems = [(c, c.find("failure") if c.find("failure") is not None else c.find("error"))
+                for c in suite.iter("testcase")]
+    counts["failed"] = [f"{c.get('name')}: {p.get('message', '')[:200]}" for c, p in problems if p is not None]
     return counts
 
 

@@ -169,7 +169,7 @@ def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
         for cli in ("pixel", "feat"):
             if cli not in cfg.methods:
                 continue
-            model = SRNet(scale, cfg.variant).to(device).train()  # type: ignore[arg-type]  # checked by argparse
+            model = SRNet(scale, cfg.variant).to(device).train()
             if cli == "feat":
                 if loss_net is None:
                     loss_net = LossNetwork((FEAT_LAYER,), weights="random", device=device)
@@ -295,7 +295,7 @@ def _style_work(s: StyleSettings, n_steps: int) -> list[Work]:
     work = []
     n_styles = len(s.styles)
     if "train" in s.stages:
-        net = TransformNet(s.variant).to(device).train()  # type: ignore[arg-type]  # checked by argparse
+        net = TransformNet(s.variant).to(device).train()
         opt = torch.optim.Adam(net.parameters(), lr=p.lr)
         x = torch.rand(p.batch_size, 3, p.train_size, p.train_size, generator=g).to(device)
 

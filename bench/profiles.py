@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from perceptual.nets import Variant
+
 PROFILES = ("smoke", "quick", "paper")
 
 
@@ -23,14 +25,14 @@ def default_device() -> str:
 
 # The paper's setup (ECCV 2016 text) and what the reduced profiles keep instead, so their results stay comparable
 # with the runs already committed (which used the common variant and content at relu2_2).
-PAPER_VARIANT = "paper"
-REDUCED_VARIANT = "common"
+PAPER_VARIANT: Variant = "paper"
+REDUCED_VARIANT: Variant = "common"
 STYLE_CONTENT_LAYERS = ("relu2_2", "relu3_3")  # relu2_2: arXiv v1 text; relu3_3: ECCV text (Sec. 4.1)
 PAPER_STYLE_CONTENT_LAYER = "relu3_3"
 REDUCED_STYLE_CONTENT_LAYER = "relu2_2"
 
 
-def default_variant(profile: str) -> str:
+def default_variant(profile: str) -> Variant:
     """The network variant a profile trains unless --variant says otherwise: `paper` for the paper profile."""
     return PAPER_VARIANT if profile == "paper" else REDUCED_VARIANT
 

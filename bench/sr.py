@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ from data.eval_protocol import DESCRIPTIONS, EVAL_PROTOCOLS, eval_bicubic_upscal
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
 from data.images import check_decodable, load_image_uint8, save_image
-from perceptual.nets import VARIANTS, SRNet
+from perceptual.nets import VARIANTS, SRNet, Variant
 
 log = logging.getLogger("bench.sr")
 
@@ -292,7 +292,7 @@ class SRRunConfig:
     corpus: str
     srcnn_corpus: str
     out: Path
-    variant: str = "common"
+    variant: Variant = "common"
     seed: int = 0
     device: str = "cpu"
     iterations: int | None = None
@@ -301,7 +301,7 @@ class SRRunConfig:
     patch_size: int | None = None
     lr: float | None = None
     tv_weight: float = 0.0
-    vgg_weights: str = "imagenet"  # "random" only for tests of the mechanics
+    vgg_weights: Literal["imagenet", "random"] = "imagenet"  # "random" only for tests of the mechanics
     eval_protocol: str = "standard"  # data.eval_protocol.EVAL_PROTOCOLS
     lpips: tuple[str, ...] = ()
     save_images: int = 0
@@ -602,6 +602,7 @@ class SRHarness:
 
         cfg, name = self.cfg, f"{METHODS[cli][0]}_x{scale}"
         corpus = self.corpus
+        assert corpus is not None  # _build_corpora scans it when pixel or feat is asked for
         stream = SRPatchDataset(corpus, scale, cfg.patch, sigma=cfg.profile.sigma, seed=cfg.seed)
         torch.manual_seed(cfg.seed)
         model = SRNet(scale, cfg.variant).to(self.device)
@@ -632,6 +633,7 @@ class SRHarness:
 
         cfg, p, name = self.cfg, self.cfg.profile, f"srcnn_x{scale}"
         corpus = self.srcnn_corpus
+        assert corpus is not None  # _build_corpora scans it when srcnn is asked for at a scale it runs
         stream = SRCNNPatchDataset(corpus, scale, p.srcnn_patch_size, p.srcnn_stride, mode="grid", sigma=0.0,
                                    seed=cfg.seed)
         torch.manual_seed(cfg.seed)

@@ -64,12 +64,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from baselines.gatys import GatysConfig, read_trace, stylise, write_trace
+from baselines.gatys import GatysConfig, Init, read_trace, stylise, write_trace
 from bench.errors import (
     ArgumentError,
     RunFolderError,
@@ -97,7 +98,7 @@ from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
 from data.files import atomic_write, atomic_write_json, atomic_write_text
 from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import LossWeights, PerceptualObjective
-from perceptual.nets import VARIANTS, TransformNet
+from perceptual.nets import VARIANTS, TransformNet, Variant
 
 log = logging.getLogger("bench.style")
 
@@ -169,7 +170,7 @@ class StageSkipped(Exception):
 # ----------------------------------------------------------------------------------------------------- results
 
 
-def result_row(dataset: str, method: str, image: str, metric: str, value: float) -> dict[str, Any]:
+def result_row(dataset: str | int, method: str, image: str, metric: str, value: float) -> dict[str, Any]:
     """One long-form results row (task=style, scale empty, dataset = image size as a string)."""
     return {"task": TASK, "dataset": str(dataset), "scale": "", "method": method, "image": image,
             "metric": metric, "value": float(value)}
@@ -231,7 +232,7 @@ def match_statistics(traces: dict[str, list[dict[str, float]]], network: dict[st
 def table1_gatys_seconds(traces: Sequence[list[dict[str, float]]], n: int) -> tuple[float, bool]:
     """Seconds for n L-BFGS iterations: the median over images of wall_time_s at iteration n (measured=True), or, if the
     traces stop earlier, t_0 + n * (median seconds per iteration) extrapolated from them (measured=False)."""
-    last = min(t[-1]["iteration"] for t in traces)
+    last = int(min(t[-1]["iteration"] for t in traces))
     if n <= last:
         return statistics.median(t[n]["wall_time_s"] for t in traces), True
     if last < 1:
@@ -291,7 +292,7 @@ class StyleSettings:
     styles: list[str]
     sizes: tuple[int, ...]
     out: Path
-    variant: str
+    variant: Variant
     seed: int
     device: str
     weights: LossWeights
@@ -299,12 +300,12 @@ class StyleSettings:
     train_corpus: str = DEFAULT_TRAIN_CORPUS
     eval_set: str = DEFAULT_EVAL_SET
     content_set: str = DEFAULT_CONTENT_SET
-    crop: str = "center"
+    crop: Literal["center", "random"] = "center"
     style_size: int | None = None
-    gatys_init: str = "noise"
+    gatys_init: Init = "noise"
     tv_search: bool = False
     content_layer: str = "relu2_2"
-    vgg_weights: str = "imagenet"
+    vgg_weights: Literal["imagenet", "random"] = "imagenet"
     stages: tuple[str, ...] = ("train", "fig5", "table1", "outputs", "report")
     num_workers: int = 0
     resume: bool = False
@@ -492,7 +493,7 @@ class StyleRun:
         """A file-system-safe short name for a style given as a catalog name or an image path."""
         return _safe(Path(style).stem if ("/" in style or "." in Path(style).name) else style)
 
-    def load_eval_images(self, spec: str, n: int | None, size: int | None, square: bool) -> list[tuple[str, torch.Tensor]]:
+    def load_eval_images(self, spec: str, n: int | None, size: int, square: bool) -> list[tuple[str, torch.Tensor]]:
         """(stem, (1, 3, H, W)) for the first n images of `spec` in name order: centre square crops of `size` (Fig. 5)
         or, with square=False, resized so the shorter side is `size` and cropped to multiples of 4 (outputs)."""
         from data.fetch import resolve_images
@@ -592,7 +593,7 @@ class StyleRun:
         if "train" in s.stages:
             with _argument("--train-corpus", s.train_corpus):
                 self.corpus()
-        sets: dict[str, tuple[str, str, int | None]] = {}
+        sets: dict[str, tuple[str, str, int]] = {}
         if "fig5" in s.stages or (s.tv_search and "train" in s.stages):
             n = s.p.n_images + (s.p.n_val_images if s.tv_search else 0)
             sets["fig5"] = ("--eval-set", s.eval_set, n)
@@ -817,6 +818,7 @@ class StyleRun:
             save_image(x, folder / f"{stem}_content.png")
             save_image(y, folder / f"{stem}_network.png")
             _, g = self.gatys(style, x, s.p.output_gatys_iterations, s.seed + i, None, desc=f"gatys {stem}")
+            assert g is not None  # without a trace path nothing is reused: the image is always returned
             save_image(g, folder / f"{stem}_gatys.png")
         return []
 
@@ -832,21 +834,21 @@ class StyleRun:
         for style in s.styles:
             name = self.style_name(style)
             if "train" in s.stages:
-                self.stage(f"train:{name}", lambda style=style: self.stage_train(style))
+                self.stage(f"train:{name}", partial(self.stage_train, style))
             elif (self.out / "models" / f"{name}.pt").exists():
                 self.stages[f"train:{name}"] = {"status": STAGE_OK, "wall_time_s": 0.0, "error": None,
                                                 "note": "model loaded from models/"}
         fname = self.style_name(first)
         for size in s.sizes:  # one stage per size: a failure (e.g. out of memory at 1024 px) keeps the others
             if "fig5" in s.stages:
-                self.stage(f"fig5:{size}", lambda size=size: self.stage_fig5(first, size), needs=[f"train:{fname}"])
+                self.stage(f"fig5:{size}", partial(self.stage_fig5, first, size), needs=[f"train:{fname}"])
             if "table1" in s.stages:
-                self.stage(f"table1:{size}", lambda size=size: self.stage_table1(first, size),
+                self.stage(f"table1:{size}", partial(self.stage_table1, first, size),
                            needs=[f"train:{fname}", f"fig5:{size}"])
         if "outputs" in s.stages:
             for style in s.styles:
                 name = self.style_name(style)
-                self.stage(f"outputs:{name}", lambda style=style: self.stage_outputs(style), needs=[f"train:{name}"])
+                self.stage(f"outputs:{name}", partial(self.stage_outputs, style), needs=[f"train:{name}"])
         self.write_results()
         self.write_run_json()
         if "report" in s.stages:
@@ -947,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "objective. Default: on in the paper profile, off in smoke/quick")
     p.add_argument("--gatys-init", choices=("noise", "content"), default="noise",
                    help="Gatys start image (paper's Fig. 5: noise)")
-    p.add_argument("--stages", nargs="+", default=list(StyleSettings.__dataclass_fields__["stages"].default),
+    p.add_argument("--stages", nargs="+", default=list(StyleSettings.stages),
                    choices=("train", "fig5", "table1", "outputs", "report"), help="stages to run (default: all)")
     p.add_argument("--vgg-weights", choices=("imagenet", "random"), default="imagenet",
                    help="loss network weights; `random` only for tests of the mechanics")

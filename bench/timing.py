@@ -152,6 +152,7 @@ class BenchRunner:
                         synchronize(device)
 
                 def timed() -> None:
+                    assert work is not None  # built above; cleared only after the case
                     work()
                     synchronize(device)
 

@@ -345,6 +345,9 @@ def load_trained_weights(model: nn.Module, path: Path | str) -> dict[str, Any]:
 class _CsvLog:
     """Append-only CSV training log that can be cut back to a checkpoint's iteration."""
 
+    header: list[str] | None
+    file: io.TextIOWrapper | None
+
     def __init__(self, path: Path, keep_through: int):
         self.path, self.header, self.file = path, None, None
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -46,11 +46,14 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from perceptual.losses import PerceptualObjective
 
 __all__ = [
     "LOSS_RTOL_FIRST",
@@ -273,6 +276,7 @@ def fold_batchnorm_(net: nn.Module) -> int:
             bn, prev = seq._modules[name], seq._modules[prev_name]
             if not isinstance(bn, nn.BatchNorm2d) or bn.training or not bn.track_running_stats:
                 continue
+            parent: nn.Module
             if isinstance(prev, (nn.Conv2d, nn.ConvTranspose2d)):
                 parent, conv_name = seq, prev_name
             else:
@@ -281,7 +285,7 @@ def fold_batchnorm_(net: nn.Module) -> int:
                     continue
                 parent, conv_name = tail
             conv = parent._modules[conv_name]
-            if conv.training:
+            if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) or conv.training:
                 continue
             parent._modules[conv_name] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
             seq._modules[name] = nn.Identity()
@@ -455,7 +459,7 @@ class _Stop(Exception):
     """Ends a statistics pass once the norm being measured has seen its input."""
 
 
-def _instance_stat_norms(net: nn.Module) -> list[nn.Module]:
+def _instance_stat_norms(net: nn.Module) -> list[nn.modules.instancenorm._InstanceNorm]:
     """Norm layers whose statistics come from the input itself (instance norm, or batch norm in training mode)."""
     found = []
     for m in net.modules():
@@ -549,6 +553,7 @@ class _NormPatch:
 
     def freeze_target(self) -> None:
         m = self.target
+        assert isinstance(m, nn.modules.instancenorm._InstanceNorm)  # set by the statistics pass
         s1, s2, n = self.sums  # type: ignore[misc]
         mean = s1 / n
         var = (s2 / n - mean.pow(2)).clamp_min(0.0)
@@ -673,6 +678,7 @@ def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None,
                 y = net_copy(x)
                 sy, sx = y.shape[-2] // 2, y.shape[-1] // 2
                 y[..., sy, sx].sum().backward()
+            assert x.grad is not None  # backward() filled it
             nz = (x.grad.abs().sum(dim=(0, 1)) > 0).nonzero()
             cy, cx = sy * size / y.shape[-2], sx * size / y.shape[-1]
             r = math.ceil(max((nz[:, 0].float() - cy).abs().max().item(), (nz[:, 1].float() - cx).abs().max().item()))
@@ -732,7 +738,7 @@ class FastFeatures(nn.Module):
 
 
 def fast_objective(objective: nn.Module, config: FastConfig | None = None,
-                   device: torch.device | str | None = None) -> nn.Module:
+                   device: torch.device | str | None = None) -> _FastObjective:
     """The same Eq. 5 objective (same style Grams, weights and layers) with its loss network on the fast path.
 
     Works with `baselines.gatys.stylise` and as the style training loss (`fast_style_loss_fn`). The style Gram
@@ -751,7 +757,7 @@ def fast_objective(objective: nn.Module, config: FastConfig | None = None,
 class _FastObjective(nn.Module):
     """PerceptualObjective's interface (forward, content_targets, style_grams, weights, layers) on FastFeatures."""
 
-    def __init__(self, objective: nn.Module, config: FastConfig):
+    def __init__(self, objective: PerceptualObjective, config: FastConfig):
         super().__init__()
         self.reference = [objective]  # a list: not registered as a submodule (its loss net stays where it is)
         self.config = config

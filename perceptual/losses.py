@@ -135,6 +135,7 @@ class PerceptualObjective(nn.Module):
         w = self.weights
         content = w.content * feature_loss(feats[self.content_layer], content_feat)
         style = sum(gram_loss(gram_matrix(feats[layer]), g) for layer, g in self.style_grams().items())
+        assert isinstance(style, torch.Tensor), "PerceptualObjective needs at least one style layer"
         style = w.style * style
         tv = w.tv * tv_loss(y_hat, w.tv_form)
         return {"total": content + style + tv, "content": content, "style": style, "tv": tv}

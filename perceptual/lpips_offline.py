@@ -9,11 +9,15 @@ import inspect
 import warnings
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from data.files import sha256_file
 from perceptual.weights import record_used, state_dict
+
+if TYPE_CHECKING:
+    import lpips
 
 __all__ = ["LPIPS_NETS", "lpips_model"]
 
@@ -26,7 +30,7 @@ def _lin_weights_file(net: str) -> Path:
     return Path(inspect.getfile(lpips.LPIPS)).parent / "weights" / "v0.1" / f"{net}.pth"
 
 
-def lpips_model(net: str = "vgg", device: torch.device | str = "cpu") -> lpips.LPIPS:  # noqa: F821
+def lpips_model(net: str = "vgg", device: torch.device | str = "cpu") -> lpips.LPIPS:
     """A frozen, eval-mode `lpips.LPIPS(net=net)` with ImageNet backbone weights, on `device`.
 
     Inputs to the returned model are RGB in [-1, 1] (lpips' convention), or in [0, 1] when called with

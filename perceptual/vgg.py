@@ -74,6 +74,9 @@ class LossNetwork(nn.Module):
     flow to the input.
     """
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self,
         taps: Iterable[str] = PAPER_STYLE_TAPS,

@@ -16,6 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ DEFAULT_BENCH_GLOB = "results/bench/*.json"
 ASSETS = "assets"
 ASSETS_MARKER = ".report-assets"  # only a folder holding this file is ever replaced by a rebuild
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 def default_bench_jsons(root: Path | None = None) -> list[Path]:
@@ -44,7 +46,7 @@ def default_bench_jsons(root: Path | None = None) -> list[Path]:
 
 def discover_runs(roots: tuple[Path, ...] = (Path("runs"), Path("results"))) -> list[Path]:
     """Run folders (holding run.json or results.csv) one or two levels under runs/ and results/."""
-    found = set()
+    found: set[Path] = set()
     for root in roots:
         for marker in ("run.json", "results.csv"):
             found.update(p.parent for p in root.glob(f"*/{marker}"))
@@ -68,7 +70,7 @@ class Problems:
     def __init__(self) -> None:
         self.items: list[str] = []
 
-    def guard(self, what: str, fn: Callable[[], T], default: T) -> T:
+    def guard(self, what: str, fn: Callable[[], T], default: D) -> T | D:
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - shown on the page with the traceback's last line
@@ -151,23 +153,23 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
             for key, fn in (("training", figures.training_figure), ("gatys", figures.gatys_figure)):
                 path, notes = problems.guard(
                     f"the {key} figure of run {run.label}",
-                    lambda fn=fn, key=key, run=run: fn(run, staging / f"{run.label}_{key}.png"), (None, []))
+                    partial(fn, run, staging / f"{run.label}_{key}.png"), (None, []))
                 entry[key] = f"{ASSETS}/{path.name}" if path else None
                 entry["notes"].extend(notes)
             terms = problems.guard(f"the loss-terms figure of run {run.label}",
-                                   lambda run=run: figures.terms_figure(run, staging / f"{run.label}_terms.png"),
+                                   partial(figures.terms_figure, run, staging / f"{run.label}_terms.png"),
                                    None)
             entry["terms"] = f"{ASSETS}/{terms.name}" if terms else None
             run_figures.append(entry)
         throughput = problems.guard("the throughput figure",
                                     lambda: figures.throughput_figure(records, staging / "throughput.png"), None)
         sr_grid = {r.label: problems.guard(f"the SR image grids of run {r.label}",
-                                           lambda r=r: grids.sr_grids(r, staging, href=ASSETS), [])
+                                           partial(grids.sr_grids, r, staging, href=ASSETS), [])
                    for r in runs}
         style_grid = {r.label: problems.guard(f"the style grids of run {r.label}",
-                                              lambda r=r: grids.style_grids(r, staging, href=ASSETS), [])
+                                              partial(grids.style_grids, r, staging, href=ASSETS), [])
                       for r in runs}
-        html_tables = {
+        html_tables: dict[str, Any] = {
             "overview": Markup(tables.overview_html(overview)),
             "claims": [dict(t, html=Markup(t["html"]) if t["html"] else None,
                             not_run_html=Markup(t["not_run_html"]) if t["not_run_html"] else None)
@@ -189,9 +191,9 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
         env_tables = []
         for run in runs:
             env_html = problems.guard(f"the environment table of run {run.label}",
-                                      lambda run=run: tables.environment_html(run), None)
+                                      partial(tables.environment_html, run), None)
             stages_html = problems.guard(f"the stages table of run {run.label}",
-                                         lambda run=run: tables.stages_html(run), None)
+                                         partial(tables.stages_html, run), None)
             env_tables.append({"label": run.label, "header": run.header, "info_error": run.info_error,
                                "env": Markup(env_html) if env_html else None,
                                "stages": Markup(stages_html) if stages_html else None})

@@ -170,10 +170,10 @@ def targets(spec: ClaimSpec, published: pd.DataFrame, runs: list[Run]) -> list[T
         for size in sorted(set(_sizes(runs, "speedup_vs_500", "ratio"))
                            | set(_sizes(runs, "speedup_vs_500", "ratio_extrapolated")),
                            key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)):
-            pv = paper_value(published, task="style", dataset=size, method="speedup_vs_500", metric="ratio")
-            text = fmt_value("ratio", pv.value) if pv else "\u2014"
-            out.append(Target("", size, "speedup_vs_500", "ratio", pv, text, SPEEDUP_TOLERANCE,
-                              in_paper=pv is not None))
+            found = paper_value(published, task="style", dataset=size, method="speedup_vs_500", metric="ratio")
+            text = fmt_value("ratio", found.value) if found else "\u2014"
+            out.append(Target("", size, "speedup_vs_500", "ratio", found, text, SPEEDUP_TOLERANCE,
+                              in_paper=found is not None))
     return out
 
 
@@ -223,6 +223,7 @@ def judge(spec: ClaimSpec, target: Target, run: Run) -> tuple[float | None, str,
     detail = "L-BFGS never reached the network's objective within the trace" if never else ""
     if blockers:
         return value, "not comparable", f"not comparable ({'; '.join(blockers)})", detail
+    assert target.paper is not None  # a target without a paper number is a blocker above
     paper = target.tolerance.lo if target.tolerance.kind == "range" else target.paper.value
     ok = target.tolerance.accepts(paper, value)
     verdict = "matches" if ok else "differs"
@@ -234,7 +235,7 @@ def check_claims(runs: list[Run], published: pd.DataFrame) -> pd.DataFrame:
     """One row per claim x paper number x run that does the claim's task (a `not run` row when no run does)."""
     records = []
     for spec in CLAIMS:
-        task_runs = [r for r in runs if spec.task in r.tasks]
+        task_runs: list[Run | None] = [r for r in runs if spec.task in r.tasks]
         for target in targets(spec, published, runs):
             for run in task_runs or [None]:
                 if run is None:
@@ -279,7 +280,7 @@ def claim_overview(claims: pd.DataFrame) -> pd.DataFrame:
     for spec in CLAIMS:
         sub = claims[claims["claim"] == spec.key]
         counts = sub["verdict_class"].value_counts()
-        row = {"Claim": spec.title, "How it is judged": spec.why}
+        row: dict[str, str | int] = {"Claim": spec.title, "How it is judged": spec.why}
         for verdict in VERDICTS:
             row[verdict] = int(counts.get(verdict, 0))
         rows.append(row)

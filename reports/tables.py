@@ -227,9 +227,9 @@ def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str)
             display[col].append(fmt_value(metric, pv.value) if pv else "\u2014")
             numbers[col].append(np.nan)
     for method in methods_list:
-        confs = {paper_value(published, task="sr", scale=scale, dataset=dataset,
-                             method=method.removesuffix("_histmatch"), metric=m) for m in paper_metrics}
-        confs = {c.confidence for c in confs if c is not None}
+        pvs = {paper_value(published, task="sr", scale=scale, dataset=dataset,
+                           method=method.removesuffix("_histmatch"), metric=m) for m in paper_metrics}
+        confs = {c.confidence for c in pvs if c is not None}
         confidences.append(", ".join(sorted(confs)) or "\u2014")
     if paper_metrics:
         display[(PAPER, "confidence")] = confidences
@@ -352,7 +352,7 @@ def fig5_html(runs: list[Run]) -> str | None:
     if not style_runs:
         return None
     sizes = style_sizes(style_runs, FIG5_METHODS) or ["256", "512", "1024"]
-    pairs = set()
+    pairs: set[tuple[str, str]] = set()
     for run in style_runs:
         sel = run.rows(task="style", image=MEAN)
         sel = sel[sel["method"].isin(FIG5_METHODS)]

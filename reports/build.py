@@ -27,7 +27,7 @@ from reports import claims as claims_mod
 from reports import figures, grids, tables
 from reports.benchjson import load_bench
 from reports.formatting import fmt_value, method_label, metric_label
-from reports.published import CONFIDENCE_NOTE, load_published
+from reports.references import CONFIDENCE_NOTE, load_references
 from reports.runs import MEAN, Run, load_runs
 
 DEFAULT_OUT = Path("reports/generated")
@@ -137,13 +137,13 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     problems = Problems()
     runs = load_runs([Path(p) for p in run_dirs])
-    published = load_published()
+    published = load_references()
     bench_paths = default_bench_jsons() if bench_jsons is None else [Path(p) for p in bench_jsons]
     records, bench_notes = load_bench(bench_paths)
     staging, final_assets = _prepare_assets(out_dir)
     try:
         claims = claims_mod.check_claims(runs, published)
-        overview = claims_mod.claim_overview(claims)
+        summary = claims_mod.claim_summary(claims)
         sr_sections = problems.guard("the SR tables", lambda: tables.sr_sections(runs, published), [])
         run_figures = []
         for run in runs:
@@ -168,7 +168,9 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
                                               lambda r=r: grids.style_grids(r, staging, href=ASSETS), [])
                       for r in runs}
         html_tables = {
-            "overview": Markup(tables.overview_html(overview)),
+            "summary": tables.summary_html(summary, attempted=True),
+            "summary_not_run": tables.summary_html(summary, attempted=False),
+            "misprints": tables.misprints_html(published),
             "claims": [dict(t, html=Markup(t["html"]) if t["html"] else None,
                             not_run_html=Markup(t["not_run_html"]) if t["not_run_html"] else None)
                        for t in tables.claims_tables(claims)],
@@ -178,7 +180,7 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
             "fig5_per_image": problems.guard("the Fig. 5 drill-down", lambda: tables.fig5_per_image_html(runs), []),
             "bench": problems.guard("the benchmark table", lambda: tables.bench_html(records), None),
         }
-        for key in ("table1", "fig5", "bench"):
+        for key in ("table1", "fig5", "bench", "summary", "summary_not_run", "misprints"):
             if html_tables[key]:
                 html_tables[key] = Markup(html_tables[key])
         for item in html_tables["fig5_per_image"]:
@@ -206,7 +208,10 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
             "bench_sources": [str(p) for p in bench_paths], "bench_notes": bench_notes,
             "env_tables": env_tables, "problems": problems.items,
             "has_sr": any("sr" in r.tasks for r in runs), "has_style": any("style" in r.tasks for r in runs),
-            "claim_rows": claims.to_dict("records"), "overview_rows": overview.to_dict("records"),
+            "claim_rows": claims[claims["verdict_class"] != "not run"].to_dict("records"),
+            "n_claim_rows_not_run": int((claims["verdict_class"] == "not run").sum()),
+            "summary_rows": summary.to_dict("records"),
+            "misprint_rows": published[published["confidence"] == "misprint corrected"].to_dict("records"),
             "verdicts": claims_mod.VERDICTS, "md_sr_rows": _md_sr_rows(runs, sr_sections),
             "md_sr_runs": [r.header for r in runs if "sr" in r.tasks],
             "metric_label": metric_label,

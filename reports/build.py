@@ -10,6 +10,7 @@ shows as "not run" / "malformed" where its numbers would be; the other runs stil
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import time
@@ -27,7 +28,7 @@ from reports import claims as claims_mod
 from reports import figures, grids, tables
 from reports.benchjson import load_bench
 from reports.formatting import fmt_value, method_label, metric_label
-from reports.references import CONFIDENCE_NOTE, load_references
+from reports.references import CONFIDENCE_NOTE, load_references, reference
 from reports.runs import MEAN, Run, load_runs
 
 DEFAULT_OUT = Path("reports/generated")
@@ -97,6 +98,13 @@ def _swap_assets(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
+def fig5_claim_band(refs: Any) -> tuple[float, float] | None:
+    """The paper's Fig. 5 claim at 256 px (L-BFGS iterations 50-100) from its table, for the figure's band."""
+    low = reference(refs, task="style", dataset="256", method="gatys_lbfgs", metric="iters_to_match_low")
+    high = reference(refs, task="style", dataset="256", method="gatys_lbfgs", metric="iters_to_match_high")
+    return (low.value, high.value) if low is not None and high is not None else None
+
+
 def _run_context(run: Run) -> dict[str, Any]:
     return {"label": run.label, "header": run.header, "status": run.status, "tasks": sorted(run.tasks),
             "profile": run.profile, "device": run.device, "device_name": run.device_name,
@@ -143,12 +151,14 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
     staging, final_assets = _prepare_assets(out_dir)
     try:
         claims = claims_mod.check_claims(runs, published)
+        fig5_band = fig5_claim_band(published)
         summary = claims_mod.claim_summary(claims)
         sr_sections = problems.guard("the SR tables", lambda: tables.sr_sections(runs, published), [])
         run_figures = []
         for run in runs:
             entry: dict[str, Any] = {"label": run.label, "header": run.header, "notes": []}
-            for key, fn in (("training", figures.training_figure), ("gatys", figures.gatys_figure)):
+            for key, fn in (("training", figures.training_figure),
+                            ("gatys", functools.partial(figures.gatys_figure, band=fig5_band))):
                 path, notes = problems.guard(
                     f"the {key} figure of run {run.label}",
                     lambda fn=fn, key=key, run=run: fn(run, staging / f"{run.label}_{key}.png"), (None, []))

@@ -68,6 +68,8 @@ def missing_for(run: Run) -> str:
 # ---- claims -----------------------------------------------------------------------------------------------------
 CLAIM_COLUMNS = ["Run", "Scale", "Dataset", "Method", "Metric", "Paper", "Source", "Confidence", "Protocol",
                  "Reproduced", "\u0394", "Tolerance", "Verdict"]
+PAPER_METHOD_LABELS = {"bicubic": "bicubic", "srcnn": "SRCNN", "johnson_pixel": "ours, l_pixel",
+                      "johnson_feat": "ours, l_feat"}
 SUMMARY_COLUMNS = ["Claim", "Best run", "Verdict", "\u0394 (where)", "Checks", "Checked against"]
 
 
@@ -125,8 +127,8 @@ def misprints_html(refs: pd.DataFrame) -> str | None:
         return None
     frame = pd.DataFrame({
         "Where": [f"x{r.scale} {r.dataset}" + ("" if r.image == MEAN else f" / {r.image}") for r in rows.itertuples()],
-        "Method": rows["method"].map(method_label), "Metric": rows["metric"].map(metric_label),
-        "Printed": rows["printed"], "Value compared against": [fmt_value(m, v) for m, v in
+        "Method": rows["method"].map(lambda m: PAPER_METHOD_LABELS.get(m, m)),
+        "Metric": rows["metric"].map(metric_label), "Printed": rows["printed"], "Value compared against": [fmt_value(m, v) for m, v in
                                                                zip(rows["metric"], rows["value"])],
         "Source": rows["source"], "Why": rows["note"]})
     return render(frame, table_id="misprints", css_class="claims misprints", hide_index=True)

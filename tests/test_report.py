@@ -494,3 +494,28 @@ def test_claim_deltas_read_in_the_tolerance_terms():
     assert fig5.delta_text("iters_to_match", 75, 60) == "in range" and not fig5.accepts(75, 6)
     assert Tolerance("factor", value=2).delta_text("ratio", 1060, 1750) == "\u00d71.65"
     assert Tolerance("range", lo=40, hi=110).delta_text("iters_to_match", 75, math.inf) == "n/a"
+
+
+def test_set5_only_run_folds_what_it_never_attempted(tmp_path):
+    """A Set5-only SR run: the page's summary has one line per claim the run attempted and the visible claim tables
+    hold no "not run" row; the checks and claims it never attempted sit in collapsed <details>."""
+    run = write_sr_run(tmp_path / "set5", datasets={"Set5": 5}, image_datasets=(), log_iters=5)
+    soup = BeautifulSoup(build_report([run], [], tmp_path / "out").read_text(), "html.parser")
+    summary = soup.find("table", id="claims-summary")
+    lines = [[td.get_text(" ", strip=True) for td in tr.find_all("td")] for tr in summary.find("tbody").find_all("tr")]
+    attempted = {"bicubic_protocol", "srcnn", "ours_pixel", "ours_feat", "rel_pixel_vs_bicubic",
+                 "rel_srcnn_beats_pixel"}
+    assert len(lines) == len(attempted)
+    assert all(line[1].startswith("A:") and not line[2].startswith("not run") for line in lines), lines
+    for spec in CLAIMS:
+        visible = soup.find("table", id=f"claims-{spec.key}")
+        if spec.key in attempted:
+            verdicts = [td.get_text(strip=True) for td in visible.select("td.verdict")]
+            assert verdicts and "not run" not in verdicts, (spec.key, verdicts)
+            folded = soup.find("table", id=f"claims-{spec.key}-not-run")
+            assert folded is None or folded.find_parent("details") is not None
+        else:
+            assert visible is None, spec.key
+    folded_claims = soup.find("details", id="claims-not-attempted")
+    assert folded_claims is not None and "Fig. 5" in folded_claims.get_text()
+    assert soup.find("table", id="claims-summary-not-run").find_parent("details") is not None

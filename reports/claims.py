@@ -116,7 +116,7 @@ class Tolerance:
         return "in range"
 
 
-Compute = Callable[[Run], "tuple[float | None, str, int | None]"]
+Compute = Callable[[Run], tuple[float | None, str, int | None]]
 
 
 @dataclass(frozen=True)
@@ -244,55 +244,54 @@ def _sr_diff(scale: str, dataset: str, metric: str, method: str, others: tuple[s
 def _paper_diff(refs: pd.DataFrame, scale: str, dataset: str, metric: str, method: str,
                 others: tuple[str, ...], what: str) -> Reference | None:
     """The same difference from the paper's own numbers (None when it prints one of them not)."""
-    cell = {"task": "sr", "scale": scale, "dataset": dataset, "metric": metric}
-    a = reference(refs, method=method, **cell)
-    bs = [reference(refs, method=m, **cell) for m in others]
-    if a is None or a.origin != "paper" or any(b is None or b.origin != "paper" for b in bs):
+    found = [reference(refs, task="sr", scale=scale, dataset=dataset, metric=metric, method=m)
+             for m in (method, *others)]
+    parts = [r for r in found if r is not None and r.origin == "paper"]
+    if len(parts) != len(found):
         return None
-    low = min(bs, key=lambda b: b.value)  # type: ignore[union-attr]
-    parts = [a, *bs]
-    confidence = "misprint corrected" if any(p.misprint for p in parts) else "printed"  # type: ignore[union-attr]
-    return Reference(value=a.value - low.value, confidence=confidence, source=f"{a.source} ({what})",  # type: ignore
+    a, low = parts[0], min(parts[1:], key=lambda b: b.value)
+    confidence = "misprint corrected" if any(p.misprint for p in parts) else "printed"
+    return Reference(value=a.value - low.value, confidence=confidence, source=f"{a.source} ({what})",
                      origin="paper", protocol=PAPER_PROTOCOL.get(scale, ""))
+
+
+# One relative SR check: scale, metric, the paper's method and the ones it is compared with, the tolerance, and the
+# reproduced pairs judged against it (the histogram-matched outputs against each other, and the raw ones).
+RelativePlan = tuple[str, str, str, tuple[str, ...], Tolerance, tuple[tuple[str, tuple[str, ...]], ...]]
+PIXEL_PAIRS = (("johnson_pixel_histmatch", ("bicubic",)), ("johnson_pixel", ("bicubic",)))
+
+
+def _relative_sr_plan(key: str) -> list[RelativePlan]:
+    if key == "rel_pixel_vs_bicubic":
+        return [(s, m, "johnson_pixel", ("bicubic",), SR_TOLERANCES[key][m], PIXEL_PAIRS)
+                for s in ("4", "8") for m in ("psnr_y", "ssim_y")]
+    if key == "rel_feat_lowest_psnr":
+        return [("8", "psnr_y", "johnson_feat", ("bicubic", "johnson_pixel"), Tolerance("sign", -1),
+                 (("johnson_feat_histmatch", ("bicubic", "johnson_pixel_histmatch")),
+                  ("johnson_feat", ("bicubic", "johnson_pixel"))))]
+    if key == "rel_feat_ssim_beats_bicubic":
+        return [("8", "ssim_y", "johnson_feat", ("bicubic",), Tolerance("sign", 1),
+                 (("johnson_feat_histmatch", ("bicubic",)), ("johnson_feat", ("bicubic",))))]
+    if key == "rel_srcnn_beats_pixel":  # SRCNN has no post-processing: against both l_pixel outputs
+        return [("4", "psnr_y", "srcnn", ("johnson_pixel",), Tolerance("sign", 1),
+                 (("srcnn", ("johnson_pixel_histmatch",)), ("srcnn", ("johnson_pixel",))))]
+    raise ValueError(f"no relative SR plan for claim {key!r}")
 
 
 def _relative_sr_targets(spec: ClaimSpec, refs: pd.DataFrame) -> list[Target]:
     out: list[Target] = []
-    datasets = ("Set5", "Set14", "BSD100")
-    if spec.key == "rel_pixel_vs_bicubic":
-        plan = [(s, m, ("johnson_pixel",), ("bicubic",), SR_TOLERANCES[spec.key][m])
-                for s in ("4", "8") for m in ("psnr_y", "ssim_y")]
-        variants = {"johnson_pixel": ("johnson_pixel_histmatch", "johnson_pixel")}
-    elif spec.key == "rel_feat_lowest_psnr":
-        plan = [("8", "psnr_y", ("johnson_feat",), ("bicubic", "johnson_pixel"), Tolerance("sign", -1))]
-        variants = {"johnson_feat": ("johnson_feat_histmatch", "johnson_feat")}
-    elif spec.key == "rel_feat_ssim_beats_bicubic":
-        plan = [("8", "ssim_y", ("johnson_feat",), ("bicubic",), Tolerance("sign", 1))]
-        variants = {"johnson_feat": ("johnson_feat_histmatch", "johnson_feat")}
-    else:  # rel_srcnn_beats_pixel: SRCNN (no post-processing) against both l_pixel outputs
-        plan = [("4", "psnr_y", ("srcnn",), ("johnson_pixel",), Tolerance("sign", 1))]
-        variants = {}
-    for scale, metric, (paper_a,), paper_others, tol in plan:
-        for dataset in datasets:
+    for scale, metric, paper_a, paper_others, tol, pairs in _relative_sr_plan(spec.key):
+        for dataset in ("Set5", "Set14", "BSD100"):
             what = f"{paper_a} \u2212 {' / '.join(paper_others)}"
             ref = _paper_diff(refs, scale, dataset, metric, paper_a, paper_others, what)
             if ref is None:
                 continue
-            if spec.key == "rel_srcnn_beats_pixel":
-                pairs = [("srcnn", ("johnson_pixel_histmatch",)), ("srcnn", ("johnson_pixel",))]
-            else:
-                pairs = []
-                for i, a in enumerate(variants[paper_a]):
-                    # the raw network is compared with the raw l_pixel, the histogram-matched with the matched
-                    others = tuple(variants.get("johnson_pixel", ("johnson_pixel_histmatch", "johnson_pixel"))[i]
-                                   if o == "johnson_pixel" else o for o in paper_others)
-                    pairs.append((a, others))
             for a, others in pairs:
                 right = method_label(others[0]) if len(others) == 1 else \
                     f"min({', '.join(method_label(o) for o in others)})"
-                label = f"{method_label(a)} \u2212 {right}"
-                out.append(Target(scale, dataset, label, metric, ref, fmt_delta(metric, ref.value), tol,
-                                  protocol=ref.protocol, compute=_sr_diff(scale, dataset, metric, a, others)))
+                out.append(Target(scale, dataset, f"{method_label(a)} \u2212 {right}", metric, ref,
+                                  fmt_delta(metric, ref.value), tol, protocol=ref.protocol,
+                                  compute=_sr_diff(scale, dataset, metric, a, others)))
     return out
 
 
@@ -370,20 +369,20 @@ def targets(spec: ClaimSpec, refs: pd.DataFrame, runs: list[Run]) -> list[Target
                                   _paper_text(row["metric"], ref), tol, image=row["image"], protocol=ref.protocol))
     elif spec.key in ("fig5_iters", "rel_style_between_50_100"):
         for size in _sizes(runs, "gatys_lbfgs", ("iters_to_match",)):
-            ref = _fig5_reference(refs, size) or (_fig5_reference(refs, "256") if spec.relative else None)
-            out.append(Target("", size, "gatys_lbfgs", "iters_to_match", ref, _fig5_text(ref), FIG5_TOLERANCE,
+            band = _fig5_reference(refs, size) or (_fig5_reference(refs, "256") if spec.relative else None)
+            out.append(Target("", size, "gatys_lbfgs", "iters_to_match", band, _fig5_text(band), FIG5_TOLERANCE,
                               in_paper=size in PAPER_SIZES, compute=_iters(size) if spec.relative else None))
     elif spec.key == "table1_speedup":
         for size in _sizes(runs, "speedup_vs_500", ("ratio", "ratio_extrapolated")):
-            ref = reference(refs, task="style", dataset=size, method="speedup_vs_500", metric="ratio")
-            text = fmt_value("ratio", ref.value) if ref else "\u2014"
-            out.append(Target("", size, "speedup_vs_500", "ratio", ref, text, SPEEDUP_TOLERANCE,
-                              in_paper=ref is not None))
+            speedup = reference(refs, task="style", dataset=size, method="speedup_vs_500", metric="ratio")
+            text = fmt_value("ratio", speedup.value) if speedup else "\u2014"
+            out.append(Target("", size, "speedup_vs_500", "ratio", speedup, text, SPEEDUP_TOLERANCE,
+                              in_paper=speedup is not None))
     elif spec.key == "rel_style_faster_than_iteration":
         for size in _sizes(runs, "johnson_feedforward", ("seconds",)):
-            ref = _paper_ratio(refs, size) or _paper_ratio(refs, "256")
-            text = f"{ref.value:.2f}" if ref else "\u2014"
-            out.append(Target("", size, "forward / L-BFGS iteration", "time_ratio", ref, text, FASTER_TOLERANCE,
+            ratio = _paper_ratio(refs, size) or _paper_ratio(refs, "256")
+            text = f"{ratio.value:.2f}" if ratio else "\u2014"
+            out.append(Target("", size, "forward / L-BFGS iteration", "time_ratio", ratio, text, FASTER_TOLERANCE,
                               in_paper=size in PAPER_SIZES, compute=_faster(size)))
     return out
 
@@ -499,9 +498,9 @@ def check_claims(runs: list[Run], refs: pd.DataFrame) -> pd.DataFrame:
     """One row per claim x reference number x run that does the claim's task (a `not run` row when no run does)."""
     records = []
     for spec in CLAIMS:
-        task_runs = [r for r in runs if spec.task in r.tasks]
+        task_runs: list[Run | None] = [r for r in runs if spec.task in r.tasks]
         for target in targets(spec, refs, runs):
-            for run in task_runs or [None]:
+            for run in task_runs or [None]:  # None: no run does this task, one "not run" row
                 if run is None:
                     value, klass, text, detail = None, "not run", "not run", f"no {spec.task} run given"
                 else:

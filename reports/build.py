@@ -1,4 +1,4 @@
-"""Build the comparison report: run folders + benchmark JSON + published numbers -> one HTML page and a Markdown summary.
+"""Build the report: run folders + benchmark JSON + the paper's numbers -> one HTML page and a Markdown summary.
 
     python -m reports.build RUN_DIR [RUN_DIR ...] [--bench JSON ...] --out DIR
 

@@ -417,6 +417,14 @@ def test_markdown_summary(built):
            if r["image"] == "__mean__" and r["method"] == "bicubic" and r["dataset"] == "Set14"}
     assert f"| x4 | Set14 | bicubic | {fmt('psnr_y', bic['psnr_y'])} / {fmt('ssim_y', bic['ssim_y'])} |" in md
     assert "| matches |" in md and "not comparable (quick profile)" in md
+    for spec in CLAIMS:  # the summary: one line per claim
+        assert sum(line.startswith(f"| {spec.title} |") for line in md.split("Checks with a verdict:")[0].splitlines()) \
+            == 1, spec.title
+    detail = [line for line in md.split("Checks with a verdict:")[1].split("\n\n")[1].splitlines()
+              if line.startswith("| ") and not line.startswith("| claim |")]
+    assert detail and all(line.rstrip(" |").rsplit(" | ", 1)[1].startswith(("matches", "differs", "holds", "does not"))
+                          for line in detail), detail[:3]
+    assert "more (not comparable, not run or malformed) are listed in report.html" in md
     table_lines = [line for line in md.splitlines() if line.startswith("|")]
     widths = {line.count("|") - line.count("\\|") for line in table_lines if "---" in line}
     assert all(w >= 3 for w in widths)

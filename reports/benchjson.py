@@ -21,7 +21,7 @@ PPS_KEYS = ("pixels_per_s", "pixels_per_second", "pixel_per_s", "px_per_s")
 MPPS_KEYS = ("mpix_per_s", "megapixels_per_s", "mpixels_per_s")
 GFLOPS_KEYS = ("gflops", "gflop_per_s", "gflops_per_s", "achieved_gflops", "achieved_gflop_per_s")
 RECORD_COLUMNS = ("source", "name", "base", "group", "device", "dtype", "size", "median_s", "pixels_per_s", "gflops",
-                  "rounds", "series")
+                  "rounds", "series", "path", "variant", "batch")
 
 
 def _as_size(value: Any) -> float | None:
@@ -79,13 +79,16 @@ def records_from(doc: dict[str, Any], source: str) -> list[dict[str, Any]]:
         name = str(bench.get("name") or bench.get("fullname") or "benchmark")
         base = name.split("[", 1)[0]
         other = [f"{k}={v}" for k, v in params.items() if k != size_param and k not in SIZE_KEYS]
+        path = str(params.get("path") or extra.get("path") or "")
+        variant = " ".join(f"{k}={v}" for k, v in params.items()
+                           if k != size_param and k not in SIZE_KEYS and k != "path")
         device = str(extra.get("device_name") or extra.get("device") or fallback_device)
         dtype = str(extra.get("dtype") or "")
         series = " ".join([base] + other) + f" ({device}{', ' + dtype if dtype else ''})"
         out.append({"source": source, "name": name, "base": base, "group": str(bench.get("group") or ""),
                     "device": device, "dtype": dtype, "size": size, "median_s": median, "pixels_per_s": pps,
                     "gflops": _number(_first(extra, GFLOPS_KEYS)), "rounds": stats.get("rounds", ""),
-                    "series": series})
+                    "series": series, "path": path, "variant": variant, "batch": _number(extra.get("batch", 1))})
     return out
 
 

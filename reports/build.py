@@ -1,4 +1,4 @@
-"""Build the comparison report: run folders + benchmark JSON + published numbers -> one HTML page and a Markdown summary.
+"""Build the report: run folders + benchmark JSON + the paper's numbers -> one HTML page and a Markdown summary.
 
     python -m reports.build RUN_DIR [RUN_DIR ...] [--bench JSON ...] --out DIR
 
@@ -10,6 +10,7 @@ shows as "not run" / "malformed" where its numbers would be; the other runs stil
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import time
@@ -28,7 +29,7 @@ from reports import claims as claims_mod
 from reports import figures, grids, tables
 from reports.benchjson import load_bench
 from reports.formatting import fmt_value, method_label, metric_label
-from reports.published import CONFIDENCE_NOTE, load_published
+from reports.references import CONFIDENCE_NOTE, load_references, reference
 from reports.runs import MEAN, Run, load_runs
 
 DEFAULT_OUT = Path("reports/generated")
@@ -99,6 +100,13 @@ def _swap_assets(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
+def fig5_claim_band(refs: Any) -> tuple[float, float] | None:
+    """The paper's Fig. 5 claim at 256 px (L-BFGS iterations 50-100) from its table, for the figure's band."""
+    low = reference(refs, task="style", dataset="256", method="gatys_lbfgs", metric="iters_to_match_low")
+    high = reference(refs, task="style", dataset="256", method="gatys_lbfgs", metric="iters_to_match_high")
+    return (low.value, high.value) if low is not None and high is not None else None
+
+
 def _run_context(run: Run) -> dict[str, Any]:
     return {"label": run.label, "header": run.header, "status": run.status, "tasks": sorted(run.tasks),
             "profile": run.profile, "device": run.device, "device_name": run.device_name,
@@ -139,18 +147,20 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     problems = Problems()
     runs = load_runs([Path(p) for p in run_dirs])
-    published = load_published()
+    published = load_references()
     bench_paths = default_bench_jsons() if bench_jsons is None else [Path(p) for p in bench_jsons]
     records, bench_notes = load_bench(bench_paths)
     staging, final_assets = _prepare_assets(out_dir)
     try:
         claims = claims_mod.check_claims(runs, published)
-        overview = claims_mod.claim_overview(claims)
+        fig5_band = fig5_claim_band(published)
+        summary = claims_mod.claim_summary(claims)
         sr_sections = problems.guard("the SR tables", lambda: tables.sr_sections(runs, published), [])
         run_figures = []
         for run in runs:
             entry: dict[str, Any] = {"label": run.label, "header": run.header, "notes": []}
-            for key, fn in (("training", figures.training_figure), ("gatys", figures.gatys_figure)):
+            for key, fn in (("training", figures.training_figure),
+                            ("gatys", functools.partial(figures.gatys_figure, band=fig5_band))):
                 path, notes = problems.guard(
                     f"the {key} figure of run {run.label}",
                     partial(fn, run, staging / f"{run.label}_{key}.png"), (None, []))
@@ -170,7 +180,9 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
                                               partial(grids.style_grids, r, staging, href=ASSETS), [])
                       for r in runs}
         html_tables: dict[str, Any] = {
-            "overview": Markup(tables.overview_html(overview)),
+            "summary": tables.summary_html(summary, attempted=True),
+            "summary_not_run": tables.summary_html(summary, attempted=False),
+            "misprints": tables.misprints_html(published),
             "claims": [dict(t, html=Markup(t["html"]) if t["html"] else None,
                             not_run_html=Markup(t["not_run_html"]) if t["not_run_html"] else None)
                        for t in tables.claims_tables(claims)],
@@ -180,7 +192,7 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
             "fig5_per_image": problems.guard("the Fig. 5 drill-down", lambda: tables.fig5_per_image_html(runs), []),
             "bench": problems.guard("the benchmark table", lambda: tables.bench_html(records), None),
         }
-        for key in ("table1", "fig5", "bench"):
+        for key in ("table1", "fig5", "bench", "summary", "summary_not_run", "misprints"):
             if html_tables[key]:
                 html_tables[key] = Markup(html_tables[key])
         for item in html_tables["fig5_per_image"]:
@@ -208,7 +220,10 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
             "bench_sources": [str(p) for p in bench_paths], "bench_notes": bench_notes,
             "env_tables": env_tables, "problems": problems.items,
             "has_sr": any("sr" in r.tasks for r in runs), "has_style": any("style" in r.tasks for r in runs),
-            "claim_rows": claims.to_dict("records"), "overview_rows": overview.to_dict("records"),
+            "claim_rows": claims[claims["verdict_class"].isin(claims_mod.JUDGED)].to_dict("records"),
+            "n_claim_rows_left_out": int((~claims["verdict_class"].isin(claims_mod.JUDGED)).sum()),
+            "summary_rows": summary.to_dict("records"),
+            "misprint_rows": published[published["confidence"] == "misprint corrected"].to_dict("records"),
             "verdicts": claims_mod.VERDICTS, "md_sr_rows": _md_sr_rows(runs, sr_sections),
             "md_sr_runs": [r.header for r in runs if "sr" in r.tasks],
             "metric_label": metric_label,

@@ -133,9 +133,10 @@ def _network_level(run: Run, size: str, method: str) -> tuple[float | None, floa
     return mean, std
 
 
-def gatys_figure(run: Run, path: Path) -> tuple[Path | None, list[str]]:
+def gatys_figure(run: Run, path: Path, band: tuple[float, float] | None = None) -> tuple[Path | None, list[str]]:
     """Fig. 5: the Gatys objective (mean and std over images) against L-BFGS iteration and wall time, with the
-    network's objective (mean, +-1 std band) and the content image's objective as horizontal lines."""
+    network's objective (mean, +-1 std band) and the content image's objective as horizontal lines, and on the
+    iteration axis the paper's claim `band` (iterations 50-100 of L-BFGS reach the network's objective)."""
     traces, notes = read_traces(run)
     if not traces:
         return None, notes
@@ -171,38 +172,91 @@ def gatys_figure(run: Run, path: Path) -> tuple[Path | None, list[str]]:
                               metric="iters_to_match" if xlabel.startswith("L-BFGS") else "seconds_to_match")
             if match is not None and np.isfinite(match):
                 ax.axvline(match, color="0.4", ls="--", lw=1.0, label="L-BFGS reaches the network (mean)")
+            if band is not None and xlabel.startswith("L-BFGS"):
+                ax.axvspan(*band, color="0.5", alpha=0.15, lw=0,
+                           label=f"paper: L-BFGS iterations {band[0]:g}\u2013{band[1]:g}")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("objective (Eq. 5)")
             ax.set_title(f"{size} px", fontsize=9)
             ax.grid(alpha=0.3)
             _log_if_positive(ax, [np.asarray(ys, float).ravel()])
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8)
     fig.suptitle(f"Run {run.label}: Gatys objective vs the network ({run.profile} profile, {run.device})")
     return save(fig, path), notes
 
 
+WORKLOADS = (("style forward", ("style_forward",)), ("SR forward", ("sr_forward", "srcnn_forward")),
+             ("Gatys iteration", ("gatys", "lbfgs")), ("training step", ("train_step",)))
+SHORT_NAMES = {"srcnn_forward": "SRCNN", "gatys_objective": "objective", "lbfgs_iteration": "L-BFGS iter.",
+               "sr_forward": "", "style_forward": "", "train_step": ""}
+
+
+def workload(base: str) -> str:
+    """Which panel a benchmark belongs in, from its test name."""
+    name = base.lower()
+    for title, keys in WORKLOADS:
+        if any(k in name for k in keys):
+            return title
+    return "other"
+
+
+def _bar_label(base: str, variant: str, size: float, batch: float) -> str:
+    """A short x label: what (if the panel holds several things), the image side, the batch when above 1."""
+    name = base.removeprefix("test_")
+    parts = [SHORT_NAMES.get(name, name)]
+    for item in variant.split():
+        key, _, value = item.partition("=")
+        parts.append(f"x{value}" if key == "scale" else value)
+    parts.append(f"{int(size)} px")
+    if np.isfinite(batch) and batch > 1:
+        parts.append(f"\u00d7{int(batch)}")
+    return " ".join(p for p in parts if p)
+
+
 def throughput_figure(records: pd.DataFrame, path: Path) -> Path | None:
-    """Pixels per second against image side, one line per benchmark series (device, dtype, path)."""
+    """Throughput (Mpixel/s) per workload, one panel each (style forward, SR forward, Gatys iteration, training
+    step): for every benchmark and image size a bar per path (reference against fast), so sizes and workloads that
+    are not comparable never share an axis."""
     if records.empty:
         return None
-    usable = records[records["size"].notna() & np.isfinite(records["pixels_per_s"].astype(float))]
+    usable = records[records["size"].notna() & np.isfinite(records["pixels_per_s"].astype(float))].copy()
     if usable.empty:
         return None
-    fig = Figure(figsize=(10, 4.5), layout="constrained")
-    ax = fig.subplots()
-    for series, group in usable.groupby("series", sort=True):
-        group = group.sort_values("size")
-        ax.plot(group["size"], group["pixels_per_s"] / 1e6, marker="o", lw=1.2, label=series)
-    ax.set_xscale("log", base=2)
-    _log_if_positive(ax, [usable["pixels_per_s"].to_numpy(float) / 1e6])
-    sizes = sorted(usable["size"].unique())
-    ax.set_xticks(sizes, [str(int(s)) for s in sizes])
-    ax.set_xlabel("image side (px)")
-    ax.set_ylabel("throughput (Mpixel/s)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.set_title("Throughput vs resolution (pytest-benchmark medians)")
+    usable["workload"] = usable["base"].map(workload)
+    several_devices = usable["device"].nunique() > 1
+    several_dtypes = usable["dtype"].nunique() > 1
+    usable["bar"] = [(p or "unnamed path") + (f", {dt}" if several_dtypes and dt else "")
+                     + (f" ({dev})" if several_devices else "")
+                     for p, dt, dev in zip(usable["path"], usable["dtype"], usable["device"])]
+    bars = sorted(usable["bar"].unique(), key=lambda b: (not b.startswith("reference"), b))
+    panels = [w for w, _ in WORKLOADS if (usable["workload"] == w).any()]
+    panels += ["other"] if (usable["workload"] == "other").any() else []
+    ncols = 2 if len(panels) > 1 else 1
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig = Figure(figsize=(11, 3.3 * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    width = 0.8 / len(bars)
+    for ax, panel in zip(axes, panels):
+        sub = usable[usable["workload"] == panel]
+        sub = sub.assign(label=[_bar_label(b, v, sz, bt) for b, v, sz, bt in
+                                zip(sub["base"], sub["variant"], sub["size"], sub["batch"])])
+        order = sub.sort_values(["base", "variant", "size"])["label"].drop_duplicates().tolist()
+        x = np.arange(len(order))
+        for i, bar in enumerate(bars):
+            group = sub[sub["bar"] == bar].groupby("label")["pixels_per_s"].median()
+            heights = [group.get(label, np.nan) / 1e6 for label in order]
+            ax.bar(x + (i - (len(bars) - 1) / 2) * width, heights, width, label=bar, color=f"C{i}")
+        ax.set_xticks(x, order, fontsize=8)
+        ax.set_title(panel, fontsize=10)
+        ax.set_ylabel("Mpixel/s")
+        ax.grid(alpha=0.3, axis="y")
+        _log_if_positive(ax, [sub["pixels_per_s"].to_numpy(float) / 1e6])
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8)
+    fig.suptitle("Throughput per workload: reference against fast path (pytest-benchmark medians)")
     return save(fig, path)
 
 

@@ -13,6 +13,7 @@ METRIC_LABELS = {
     "seconds": "seconds", "ratio": "speedup", "seconds_extrapolated": "seconds (extrapolated)",
     "ratio_extrapolated": "speedup (extrapolated)", "objective": "objective", "objective_final": "final objective",
     "objective_std": "objective std", "iters_to_match": "L-BFGS iters to match", "seconds_to_match": "seconds to match",
+    "time_ratio": "time ratio",
 }
 # Larger is better for these; smaller for the rest of the image-quality metrics.
 HIGHER_IS_BETTER = {"psnr_y": True, "ssim_y": True, "lpips_vgg": False, "lpips_alex": False}

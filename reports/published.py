@@ -1,9 +1,10 @@
-"""The paper's numbers (and the later papers' tables the protocol check uses), with how far each can be trusted.
+"""Later papers' standard-protocol tables (and, superseded, numbers once recalled), as shipped in published.csv.
 
 `reports/published.csv` is a copy of `../shared/reference/published.csv` shipped as package data, so a report can be
 built on a machine without the shared folder. Its `confidence` column is either `published` (copied from a table of
-a later paper) or `recalled` (the paper's own figure as remembered, not checked against the PDF): a recalled value is
-a target, not ground truth, and every report shows that column.
+a later paper) or `recalled` (a figure as remembered, not checked against a printed table). The report reads it
+through `reports.references`, which keeps its `published` rows as a second source beside the paper's own printed
+table (johnson2016.csv) and drops every `recalled` row the paper's table supersedes.
 """
 from __future__ import annotations
 

@@ -69,6 +69,17 @@ class Run:
         return str(self._get("date", default="unknown"))
 
     @property
+    def eval_protocol(self) -> str:
+        """The SR evaluation protocol the run used (run.json `eval_protocol`; runs before that key: standard)."""
+        value = self._get("eval_protocol")
+        return "standard" if value in (None, "") else str(value)
+
+    def protocol_at(self, scale: str) -> str:
+        """The protocol behind this run's numbers at one scale: johnson2016 is the standard protocol at x4."""
+        protocol = self.eval_protocol
+        return "standard" if protocol == "johnson2016" and str(scale) != "8" else protocol
+
+    @property
     def variant(self) -> str | None:
         value = self._get("variant")
         return None if value is None else str(value)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from reports.claims import CLAIMS
 from reports.formatting import HIGHER_IS_BETTER, fmt_value, method_label, metric_label
-from reports.published import paper_value
+from reports.references import misprints, reference
 from reports.runs import MEAN, Run
 
 SR_METHOD_ORDER = ("bicubic", "srcnn", "johnson_pixel", "johnson_pixel_histmatch", "johnson_feat",
@@ -66,8 +66,11 @@ def missing_for(run: Run) -> str:
 
 
 # ---- claims -----------------------------------------------------------------------------------------------------
-CLAIM_COLUMNS = ["Run", "Scale", "Dataset", "Method", "Metric", "Paper", "Confidence", "Reproduced", "\u0394",
-                 "Tolerance", "Verdict"]
+CLAIM_COLUMNS = ["Run", "Scale", "Dataset", "Method", "Metric", "Paper", "Source", "Confidence", "Protocol",
+                 "Reproduced", "\u0394", "Tolerance", "Verdict"]
+PAPER_METHOD_LABELS = {"bicubic": "bicubic", "srcnn": "SRCNN", "johnson_pixel": "ours, l_pixel",
+                      "johnson_feat": "ours, l_feat"}
+SUMMARY_COLUMNS = ["Claim", "Best run", "Verdict", "\u0394 (where)", "Checks", "Checked against"]
 
 
 def _claims_html(sub: pd.DataFrame, table_id: str) -> str | None:
@@ -75,11 +78,12 @@ def _claims_html(sub: pd.DataFrame, table_id: str) -> str | None:
         return None
     sub = sub.reset_index(drop=True)
     display = sub[CLAIM_COLUMNS].copy()
-    if (display["Scale"] == "").all():
-        display = display.drop(columns=["Scale"])
+    for col in ("Scale", "Protocol"):
+        if display[col].isin(["", "\u2014"]).all():
+            display = display.drop(columns=[col])
     classes = pd.DataFrame("", index=display.index, columns=display.columns)
     classes["Verdict"] = "verdict verdict-" + sub["verdict_class"].str.replace(" ", "-")
-    classes["Confidence"] = "confidence-" + sub["Confidence"].astype(str)
+    classes["Confidence"] = "confidence-" + sub["Confidence"].astype(str).str.replace(" ", "-")
     return render(display, table_id=table_id, classes=classes, css_class="claims", hide_index=True)
 
 
@@ -94,21 +98,40 @@ def claims_tables(claims: pd.DataFrame) -> list[dict[str, Any]]:
         missing = sub["verdict_class"] == "not run"
         sources = sorted({str(d) for d in sub["source"] if d})
         out.append({"key": spec.key, "title": spec.title, "why": spec.why, "sources": sources,
+                    "relative": spec.relative, "attempted": bool((~missing).any()),
                     "html": _claims_html(sub[~missing], f"claims-{spec.key}"),
                     "not_run_html": _claims_html(sub[missing], f"claims-{spec.key}-not-run"),
                     "n_not_run": int(missing.sum())})
     return out
 
 
-def overview_html(overview: pd.DataFrame) -> str:
-    """The one-line-per-claim verdict count table at the top of the page."""
-    display = overview.copy()
+def summary_html(summary: pd.DataFrame, *, attempted: bool) -> str | None:
+    """The one-line-per-claim table at the top of the page: best run, verdict, one delta, counts.
+
+    `attempted=True` renders the claims some run has a number for (`claims-summary`); False the claims no run
+    attempted (`claims-summary-not-run`, shown folded)."""
+    sub = summary[summary["attempted"] == attempted].reset_index(drop=True)
+    if sub.empty:
+        return None
+    display = sub[SUMMARY_COLUMNS].copy()
     classes = pd.DataFrame("", index=display.index, columns=display.columns)
-    for verdict in ("matches", "differs", "not comparable", "not run", "malformed"):
-        classes[verdict] = np.where(display[verdict] > 0, "verdict verdict-" + verdict.replace(" ", "-"), "")
-        display[verdict] = display[verdict].astype(str)
-    return render(display, table_id="claims-overview", classes=classes, css_class="claims overview",
-                  hide_index=True)
+    classes["Verdict"] = "verdict verdict-" + sub["verdict_class"].str.replace(" ", "-")
+    table_id = "claims-summary" if attempted else "claims-summary-not-run"
+    return render(display, table_id=table_id, classes=classes, css_class="claims summary", hide_index=True)
+
+
+def misprints_html(refs: pd.DataFrame) -> str | None:
+    """The paper's misprinted numbers: what is printed, what the suite compares against, and why."""
+    rows = misprints(refs)
+    if rows.empty:
+        return None
+    frame = pd.DataFrame({
+        "Where": [f"x{r.scale} {r.dataset}" + ("" if r.image == MEAN else f" / {r.image}") for r in rows.itertuples()],
+        "Method": rows["method"].map(lambda m: PAPER_METHOD_LABELS.get(m, m)),
+        "Metric": rows["metric"].map(metric_label), "Printed": rows["printed"], "Value compared against": [fmt_value(m, v) for m, v in
+                                                               zip(rows["metric"], rows["value"])],
+        "Source": rows["source"], "Why": rows["note"]})
+    return render(frame, table_id="misprints", css_class="claims misprints", hide_index=True)
 
 
 # ---- runs -------------------------------------------------------------------------------------------------------
@@ -217,23 +240,27 @@ def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str)
     numbers: dict[tuple[str, str], list[float]] = {}
     metric_of: dict[tuple[str, str], str] = {}
     paper_metrics = [m for m in metrics_list if m in ("psnr_y", "ssim_y")]
-    confidences = []
+    confidences, protocols = [], []
     for metric in paper_metrics:
         col = (PAPER, metric_label(metric))
         display[col], numbers[col] = [], []
         for method in methods_list:
-            pv = paper_value(published, task="sr", scale=scale, dataset=dataset,
-                             method=method.removesuffix("_histmatch"), metric=metric)
-            display[col].append(fmt_value(metric, pv.value) if pv else "\u2014")
+            ref = reference(published, task="sr", scale=scale, dataset=dataset,
+                            method=method.removesuffix("_histmatch"), metric=metric)
+            text = fmt_value(metric, ref.value) if ref else "\u2014"
+            display[col].append(f"{text} (printed {ref.printed})" if ref and ref.misprint else text)
             numbers[col].append(np.nan)
     for method in methods_list:
-        pvs = {paper_value(published, task="sr", scale=scale, dataset=dataset,
-                           method=method.removesuffix("_histmatch"), metric=m) for m in paper_metrics}
-        confs = {c.confidence for c in pvs if c is not None}
-        confidences.append(", ".join(sorted(confs)) or "\u2014")
+        refs = [reference(published, task="sr", scale=scale, dataset=dataset,
+                          method=method.removesuffix("_histmatch"), metric=m) for m in paper_metrics]
+        found = [r for r in refs if r is not None]
+        confidences.append(", ".join(sorted({r.confidence for r in found})) or "\u2014")
+        protocols.append(", ".join(sorted({r.protocol for r in found if r.protocol})) or "\u2014")
     if paper_metrics:
         display[(PAPER, "confidence")] = confidences
         numbers[(PAPER, "confidence")] = [np.nan] * len(methods_list)
+        display[(PAPER, "protocol")] = protocols
+        numbers[(PAPER, "protocol")] = [np.nan] * len(methods_list)
     for run in sr_runs:
         for metric in metrics_list:
             col = (run.header, metric_label(metric))
@@ -249,7 +276,7 @@ def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str)
     nums = pd.DataFrame(list(zip(*numbers.values())), index=index, columns=columns)
     classes = mark_best(nums, metric_of)
     if (PAPER, "confidence") in classes.columns:
-        classes[(PAPER, "confidence")] = ["confidence-" + c for c in confidences]
+        classes[(PAPER, "confidence")] = ["confidence-" + c.replace(" ", "-") for c in confidences]
     return render(disp, table_id=slug("sr", f"x{scale}", dataset), classes=classes, css_class="results sr")
 
 
@@ -324,14 +351,14 @@ def table1_html(runs: list[Run], published: pd.DataFrame) -> str | None:
         return None
     columns, data = [], []
     for size in sizes:
-        columns.append((f"{size} px", "paper (Titan X, recalled)"))
+        columns.append((f"{size} px", "paper (Titan X)"))
         columns.extend((f"{size} px", run.header) for run in style_runs)
     for method in TABLE1_METHODS:
         metric = TABLE1_METRIC[method]
         row = []
         for size in sizes:
-            pv = paper_value(published, task="style", dataset=size, method=method, metric=metric)
-            row.append(fmt_value(metric, pv.value) if pv else "\u2014")
+            ref = reference(published, task="style", dataset=size, method=method, metric=metric)
+            row.append(fmt_value(metric, ref.value) if ref else "\u2014")
             for run in style_runs:
                 value = run.value(task="style", dataset=size, method=method, metric=metric)
                 if value is not None:
@@ -365,7 +392,7 @@ def fig5_html(runs: list[Run]) -> str | None:
     for size in sizes:
         for method, metric in pairs_list:
             index.append((f"{size} px", f"{method_label(method)}: {metric_label(metric)}"))
-            row = ["~50\u2013100 (recalled)" if (method, metric) == ("gatys_lbfgs", "iters_to_match") else "\u2014"]
+            row = ["50\u2013100 (printed)" if (method, metric) == ("gatys_lbfgs", "iters_to_match") else "\u2014"]
             for run in style_runs:
                 value = run.value(task="style", dataset=size, method=method, metric=metric)
                 row.append(fmt_value(metric, value) if value is not None else missing_for(run))

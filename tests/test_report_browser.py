@@ -32,7 +32,7 @@ from reports.build import build_report
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-port=0", "--remote-allow-origins=*", "--window-size=1400,1000"]
+         "--remote-debugging-port=0", "--remote-allow-origins=*"]
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")]
 
@@ -162,11 +162,12 @@ def _page_target(port: int) -> str:
     return pages[0]["webSocketDebuggerUrl"]
 
 
-def open_in_chromium(html: Path, screenshot: Path, workdir: Path) -> dict:
+def open_in_chromium(html: Path, screenshot: Path, workdir: Path, width: int = 1400) -> dict:
     """Load `html` in headless Chromium; return the errors, requests and image checks; write a full-page PNG."""
-    user_data = workdir / "chromium-profile"  # a fresh profile every time
+    user_data = workdir / f"chromium-profile-{width}"  # a fresh profile every time
     user_data.mkdir()
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={user_data}", "about:blank"],
+    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--window-size={width},1000", f"--user-data-dir={user_data}",
+                             "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         port = _devtools_port(user_data, proc)
@@ -183,6 +184,12 @@ def open_in_chromium(html: Path, screenshot: Path, workdir: Path) -> dict:
             ".map(i => i.getAttribute('src')))"))["result"]["value"]
         n_images = cdp.call("Runtime.evaluate", expression="document.images.length")["result"]["value"]
         title = cdp.call("Runtime.evaluate", expression="document.title")["result"]["value"]
+        # grid cells whose right edge lies beyond the visible width (cut off without scrolling)
+        overflow = cdp.call("Runtime.evaluate", returnByValue=True, expression=(
+            "JSON.stringify([...document.querySelectorAll('.grid figure')].filter(f => "
+            "f.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)"
+            ".map(f => f.textContent.trim().slice(0, 40)))"))["result"]["value"]
+        viewport = cdp.call("Runtime.evaluate", expression="document.documentElement.clientWidth")["result"]["value"]
         metrics = cdp.call("Page.getLayoutMetrics")["cssContentSize"]
         shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                         clip={"x": 0, "y": 0, "width": metrics["width"], "height": min(metrics["height"], 16000),
@@ -209,7 +216,8 @@ def open_in_chromium(html: Path, screenshot: Path, workdir: Path) -> dict:
             errors.append(f"load failed: {p.get('errorText')}")
     requests = [ev["params"]["request"]["url"] for ev in cdp.events if ev["method"] == "Network.requestWillBeSent"]
     return {"errors": errors, "requests": requests, "broken_images": json.loads(broken), "n_images": n_images,
-            "title": title, "height": metrics["height"]}
+            "title": title, "height": metrics["height"], "grid_overflow": json.loads(overflow),
+            "viewport_width": viewport}
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +247,13 @@ def test_report_opens_in_chromium_without_errors(report: Path, tmp_path: Path) -
     assert result["broken_images"] == [], f"images that did not load: {result['broken_images']}"
     assert screenshot.stat().st_size > 50_000 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result["height"] > 2000, "a full report is several screens long"
+
+
+def test_image_grids_fit_a_1280_px_window(report: Path, tmp_path: Path) -> None:
+    """Every cell of the SR and style grids, ground truth included, lies inside a 1280 px wide window."""
+    result = open_in_chromium(report, tmp_path / "narrow.png", tmp_path, width=1280)
+    assert 1200 <= result["viewport_width"] <= 1280, result["viewport_width"]
+    assert result["grid_overflow"] == [], f"cut off at 1280 px: {result['grid_overflow']}"
 
 
 def test_broken_image_is_reported_by_the_browser_check(report: Path, tmp_path: Path) -> None:

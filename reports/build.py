@@ -160,7 +160,8 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
         for run in runs:
             entry: dict[str, Any] = {"label": run.label, "header": run.header, "notes": []}
             for key, fn in (("training", figures.training_figure),
-                            ("gatys", functools.partial(figures.gatys_figure, band=fig5_band))):
+                            ("gatys", functools.partial(figures.gatys_figure, band=fig5_band)),
+                            ("curve", functools.partial(figures.curve_figure, refs=published))):
                 path, notes = problems.guard(
                     f"the {key} figure of run {run.label}",
                     partial(fn, run, staging / f"{run.label}_{key}.png"), (None, []))

@@ -269,3 +269,70 @@ __all__ = [
     "throughput_figure",
     "training_figure",
 ]
+
+
+CURVE_FILE = "curve.csv"  # written by bench.sr (--curve-every): Set5 means of each SR network during training
+CURVE_METRICS = (("psnr_y", "PSNR-Y (dB)"), ("ssim_y", "SSIM-Y"), ("lpips_alex", "LPIPS-alex (lower is better)"))
+PAPER_ITERATIONS = 200_000  # the paper's SR schedule (Sec. 4.2): where its printed end points sit on the x axis
+
+
+def read_curve(run: Run) -> tuple[pd.DataFrame | None, list[str]]:
+    """The run's `curve.csv` (scale, dataset, method, iteration, metric, value), or None with a note if malformed."""
+    path = run.path / CURVE_FILE
+    if not path.is_file():
+        return None, []
+    try:
+        frame = pd.read_csv(path, dtype={"scale": str, "dataset": str, "method": str, "metric": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        return None, [f"{CURVE_FILE}: malformed ({type(exc).__name__})"]
+    need = {"scale", "dataset", "method", "iteration", "metric", "value"}
+    if not need <= set(frame.columns):
+        return None, [f"{CURVE_FILE}: malformed (needs columns {', '.join(sorted(need))})"]
+    frame["iteration"] = pd.to_numeric(frame["iteration"], errors="coerce")
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    return frame.dropna(subset=["iteration", "value"]), []
+
+
+def curve_figure(run: Run, path: Path, refs: pd.DataFrame | None = None) -> tuple[Path | None, list[str]]:
+    """Set5 PSNR-Y / SSIM-Y / LPIPS of each SR network against its training iterations, one row of panels per
+    scale. Marked beside the curves: the run's own bicubic mean (dotted) and the paper's printed end point for the
+    same method at 200,000 iterations (star), so a reader sees which way a reduced run is heading."""
+    from reports.references import reference
+
+    frame, notes = read_curve(run)
+    if frame is None or frame.empty:
+        return None, notes
+    scales = sorted(frame["scale"].unique(), key=lambda s: int(s) if s.isdigit() else 0)
+    fig = Figure(figsize=(13, 3.7 * len(scales)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(scales), len(CURVE_METRICS), squeeze=False))
+    colours = {"johnson_pixel": "tab:blue", "johnson_feat": "tab:red"}
+    for row, scale in enumerate(scales):
+        sel = frame[frame["scale"] == scale]
+        dataset = str(sel["dataset"].iloc[0])
+        for col, (metric, label) in enumerate(CURVE_METRICS):
+            ax = axes[row, col]
+            part = sel[sel["metric"] == metric]
+            for method in sorted(part["method"].unique()):
+                base = method.removesuffix("_histmatch")
+                line = part[part["method"] == method].sort_values("iteration")
+                ax.plot(line["iteration"], line["value"], marker="o", ms=3, lw=1.3,
+                        ls="--" if method.endswith("_histmatch") else "-", color=colours.get(base),
+                        label=method.replace("johnson_", "l_").replace("_histmatch", " + histmatch"))
+                if refs is not None and not method.endswith("_histmatch"):
+                    ref = reference(refs, task="sr", scale=str(scale), dataset=dataset, method=base, metric=metric)
+                    if ref is not None:
+                        ax.plot([PAPER_ITERATIONS], [ref.value], marker="*", ms=12, ls="none", color=colours.get(base),
+                                label=f"paper {base.replace('johnson_', 'l_')} (200k)")
+            bicubic = run.value(task="sr", dataset=dataset, method="bicubic", metric=metric, scale=str(scale))
+            if bicubic is not None:
+                ax.axhline(bicubic, color="gray", ls=":", lw=1.2, label="bicubic (this run)")
+            if part.empty:
+                ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xscale("log")
+            ax.set_xlabel("training iterations (log)")
+            ax.set_ylabel(label)
+            ax.set_title(f"x{scale} {dataset}")
+            ax.grid(alpha=0.3)
+        axes[row, 0].legend(fontsize=7)
+    fig.suptitle(f"Run {run.label}: {dataset} quality during training ({run.profile} profile, {run.device})")
+    return save(fig, path), notes

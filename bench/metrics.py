@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from scipy.ndimage import correlate1d
 
-from baselines.bicubic import quantize_uint8
+from data.colour import rgb_to_y
+from data.resize import quantize_uint8
 
 SSIM_WIN, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 
@@ -46,18 +47,6 @@ def to_uint8(img: np.ndarray | torch.Tensor) -> np.ndarray:
             return quantize_uint8(img, data_range=255.0)
         raise TypeError(f"to_uint8: unsupported numpy dtype {img.dtype}")
     raise TypeError(f"to_uint8: expected numpy array or torch tensor, got {type(img).__name__}")
-
-
-def rgb_to_y(img: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma as MATLAB rgb2ycbcr: Y = 16 + 65.481 R + 128.553 G + 24.966 B with R, G, B in [0, 1].
-
-    img: HxWx3, uint8 (divided by 255) or float already in [0, 1]. Returns float64 HxW on the [0, 255] scale.
-    """
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"rgb_to_y: expected HxWx3, got shape {img.shape} "
-                         "(gray images are scored as they are)")
-    x = img.astype(np.float64) / 255.0 if img.dtype == np.uint8 else img.astype(np.float64)
-    return 16.0 + x @ np.array([65.481, 128.553, 24.966])
 
 
 def crop_border(img: np.ndarray, n: int) -> np.ndarray:

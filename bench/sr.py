@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.bicubic import eval_bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
 from bench.errors import (
     RunFolderError,
@@ -76,7 +77,7 @@ from bench.profiles import (
 from bench.runinfo import command_line, environment, file_list_digest
 from bench.train import TrainConfig, TrainResult, seeded_init, train
 from data.catalog import DEFAULT_TRAIN_CORPUS, SRCNN_TRAIN_CORPUS, UnknownDatasetError
-from data.eval_protocol import DESCRIPTIONS, EVAL_PROTOCOLS, eval_bicubic_upscale, make_eval_lr
+from data.eval_protocol import DESCRIPTIONS, EVAL_PROTOCOLS, make_eval_lr
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
 from data.images import check_decodable, load_image_uint8, save_image

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import torch
 
-from bench.speed import synchronize
+from perceptual.speed import synchronize
 
 HEAVY = pytest.mark.bench_heavy
 CUDA_ONLY = pytest.mark.bench_cuda_only

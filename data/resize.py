@@ -1,6 +1,7 @@
-"""MATLAB-`imresize`-compatible antialiased bicubic resizing, and the bicubic SR baseline.
+"""MATLAB-`imresize`-compatible antialiased bicubic resizing and MATLAB's uint8 rounding.
 
-Why: every published SR number (bicubic rows included) was made with MATLAB's `imresize` (cubic kernel a=-0.5,
+Why here (in data/): the degradations, the SR training patches, the bicubic baseline and the metrics all need it.
+Every published SR number (bicubic rows included) was made with MATLAB's `imresize` (cubic kernel a=-0.5,
 kernel widened by 1/scale when downscaling, symmetric border padding, sample positions (x + 0.5)/scale - 0.5).
 A different resize (PIL, torch `interpolate`, zero padding) moves PSNR by tenths of a dB.
 
@@ -115,17 +116,3 @@ def quantize_uint8(x: ArrayOrTensor, data_range: float = 255.0) -> ArrayOrTensor
         return np.floor(y + 0.5).astype(np.uint8)
     raise TypeError(f"quantize_uint8: x must be a numpy array or torch tensor, got {type(x).__name__}")
 
-
-def bicubic_upscale(lr: ArrayOrTensor, scale: int) -> ArrayOrTensor:
-    """The bicubic baseline: MATLAB imresize(lr, scale). uint8 in, uint8 out (as MATLAB); float in, float out.
-
-    numpy: HxW(xC), uint8 or float (any range, kept). torch: (N)CHW; uint8 gives uint8, float gives float
-    (not clipped: the evaluation rounds and clips SR output to 8 bits before scoring).
-    """
-    if not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"bicubic_upscale: scale must be a positive integer (4 or 8), got {scale!r}")
-    if isinstance(lr, np.ndarray) and lr.dtype == np.uint8:
-        return quantize_uint8(imresize(lr.astype(np.float64), scale_factor=scale))
-    if isinstance(lr, torch.Tensor) and lr.dtype == torch.uint8:
-        return quantize_uint8(imresize(lr.to(torch.float64), scale_factor=scale))
-    return imresize(lr, scale_factor=scale)

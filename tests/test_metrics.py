@@ -7,7 +7,8 @@ import torch
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench.metrics import crop_border, evaluate_pair, lpips_distance, psnr, rgb_to_y, ssim, ssim_map, to_uint8
+from bench.metrics import crop_border, evaluate_pair, lpips_distance, psnr, ssim, ssim_map, to_uint8
+from data.colour import rgb_to_y
 from data.degrade import modcrop
 
 # Wang et al. (2004) parameters in scikit-image's terms. With gaussian_weights, skimage's window is 11x11

@@ -1,4 +1,6 @@
-"""SR metrics with the published protocol's explicit options (BasicSR style): PSNR/SSIM on Y, crop, LPIPS.
+"""SR metrics with the published protocol's explicit options (BasicSR style): PSNR/SSIM on Y, crop.
+
+LPIPS (model and distance) is perceptual/lpips_offline.py.
 
 Why explicit: each option moves the numbers (Y conversion, border crop, SSIM window and 'valid' filtering,
 8-bit rounding of the SR output, gray images). The protocol, checked against the published bicubic rows in
@@ -12,8 +14,6 @@ tests/test_protocol.py:
   filtering (only windows fully inside the image), mean of the SSIM map.
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import torch
@@ -151,45 +151,3 @@ def evaluate_pair(sr_uint8: np.ndarray, hr_uint8: np.ndarray, scale: int, gray: 
         sr, hr = sr_uint8, hr_uint8
     return {"psnr_y": psnr(sr, hr, crop_border=scale, test_y_channel=True),
             "ssim_y": ssim(sr, hr, crop_border=scale, test_y_channel=True)}
-
-
-def _to_lpips_input(img: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """uint8 HxW(x3) numpy, or float (1)CHW tensor in [0, 1] -> 1x3xHxW float tensor in [-1, 1]."""
-    if isinstance(img, np.ndarray):
-        if img.dtype != np.uint8:
-            raise TypeError(f"lpips_distance: numpy images must be uint8, got {img.dtype}")
-        arr = img[..., None] if img.ndim == 2 else img
-        t = torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1) / 255.0  # a copy: inputs may be read-only
-    elif isinstance(img, torch.Tensor):
-        t = img.detach().float()
-        t = t[0] if t.ndim == 4 and t.shape[0] == 1 else t
-        if t.ndim != 3:
-            raise ValueError(f"lpips_distance: tensor must be CHW or 1CHW, got shape {tuple(img.shape)}")
-    else:
-        raise TypeError(f"lpips_distance: expected numpy array or torch tensor, got {type(img).__name__}")
-    if t.shape[0] == 1:  # gray: LPIPS networks take RGB
-        t = t.expand(3, -1, -1)
-    if t.shape[0] != 3:
-        raise ValueError(f"lpips_distance: expected 1 or 3 channels, got {t.shape[0]}")
-    return (t * 2.0 - 1.0)[None].to(device)
-
-
-def lpips_distance(model: Any, sr: np.ndarray | torch.Tensor, hr: np.ndarray | torch.Tensor,
-                   crop: int = 0) -> float:
-    """LPIPS of SR vs HR on RGB in [-1, 1] with a given model (e.g. perceptual.weights.lpips_model('vgg')).
-
-    Images: uint8 HxW(x3) numpy (as scored) or float CHW tensors in [0, 1]; `crop` drops that many border
-    pixels (pass the scale to match the PSNR/SSIM region). The model is an argument so this module loads no
-    weights.
-    """
-    try:
-        device = next(model.parameters()).device
-    except (AttributeError, StopIteration):
-        device = torch.device("cpu")
-    x, y = _to_lpips_input(sr, device), _to_lpips_input(hr, device)
-    if x.shape != y.shape:
-        raise ValueError(f"lpips_distance: shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
-    if crop:
-        x, y = x[..., crop:-crop, crop:-crop], y[..., crop:-crop, crop:-crop]
-    with torch.no_grad():
-        return float(model(x, y).reshape(-1)[0])

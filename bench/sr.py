@@ -64,7 +64,7 @@ from bench.errors import (
     positive_int,
 )
 from bench.errors import naming_option as _argument
-from bench.metrics import evaluate_pair, lpips_distance, to_uint8
+from bench.metrics import evaluate_pair, to_uint8
 from bench.plan import add_dry_run_options
 from bench.profiles import (
     PROFILES,
@@ -81,6 +81,7 @@ from data.eval_protocol import DESCRIPTIONS, EVAL_PROTOCOLS, make_eval_lr
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
 from data.images import check_decodable, load_image_uint8, save_image
+from perceptual.lpips_offline import lpips_distance
 from perceptual.nets import VARIANTS, SRNet, Variant
 
 log = logging.getLogger("bench.sr")

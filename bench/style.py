@@ -92,9 +92,9 @@ from bench.profiles import (
     default_variant,
     setup_note,
 )
-from bench.runinfo import command_line, environment, file_hashes, file_list_digest, plain
+from bench.runinfo import command_line, environment, file_hashes, file_list_digest
 from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
-from data.files import atomic_write, atomic_write_json, atomic_write_text
+from data.files import atomic_write, atomic_write_json, atomic_write_text, plain
 from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import LossWeights, PerceptualObjective
 from perceptual.nets import VARIANTS, TransformNet, Variant

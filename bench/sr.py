@@ -67,7 +67,12 @@ from bench.errors import naming_option as _argument
 from bench.metrics import evaluate_pair, to_uint8
 from bench.plan import add_dry_run_options
 from bench.profiles import (
+    FEAT_LAYER,
+    HISTMATCH_NOTE,
+    METHODS,
+    PAPER_CORPUS,
     PROFILES,
+    SRCNN_SCALES,
     check_profile,
     default_device,
     default_profile,
@@ -89,23 +94,10 @@ log = logging.getLogger("bench.sr")
 TASK = "sr"
 RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
 MEAN = "__mean__"
-# CLI method -> the contract's method names it produces (histogram-matched variants beside the raw ones).
-METHODS: dict[str, tuple[str, ...]] = {
-    "bicubic": ("bicubic",),
-    "srcnn": ("srcnn",),
-    "pixel": ("johnson_pixel", "johnson_pixel_histmatch"),
-    "feat": ("johnson_feat", "johnson_feat_histmatch"),
-}
 SCALES = (4, 8)
-SRCNN_SCALES = (4,)  # the paper compares against SRCNN at x4 only
 DEFAULT_CORPUS = "+".join(DEFAULT_TRAIN_CORPUS)  # data.catalog holds the one default (train splits only)
 DEFAULT_SRCNN_CORPUS = "+".join(SRCNN_TRAIN_CORPUS)  # the default corpus + t91
-PAPER_CORPUS = "10,000 MS-COCO train2014 images (Johnson et al. 2016, Sec. 4.2)"
 LPIPS_NETS = ("vgg", "alex")
-FEAT_LAYER = "relu2_2"
-HISTMATCH_NOTE = ("the paper's post-processing: skimage.exposure.match_histograms of the 8-bit network output to the "
-                  "8-bit LR input it was computed from (not the HR), each RGB channel on its own; a 1-channel LR "
-                  "is matched as three equal channels")
 
 
 # --------------------------------------------------------------------------------------------------- profiles
@@ -921,7 +913,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             from bench.plan import sr_dry_run
 
-            return sr_dry_run(cfg, args)
+            return sr_dry_run(SRHarness(cfg), args)
         return run(cfg)
     except (RunFolderError, ValueError, FileNotFoundError, PermissionError, UnknownDatasetError,
             HashMismatchError, FetchError) as e:

@@ -1000,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             from bench.plan import style_dry_run
 
-            return style_dry_run(settings, args)
+            return style_dry_run(StyleRun(settings), args)
         log.info("profile %s on %s: styles %s, sizes %s, out %s", settings.profile, settings.device,
                  settings.styles, settings.sizes, settings.out)
         from bench.distributed import run_harness  # alone, or one rank of a torchrun job (issue 7)

@@ -38,8 +38,8 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from bench.speed import Stopwatch
 from data.files import atomic_write_text
+from perceptual.speed import Stopwatch
 
 Init = Literal["noise", "content"]
 OptimizerName = Literal["lbfgs", "adam"]

@@ -9,50 +9,15 @@ test time the network matches theirs, and training scores only the centre (`SRCN
 a replicate-padded conv equals the valid one: the training signal is exactly theirs.
 
 Colour (as Dong et al.): the output image is SRCNN's Y with the bicubic Cb and Cr, converted back to RGB with the
-inverse of MATLAB's `rgb2ycbcr` (ITU-R BT.601, studio range).
+inverse of MATLAB's `rgb2ycbcr` (ITU-R BT.601, studio range; data/colour.py).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from baselines.bicubic import imresize
-
-# MATLAB rgb2ycbcr for R, G, B in [0, 1], results in [0, 255]: ycbcr = OFFSET + M @ rgb.
-_M = torch.tensor([[65.481, 128.553, 24.966],
-                   [-37.797, -74.203, 112.0],
-                   [112.0, -93.786, -18.214]], dtype=torch.float64)
-_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64)
-
-
-def _channel_matmul(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("ij,...jhw->...ihw", m.to(x.dtype), x)
-
-
-def _check_rgb(x: torch.Tensor, fn: str) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim not in (3, 4) or x.shape[-3] != 3:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{fn}: expected a float tensor (N)CHW with 3 channels, got {shape}")
-
-
-def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
-    """MATLAB rgb2ycbcr on [0, 1] RGB, returned in [0, 1] (Y in [16, 235] / 255): the space SRCNN works in."""
-    _check_rgb(rgb, "rgb_to_ycbcr")
-    off = _OFFSET.to(device=rgb.device, dtype=rgb.dtype).view(3, 1, 1)
-    return (_channel_matmul(_M.to(rgb.device), rgb) + off) / 255.0
-
-
-def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    """Inverse of `rgb_to_ycbcr` (MATLAB ycbcr2rgb for double input), [0, 1] in and out, not clipped."""
-    _check_rgb(ycbcr, "ycbcr_to_rgb")
-    off = _OFFSET.to(device=ycbcr.device, dtype=ycbcr.dtype).view(3, 1, 1)
-    inv = torch.linalg.inv(_M).to(ycbcr.device)
-    return _channel_matmul(inv, ycbcr * 255.0 - off)
-
-
-def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
-    """Y of BT.601 in [0, 1] (16/255 .. 235/255), keeping a channel axis: (N, 1, H, W) or (1, H, W)."""
-    return rgb_to_ycbcr(rgb)[..., :1, :, :]
+from data.colour import check_rgb, rgb_to_ycbcr, ycbcr_to_rgb
+from data.resize import imresize
 
 
 class SRCNN(nn.Module):
@@ -102,7 +67,7 @@ def srcnn_upscale(model: nn.Module, lr_rgb: torch.Tensor, scale: int) -> torch.T
 
     The result is not clipped or rounded (the evaluation rounds to 8 bits). A batch dimension is optional.
     """
-    _check_rgb(lr_rgb, "srcnn_upscale")
+    check_rgb(lr_rgb, "srcnn_upscale")
     squeeze = lr_rgb.ndim == 3
     x = lr_rgb.unsqueeze(0) if squeeze else lr_rgb
     ycbcr = rgb_to_ycbcr(imresize(x, scale_factor=scale))

@@ -51,23 +51,28 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Self
 
 import torch
 from torch import nn
 
-from bench.runinfo import plain
+from data.files import plain
 
 __all__ = [
+    "SINGLE_PROCESS",
     "Abort",
+    "DistContext",
     "DistributedConfigError",
     "Interrupted",
     "JobMismatchError",
     "RankZeroError",
+    "SharedFailure",
     "StopRequest",
     "backend",
     "barrier",
     "check_global_batch",
+    "context",
     "describe",
     "follow",
     "gather",
@@ -103,7 +108,14 @@ class JobMismatchError(RuntimeError):
     """A follower was asked to train something other than what it built (different arguments on some rank)."""
 
 
-class RankZeroError(RuntimeError):
+class SharedFailure(Exception):
+    """A training failure that happens on every rank at once (a NaN/Inf loss: the loss is all-reduced; a refused
+    checkpoint: the resume state is shared): rank 0's harness records the failed stage and carries on, and `follow`
+    logs it and waits for the next training. bench.train's NonFiniteLossError and CheckpointMismatchError derive
+    from it."""
+
+
+class RankZeroError(RuntimeError, SharedFailure):
     """Raised on the followers when a step rank 0 performs for everyone (reading a checkpoint) failed there."""
 
 
@@ -137,6 +149,30 @@ class Abort(SystemExit):
 def launched() -> bool:
     """True when started by torchrun (or any launcher setting WORLD_SIZE > 1 and RANK)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a data-parallel job (rank 0 of 1 without a process group), as one value."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE_PROCESS = DistContext()
+
+
+def context() -> DistContext:
+    """rank(), world_size() and local_rank() of the initialised process group; rank 0 of 1 before `init()` (a
+    training is never split between ranks without a process group)."""
+    if is_initialized():
+        return DistContext(rank(), world_size(), local_rank())
+    return SINGLE_PROCESS
 
 
 def is_initialized() -> bool:
@@ -388,8 +424,6 @@ def follow(build: Callable[[str, dict[str, Any]], Callable[[], Any] | None]) -> 
     waits for the next training, as rank 0's harness carries on; any other failure ends the process.
     """
     global _pending
-    from bench.train import CheckpointMismatchError, NonFiniteLossError
-
     while True:
         msg = _broadcast(None)
         if msg is None:
@@ -401,7 +435,7 @@ def follow(build: Callable[[str, dict[str, Any]], Callable[[], Any] | None]) -> 
         _pending = msg
         try:
             job()
-        except (NonFiniteLossError, CheckpointMismatchError, RankZeroError) as e:
+        except SharedFailure as e:
             log.warning("rank %d: training %s failed on every rank: %s", rank(), msg["job"], e)
         finally:
             _pending = None

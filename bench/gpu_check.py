@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         gatys500(device, args.gatys_size, args.gatys_iterations, args.gatys_ref_budget_s, args.gatys_json)
         return 0
     try:
-        import resize_right  # noqa: F401 - baselines.srcnn needs it; missing on the GPU image
+        import resize_right  # noqa: F401 - data.resize (SRCNN, bicubic) needs it; missing on the GPU image
     except ImportError:
         print("gpu_check: the package resize_right is missing: carry .whl (see scripts/gpu_check.sh)", file=sys.stderr)
         return 2

@@ -1,4 +1,6 @@
-"""SR metrics with the published protocol's explicit options (BasicSR style): PSNR/SSIM on Y, crop, LPIPS.
+"""SR metrics with the published protocol's explicit options (BasicSR style): PSNR/SSIM on Y, crop.
+
+LPIPS (model and distance) is perceptual/lpips_offline.py.
 
 Why explicit: each option moves the numbers (Y conversion, border crop, SSIM window and 'valid' filtering,
 8-bit rounding of the SR output, gray images). The protocol, checked against the published bicubic rows in
@@ -13,13 +15,12 @@ tests/test_protocol.py:
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from scipy.ndimage import correlate1d
 
-from baselines.bicubic import quantize_uint8
+from data.colour import rgb_to_y
+from data.resize import quantize_uint8
 
 SSIM_WIN, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 
@@ -46,18 +47,6 @@ def to_uint8(img: np.ndarray | torch.Tensor) -> np.ndarray:
             return quantize_uint8(img, data_range=255.0)
         raise TypeError(f"to_uint8: unsupported numpy dtype {img.dtype}")
     raise TypeError(f"to_uint8: expected numpy array or torch tensor, got {type(img).__name__}")
-
-
-def rgb_to_y(img: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma as MATLAB rgb2ycbcr: Y = 16 + 65.481 R + 128.553 G + 24.966 B with R, G, B in [0, 1].
-
-    img: HxWx3, uint8 (divided by 255) or float already in [0, 1]. Returns float64 HxW on the [0, 255] scale.
-    """
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"rgb_to_y: expected HxWx3, got shape {img.shape} "
-                         "(gray images are scored as they are)")
-    x = img.astype(np.float64) / 255.0 if img.dtype == np.uint8 else img.astype(np.float64)
-    return 16.0 + x @ np.array([65.481, 128.553, 24.966])
 
 
 def crop_border(img: np.ndarray, n: int) -> np.ndarray:
@@ -162,45 +151,3 @@ def evaluate_pair(sr_uint8: np.ndarray, hr_uint8: np.ndarray, scale: int, gray: 
         sr, hr = sr_uint8, hr_uint8
     return {"psnr_y": psnr(sr, hr, crop_border=scale, test_y_channel=True),
             "ssim_y": ssim(sr, hr, crop_border=scale, test_y_channel=True)}
-
-
-def _to_lpips_input(img: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """uint8 HxW(x3) numpy, or float (1)CHW tensor in [0, 1] -> 1x3xHxW float tensor in [-1, 1]."""
-    if isinstance(img, np.ndarray):
-        if img.dtype != np.uint8:
-            raise TypeError(f"lpips_distance: numpy images must be uint8, got {img.dtype}")
-        arr = img[..., None] if img.ndim == 2 else img
-        t = torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1) / 255.0  # a copy: inputs may be read-only
-    elif isinstance(img, torch.Tensor):
-        t = img.detach().float()
-        t = t[0] if t.ndim == 4 and t.shape[0] == 1 else t
-        if t.ndim != 3:
-            raise ValueError(f"lpips_distance: tensor must be CHW or 1CHW, got shape {tuple(img.shape)}")
-    else:
-        raise TypeError(f"lpips_distance: expected numpy array or torch tensor, got {type(img).__name__}")
-    if t.shape[0] == 1:  # gray: LPIPS networks take RGB
-        t = t.expand(3, -1, -1)
-    if t.shape[0] != 3:
-        raise ValueError(f"lpips_distance: expected 1 or 3 channels, got {t.shape[0]}")
-    return (t * 2.0 - 1.0)[None].to(device)
-
-
-def lpips_distance(model: Any, sr: np.ndarray | torch.Tensor, hr: np.ndarray | torch.Tensor,
-                   crop: int = 0) -> float:
-    """LPIPS of SR vs HR on RGB in [-1, 1] with a given model (e.g. perceptual.weights.lpips_model('vgg')).
-
-    Images: uint8 HxW(x3) numpy (as scored) or float CHW tensors in [0, 1]; `crop` drops that many border
-    pixels (pass the scale to match the PSNR/SSIM region). The model is an argument so this module loads no
-    weights.
-    """
-    try:
-        device = next(model.parameters()).device
-    except (AttributeError, StopIteration):
-        device = torch.device("cpu")
-    x, y = _to_lpips_input(sr, device), _to_lpips_input(hr, device)
-    if x.shape != y.shape:
-        raise ValueError(f"lpips_distance: shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
-    if crop:
-        x, y = x[..., crop:-crop, crop:-crop], y[..., crop:-crop, crop:-crop]
-    with torch.no_grad():
-        return float(model(x, y).reshape(-1)[0])

@@ -22,9 +22,9 @@ import torch
 
 from bench.errors import non_negative_int
 
-if TYPE_CHECKING:  # the harnesses import this module; it needs their types only for hints
-    from bench.sr import SRRunConfig
-    from bench.style import StyleSettings
+if TYPE_CHECKING:  # the harnesses import this module and hand it their objects; it needs their types for hints only
+    from bench.sr import SRHarness, SRRunConfig
+    from bench.style import StyleRun, StyleSettings
 
 DEFAULT_ESTIMATE_STEPS = 2
 
@@ -152,7 +152,7 @@ def sr_claims(cfg: SRRunConfig) -> list[str]:
 
 def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
     from baselines.srcnn import SRCNN, srcnn_loss
-    from bench.sr import FEAT_LAYER, METHODS, SRCNN_SCALES
+    from bench.profiles import FEAT_LAYER, METHODS, SRCNN_SCALES
     from perceptual.losses import FeatureReconstructionLoss, PixelLoss
     from perceptual.nets import SRNet
     from perceptual.vgg import LossNetwork
@@ -206,12 +206,11 @@ def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
     return work
 
 
-def sr_dry_run(cfg: SRRunConfig, args: argparse.Namespace) -> int:
+def sr_dry_run(harness: SRHarness, args: argparse.Namespace) -> int:
     """Print the SR run's plan (after resolving its datasets and corpora as the run would) and return 0."""
-    from bench.profiles import setup_note
-    from bench.sr import FEAT_LAYER, HISTMATCH_NOTE, METHODS, PAPER_CORPUS, SRCNN_SCALES, SRHarness
+    from bench.profiles import FEAT_LAYER, HISTMATCH_NOTE, METHODS, PAPER_CORPUS, SRCNN_SCALES, setup_note
 
-    harness = SRHarness(cfg)
+    cfg = harness.cfg
     datasets = harness._resolve_datasets()  # the run's own checks: a bad --datasets / --corpus is exit 2
     harness._build_corpora()
     p = cfg.profile
@@ -340,13 +339,12 @@ def _style_work(s: StyleSettings, n_steps: int) -> list[Work]:
     return work
 
 
-def style_dry_run(s: StyleSettings, args: argparse.Namespace) -> int:
+def style_dry_run(run: StyleRun, args: argparse.Namespace) -> int:
     """Print the style run's plan (after checking its inputs as the run would) and return 0."""
     from bench.profiles import setup_note
-    from bench.style import StyleRun
     from perceptual.losses import STYLE_LAYERS
 
-    run = StyleRun(s)
+    s = run.s
     run.check_inputs()  # the run's own checks (styles, corpus, image sets): a bad name is exit 2, nothing written
     p, w = s.p, s.weights
     tv = run.tv_choice()

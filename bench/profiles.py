@@ -54,3 +54,19 @@ def setup_note(profile: str, variant: str, content_layer: str | None = None) -> 
     if variant == PAPER_VARIANT and content_layer in (None, PAPER_STYLE_CONTENT_LAYER):
         return f"paper profile: {ours}, the paper's setup"
     return f"paper profile with overrides: {ours} (paper: {paper})"
+
+
+# SR (Sec. 4.2): the paper's setup, shared by bench.sr and its dry-run plan (bench.plan).
+# CLI method -> the contract's method names it produces (histogram-matched variants beside the raw ones).
+METHODS: dict[str, tuple[str, ...]] = {
+    "bicubic": ("bicubic",),
+    "srcnn": ("srcnn",),
+    "pixel": ("johnson_pixel", "johnson_pixel_histmatch"),
+    "feat": ("johnson_feat", "johnson_feat_histmatch"),
+}
+SRCNN_SCALES = (4,)  # the paper compares against SRCNN at x4 only
+PAPER_CORPUS = "10,000 MS-COCO train2014 images (Johnson et al. 2016, Sec. 4.2)"
+FEAT_LAYER = "relu2_2"
+HISTMATCH_NOTE = ("the paper's post-processing: skimage.exposure.match_histograms of the 8-bit network output to the "
+                  "8-bit LR input it was computed from (not the HR), each RGB channel on its own; a 1-channel LR "
+                  "is matched as three equal channels")

@@ -9,7 +9,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +50,6 @@ def read_git_state() -> dict[str, Any]:
     paths = status.splitlines() if status else []
     return {"commit": commit or "unknown", "dirty": bool(paths) if status is not None else None,
             "dirty_paths": paths[:50]}
-
-
-def plain(obj: Any) -> Any:
-    """JSON-like plain types (dicts with str keys, lists, numbers, str, None; anything else as str): what run.json,
-    checkpoint metadata and the ranks' identity checks compare, so values compare equal however they were built."""
-    if isinstance(obj, Mapping):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    if isinstance(obj, (bool, int, float, str)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def package_versions() -> dict[str, str | None]:

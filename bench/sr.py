@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.bicubic import eval_bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
 from bench.errors import (
     RunFolderError,
@@ -63,10 +64,15 @@ from bench.errors import (
     positive_int,
 )
 from bench.errors import naming_option as _argument
-from bench.metrics import evaluate_pair, lpips_distance, to_uint8
+from bench.metrics import evaluate_pair, to_uint8
 from bench.plan import add_dry_run_options
 from bench.profiles import (
+    FEAT_LAYER,
+    HISTMATCH_NOTE,
+    METHODS,
+    PAPER_CORPUS,
     PROFILES,
+    SRCNN_SCALES,
     check_profile,
     default_device,
     default_profile,
@@ -76,10 +82,11 @@ from bench.profiles import (
 from bench.runinfo import command_line, environment, file_list_digest
 from bench.train import TrainConfig, TrainResult, seeded_init, train
 from data.catalog import DEFAULT_TRAIN_CORPUS, SRCNN_TRAIN_CORPUS, UnknownDatasetError
-from data.eval_protocol import DESCRIPTIONS, EVAL_PROTOCOLS, eval_bicubic_upscale, make_eval_lr
+from data.eval_protocol import DESCRIPTIONS, EVAL_PROTOCOLS, make_eval_lr
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
 from data.images import check_decodable, load_image_uint8, save_image
+from perceptual.lpips_offline import lpips_distance
 from perceptual.nets import VARIANTS, SRNet, Variant
 
 log = logging.getLogger("bench.sr")
@@ -87,23 +94,10 @@ log = logging.getLogger("bench.sr")
 TASK = "sr"
 RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
 MEAN = "__mean__"
-# CLI method -> the contract's method names it produces (histogram-matched variants beside the raw ones).
-METHODS: dict[str, tuple[str, ...]] = {
-    "bicubic": ("bicubic",),
-    "srcnn": ("srcnn",),
-    "pixel": ("johnson_pixel", "johnson_pixel_histmatch"),
-    "feat": ("johnson_feat", "johnson_feat_histmatch"),
-}
 SCALES = (4, 8)
-SRCNN_SCALES = (4,)  # the paper compares against SRCNN at x4 only
 DEFAULT_CORPUS = "+".join(DEFAULT_TRAIN_CORPUS)  # data.catalog holds the one default (train splits only)
 DEFAULT_SRCNN_CORPUS = "+".join(SRCNN_TRAIN_CORPUS)  # the default corpus + t91
-PAPER_CORPUS = "10,000 MS-COCO train2014 images (Johnson et al. 2016, Sec. 4.2)"
 LPIPS_NETS = ("vgg", "alex")
-FEAT_LAYER = "relu2_2"
-HISTMATCH_NOTE = ("the paper's post-processing: skimage.exposure.match_histograms of the 8-bit network output to the "
-                  "8-bit LR input it was computed from (not the HR), each RGB channel on its own; a 1-channel LR "
-                  "is matched as three equal channels")
 
 
 # --------------------------------------------------------------------------------------------------- profiles
@@ -919,7 +913,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             from bench.plan import sr_dry_run
 
-            return sr_dry_run(cfg, args)
+            return sr_dry_run(SRHarness(cfg), args)
         return run(cfg)
     except (RunFolderError, ValueError, FileNotFoundError, PermissionError, UnknownDatasetError,
             HashMismatchError, FetchError) as e:

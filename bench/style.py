@@ -17,7 +17,7 @@ What it does, in the paper's order (Johnson et al., ECCV 2016, Sec. 4.1; DESIGN.
             K iterations").
 3. table1 - seconds for 100/300/500 L-BFGS iterations, read off the fig5 traces (median over images of the trace's
             synchronised wall time at that iteration: one evaluation = one VGG-16 forward+backward per iteration),
-            and one feed-forward pass (batch 1, warm-up, median of several synchronised runs; bench.speed), and
+            and one feed-forward pass (batch 1, warm-up, median of several synchronised runs; perceptual.speed), and
             speedup_vs_500. Where the traces stop before 300/500 iterations (smaller profiles), those rows are
             written as `seconds_extrapolated` / `ratio_extrapolated` (linear in iterations, from the measured
             per-iteration time), never as measured `seconds`.
@@ -92,13 +92,13 @@ from bench.profiles import (
     default_variant,
     setup_note,
 )
-from bench.runinfo import command_line, environment, file_hashes, file_list_digest, plain
-from bench.speed import time_forward
+from bench.runinfo import command_line, environment, file_hashes, file_list_digest
 from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
-from data.files import atomic_write, atomic_write_json, atomic_write_text
+from data.files import atomic_write, atomic_write_json, atomic_write_text, plain
 from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import LossWeights, PerceptualObjective
 from perceptual.nets import VARIANTS, TransformNet, Variant
+from perceptual.speed import time_forward
 
 log = logging.getLogger("bench.style")
 
@@ -780,7 +780,7 @@ class StyleRun:
         detail: dict[str, Any] = self.info.setdefault("table1", {})
         detail.update({"gatys_source": "fig5 traces: median over images of wall_time_s at the iteration",
                        "feedforward": "batch 1, eval mode, inference_mode; median of repeats after warm-up, "
-                                      "synchronised (bench.speed.time_forward)"})
+                                      "synchronised (perceptual.speed.time_forward)"})
         detail.setdefault("sizes", {})
         net = self.network(style)
         traces = self._traces.get(size) or self._read_traces(size)
@@ -1000,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             from bench.plan import style_dry_run
 
-            return style_dry_run(settings, args)
+            return style_dry_run(StyleRun(settings), args)
         log.info("profile %s on %s: styles %s, sizes %s, out %s", settings.profile, settings.device,
                  settings.styles, settings.sizes, settings.out)
         from bench.distributed import run_harness  # alone, or one rank of a torchrun job (issue 7)

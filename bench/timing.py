@@ -1,6 +1,6 @@
 """Benchmark timing for bench/test_bench_*.py: warm-up, synchronised rounds, limits, FLOPs, extra_info.
 
-Why this module: bench/speed.py (shared with the harnesses) times one function for Table 1; the pytest-benchmark cases
+Why this module: perceptual/speed.py (shared with the harnesses) times one function for Table 1; the pytest-benchmark cases
 need more around it (pytest-benchmark's pedantic rounds, per-case time limits, out-of-memory as a recorded skip, a
 FLOP count per group, the reference/fast ratio). The options that drive it live in bench/conftest.py.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import torch
 
-from bench.speed import synchronize
+from perceptual.speed import synchronize
 
 HEAVY = pytest.mark.bench_heavy
 CUDA_ONLY = pytest.mark.bench_cuda_only

@@ -30,7 +30,7 @@ What it guarantees:
   is left untouched (nothing is written after the bad step).
 - tqdm progress bar (rank 0 only).
 
-Data parallelism: `dist_context()` reads torch.distributed; `wrap_model()` is the one place that builds the model
+Data parallelism: `distributed.context()` gives this process's rank and world size; `wrap_model()` is the one place that builds the model
 wrapper (DistributedDataParallel when a process group is initialised) and `RankBatchSampler` the one place that
 splits a global batch between ranks (rank r takes its contiguous share of each global batch, so N ranks see exactly
 the samples of one process with the same global batch). Only rank 0 writes logs and checkpoints; logged losses
@@ -65,19 +65,17 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from bench import distributed
-from bench.runinfo import plain
-from data.files import atomic_write, atomic_write_text
+from bench.distributed import DistContext
+from data.files import atomic_write, atomic_write_text, plain
 
 __all__ = [
     "CheckpointMismatchError",
-    "DistContext",
     "NonFiniteLossError",
     "RankBatchSampler",
     "TrainConfig",
     "TrainResult",
     "capture_rng_state",
     "checkpoint_path",
-    "dist_context",
     "first_non_finite",
     "load_checkpoint",
     "load_trained_weights",
@@ -155,7 +153,7 @@ class TrainResult:
         return asdict(self)
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(FloatingPointError, distributed.SharedFailure):
     """A loss term became NaN or Inf: names the run, iteration, term and the last good checkpoint."""
 
     def __init__(self, name: str, iteration: int, term: str, value: float, checkpoint: Path | None,
@@ -181,32 +179,11 @@ def first_non_finite(names: Sequence[str], values: Sequence[float]) -> tuple[str
     return next(((n, v) for n, v in bad if n != "total"), bad[0])
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(ValueError, distributed.SharedFailure):
     """The checkpoint on disk belongs to a different run than the one asked to resume."""
 
 
 # ------------------------------------------------------------------------------------------- distributed slots
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """This process's place in a data-parallel job (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_context() -> DistContext:
-    """Rank and world size from an initialised torch.distributed process group, else a single process."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return DistContext(torch.distributed.get_rank(), torch.distributed.get_world_size(),
-                           int(os.environ.get("LOCAL_RANK", "0")))
-    return DistContext()
 
 
 def wrap_model(model: nn.Module, device: torch.device, ctx: DistContext) -> nn.Module:
@@ -219,7 +196,7 @@ def wrap_model(model: nn.Module, device: torch.device, ctx: DistContext) -> nn.M
 class RankBatchSampler(Sampler[list[int]]):
     """Sample indices for global batches [start_batch, stop_batch): this rank's contiguous share of each."""
 
-    def __init__(self, batch_size: int, start_batch: int, stop_batch: int, ctx: DistContext = DistContext()):
+    def __init__(self, batch_size: int, start_batch: int, stop_batch: int, ctx: DistContext = distributed.SINGLE_PROCESS):
         if batch_size % ctx.world_size:
             raise ValueError(f"global batch size {batch_size} is not divisible by the {ctx.world_size} ranks")
         self.batch_size, self.start, self.stop, self.ctx = batch_size, start_batch, stop_batch, ctx
@@ -428,7 +405,7 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
       on resume.
     """
     device = torch.device(device)
-    ctx = dist_context()
+    ctx = distributed.context()
     meta = plain(meta or {})  # what weights_only loading gives back
     ckpt_file, log_file = checkpoint_path(out_dir, name), log_path(out_dir, name)
     groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]

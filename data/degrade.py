@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from baselines.bicubic import imresize, quantize_uint8
+from data.resize import imresize, quantize_uint8
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 

@@ -1,9 +1,10 @@
-"""Evaluation protocols for SR: how the LR test input and the bicubic baseline are made from an HR test image.
+"""Evaluation protocols for SR: how the LR test input is made from an HR test image (the bicubic baseline of each
+protocol is baselines.bicubic.eval_bicubic_upscale).
 
 Why: the paper's x4 numbers use the standard protocol (bottom/right modcrop, MATLAB bicubic downscale rounded to
 8 bits, MATLAB bicubic upscale), but its x8 numbers use a different recipe (data.johnson2016_protocol). Every
-caller that makes an evaluation LR image (the SR harness, own-model evaluation, tests) goes through the two
-functions here, so all methods of a run see the same LR images and the same HR ground truth.
+caller that makes an evaluation LR image (the SR harness, own-model evaluation, tests) goes through
+`make_eval_lr`, so all methods of a run see the same LR images and the same HR ground truth.
 
 Protocols (EVAL_PROTOCOLS):
 - "standard": data.degrade.modcrop + make_lr; baseline = baselines.bicubic.bicubic_upscale (MATLAB imresize).
@@ -16,9 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from baselines.bicubic import bicubic_upscale
 from data.degrade import make_lr, modcrop
-from data.johnson2016_protocol import johnson2016_lr, johnson2016_upscale
+from data.johnson2016_protocol import johnson2016_lr
 
 EVAL_PROTOCOLS = ("standard", "johnson2016")
 DEFAULT_PROTOCOL = "standard"
@@ -61,11 +61,3 @@ def make_eval_lr(hr_uint8: np.ndarray, scale: int, protocol: str = DEFAULT_PROTO
     hr = modcrop(hr_uint8, scale)
     return hr, make_lr(hr, scale)
 
-
-def eval_bicubic_upscale(lr_uint8: np.ndarray, scale: int, protocol: str = DEFAULT_PROTOCOL) -> np.ndarray:
-    """The bicubic baseline's output (uint8, the HR's size) for an LR image made by make_eval_lr."""
-    if not isinstance(lr_uint8, np.ndarray) or lr_uint8.dtype != np.uint8:
-        raise TypeError("eval_bicubic_upscale: lr must be a uint8 numpy array HxW or HxWx3")
-    if uses_recipe(scale, protocol):
-        return johnson2016_upscale(lr_uint8, scale)
-    return bicubic_upscale(lr_uint8, scale)

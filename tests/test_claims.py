@@ -288,7 +288,7 @@ def test_wrong_header_is_refused(tmp_path):
 # The one known defect of ../shared/reference/johnson2016.csv (as delivered on 2026-12-02): its 21 Table 1 (`speed`)
 # rows have 10 fields under the 11-column header (no `image` field, so `metric` lands in `image`). The packaged copy
 # gives them the image `__mean__`, as the file's other dataset-level rows have; every other byte is the shared file's.
-SPEED_ROW_WITHOUT_IMAGE = re.compile(r"^(speed,style,,[0-9]+,[a-z_0-9]+,)(seconds|ratio),", re.M)
+SPEED_ROW_WITHOUT_IMAGE = re.compile(r"^(speed,style,,[0-9]+,[a-z_0-9]+,)(seconds|ratio),", re.MULTILINE)
 
 
 def _repair_shared_speed_rows(text: str) -> str:

@@ -7,8 +7,10 @@ import torch
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench.metrics import crop_border, evaluate_pair, lpips_distance, psnr, rgb_to_y, ssim, ssim_map, to_uint8
+from bench.metrics import crop_border, evaluate_pair, psnr, ssim, ssim_map, to_uint8
+from data.colour import rgb_to_y
 from data.degrade import modcrop
+from perceptual.lpips_offline import lpips_distance
 
 # Wang et al. (2004) parameters in scikit-image's terms. With gaussian_weights, skimage's window is 11x11
 # (truncate 3.5 * sigma 1.5 -> radius 5) and its mean SSIM drops a 5-pixel border of the map, i.e. exactly

@@ -25,13 +25,14 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.bicubic import bicubic_upscale, imresize, quantize_uint8
+from baselines.bicubic import bicubic_upscale, eval_bicubic_upscale
 from bench.metrics import evaluate_pair
 from data.degrade import make_lr, modcrop, training_degradation
-from data.eval_protocol import EVAL_PROTOCOLS, eval_bicubic_upscale, make_eval_lr, uses_recipe
+from data.eval_protocol import EVAL_PROTOCOLS, make_eval_lr, uses_recipe
 from data.files import sha256_file
 from data.images import load_image_uint8
 from data.johnson2016_protocol import bytescale, centred_modcrop, pil_imresize
+from data.resize import imresize, quantize_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 _ENV_DATA = os.environ.get("PERCEPTUAL_DATA")

@@ -12,15 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from baselines.bicubic import bicubic_upscale, imresize
-from baselines.srcnn import SRCNN, rgb_to_y, rgb_to_ycbcr, srcnn_loss, srcnn_upscale, ycbcr_to_rgb
+from baselines.bicubic import bicubic_upscale
+from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
 from bench import sr
 from bench.metrics import evaluate_pair
-from bench.metrics import rgb_to_y as metrics_rgb_to_y
+from data.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from data.degrade import make_lr, modcrop, training_degradation
 from data.fetch import dataset_files
 from data.images import load_image_uint8
 from data.patches import SRCNNPatchDataset, SRPatchDataset
+from data.resize import imresize
 
 CONTRACT = ["task", "dataset", "scale", "method", "image", "metric", "value"]
 
@@ -135,7 +136,7 @@ def test_srcnn_shapes_and_colour():
     assert torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-12)
     u8 = np.random.default_rng(0).integers(0, 256, size=(9, 7, 3), dtype=np.uint8)
     t = torch.from_numpy(u8).permute(2, 0, 1).double() / 255
-    assert np.allclose(rgb_to_y(t)[0].numpy() * 255, metrics_rgb_to_y(u8), atol=1e-9)
+    assert np.allclose(rgb_to_y(t)[0].numpy() * 255, rgb_to_y(u8), atol=1e-9)
 
 
 # ----------------------------------------------------------------------------------------------------- harness

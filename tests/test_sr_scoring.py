@@ -18,12 +18,14 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
-from baselines.bicubic import bicubic_upscale, imresize
+from baselines.bicubic import bicubic_upscale
 from bench import sr
-from bench.metrics import evaluate_pair, lpips_distance
+from bench.metrics import evaluate_pair
 from data.degrade import make_lr, modcrop
 from data.fetch import dataset_files
 from data.images import load_image_uint8
+from data.resize import imresize
+from perceptual.lpips_offline import lpips_distance
 
 SCALE = 4
 REAL_HISTMATCH = sr.histmatch

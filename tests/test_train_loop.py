@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from bench.distributed import DistContext
 from bench.train import (
     CheckpointMismatchError,
-    DistContext,
     NonFiniteLossError,
     RankBatchSampler,
     TrainConfig,

@@ -362,5 +362,3 @@ def test_lpips_model_rejects_unknown_net() -> None:
 
     with pytest.raises(ValueError, match="vgg, alex"):
         lpips_model("squeeze")
-    with pytest.raises(ValueError, match="vgg, alex"):
-        W.lpips_model("squeeze")  # the re-export reaches the same function

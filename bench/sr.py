@@ -88,6 +88,7 @@ from data.files import HashMismatchError, atomic_write_json, atomic_write_text, 
 from data.images import check_decodable, load_image_uint8, save_image
 from perceptual.lpips_offline import lpips_distance
 from perceptual.nets import VARIANTS, SRNet, Variant
+from reports.runs import CURVE_COLUMNS, CURVE_FILE
 
 log = logging.getLogger("bench.sr")
 
@@ -95,6 +96,7 @@ TASK = "sr"
 RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
 MEAN = "__mean__"
 SCALES = (4, 8)
+CURVE_DATASET = "Set5"  # --curve-every scores this set (small: 5 images)
 DEFAULT_CORPUS = "+".join(DEFAULT_TRAIN_CORPUS)  # data.catalog holds the one default (train splits only)
 DEFAULT_SRCNN_CORPUS = "+".join(SRCNN_TRAIN_CORPUS)  # the default corpus + t91
 LPIPS_NETS = ("vgg", "alex")
@@ -131,6 +133,8 @@ class SRProfile:
     srcnn_stride: int = 14
     sigma: float = 1.0  # training blur (the paper's sigma 1.0)
     note: str = ""
+    scales: tuple[int, ...] = (4, 8)  # default --scales
+    curve_every: int = 0  # every N iterations, score the networks on Set5 into curve.csv (0: off)
 
 
 PROFILE_TABLE: dict[str, SRProfile] = {
@@ -161,7 +165,20 @@ PROFILE_TABLE: dict[str, SRProfile] = {
                        checkpoint_every=5000, log_every=100, num_workers=4,
                        note="the paper's schedule; SRCNN schedule is ours (Adam; Dong et al. used SGD)"),
 }
-assert set(PROFILE_TABLE) == set(PROFILES)
+# CPU-scale evidence for the paper's x4 *relative* claims (issue 15): x4 only, l_pixel, l_feat and SRCNN long
+# enough to see where each is heading, a Set5 curve every 500 iterations. Sized from the quick profile's measured
+# single-thread step times (pixel 0.45 s, feat 0.71 s, SRCNN 0.23 s per step): 5000 x (0.45 + 0.71) + 2000 x 0.23
+# ~ 104 min of training, plus ~7 min of x4 evaluation with LPIPS-AlexNet: about 2 hours on this 2-core machine.
+PROFILE_TABLE["cpu-x4"] = SRProfile(
+    "cpu-x4", iterations=5000, batch_size=4, patch_size=72, lr=1e-3,
+    srcnn_iterations=2000, srcnn_batch_size=64, srcnn_lr=1e-3,
+    datasets=("Set5", "Set14", "BSD100"), lpips=("alex",), save_images=3, checkpoint_every=250, log_every=10,
+    num_workers=1, scales=(4,), curve_every=500,
+    note="reduced training for CPU-scale evidence (x4 only: 5000 iterations of 4 x 72x72 patches per network = 2.5% "
+         "of the paper's 200k, SRCNN 2000 x 64 at lr 1e-3); full evaluation sets; LPIPS-AlexNet; Set5 curve every "
+         "500 iterations")
+SR_PROFILES = tuple(PROFILE_TABLE)
+assert set(PROFILES) <= set(PROFILE_TABLE)
 
 
 # ---------------------------------------------------------------------------------------------------- errors
@@ -291,6 +308,7 @@ class SRRunConfig:
     device: str = "cpu"
     iterations: int | None = None
     srcnn_iterations: int | None = None
+    curve_iterations: int | None = None  # --curve-every (None: the profile's; 0: off)
     batch_size: int | None = None
     patch_size: int | None = None
     lr: float | None = None
@@ -324,6 +342,10 @@ class SRRunConfig:
     @property
     def patch(self) -> int:
         return self.patch_size if self.patch_size is not None else self.profile.patch_size
+
+    @property
+    def curve_every(self) -> int:
+        return self.curve_iterations if self.curve_iterations is not None else self.profile.curve_every
 
     @property
     def learning_rate(self) -> float:
@@ -522,6 +544,10 @@ class SRHarness:
                           "optimizer": "Adam", "sampling": "grid",
                           "lr_degradation": "MATLAB bicubic downscale, 8-bit, bicubic upscale; Y channel"},
             },
+            "curve": ({"every": cfg.curve_every, "dataset": CURVE_DATASET, "file": CURVE_FILE,
+                       "what": "Set5 means of each SR network after every `every` training iterations, by the run's "
+                               "evaluation protocol; training runs in chunks that resume exactly"}
+                      if cfg.curve_every and cfg.needs("pixel", "feat") else None),
             "evaluation": {
                 "lr": f"data.eval_protocol.make_eval_lr, protocol {cfg.eval_protocol!r}: "
                       f"{DESCRIPTIONS[cfg.eval_protocol]}",
@@ -617,8 +643,14 @@ class SRHarness:
         meta = {"method": METHODS[cli][0], "scale": scale, "variant": cfg.variant, "data": stream.describe()["kind"],
                 "patch_size": cfg.patch, "sigma": cfg.profile.sigma, "corpus_digest": file_list_digest(corpus.files),
                 "tv_weight": cfg.tv_weight if cli == "feat" else 0.0}
-        result = train(model, loss_fn, stream, self._train_cfg(cfg.n_iterations, cfg.batch, cfg.learning_rate),
-                       name=name, out_dir=self.out, device=self.device, resume=self.resuming, meta=meta)
+        def run_training(iterations: int, resume: bool) -> TrainResult:
+            return train(model, loss_fn, stream, self._train_cfg(iterations, cfg.batch, cfg.learning_rate),
+                         name=name, out_dir=self.out, device=self.device, resume=resume, meta=meta)
+
+        if cfg.curve_every:
+            result = self._train_with_curve(cli, scale, run_training, model)
+        else:
+            result = run_training(cfg.n_iterations, self.resuming)
         self._note_training(result)
         return model.eval()
 
@@ -669,7 +701,6 @@ class SRHarness:
                 if not live:
                     break
                 hr, lr = make_eval_lr(load_image_uint8(path, keep_gray=True), scale, self.cfg.eval_protocol)
-                gray = hr.ndim == 2  # a 1-channel file (Set14 bridge): scored on its gray values
                 lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
                 lr_t = _lr_tensor(lr_rgb, self.device)
                 save = index < self.cfg.save_images
@@ -678,12 +709,7 @@ class SRHarness:
                 for fam in live:
                     t = time.perf_counter()
                     try:
-                        outputs = fam.run(lr, lr_t)
-                        for method, sr in outputs.items():
-                            view = _scoring_view(sr, gray)
-                            metrics = evaluate_pair(view, hr, scale, gray)
-                            for net, model in self.lpips_models.items():
-                                metrics[f"lpips_{net}"] = lpips_distance(model, view, hr, crop=scale)
+                        for method, (view, metrics) in self._score(fam, lr, lr_t, hr, scale).items():
                             self.results.add(dataset, scale, method, path.stem, metrics)
                             if save:
                                 save_image(view, img_dir / f"{path.stem}_{method}.png")
@@ -706,6 +732,91 @@ class SRHarness:
                 "status": "failed" if fam.cli in errors else "ok", "wall_time_s": round(spent[fam.cli], 3),
                 "error": errors.get(fam.cli)}
         self.record.save()
+
+    def _score(self, fam: Family, lr: np.ndarray, lr_t: torch.Tensor, hr: np.ndarray,
+               scale: int) -> dict[str, tuple[np.ndarray, dict[str, float]]]:
+        """One LR image through one family, each output scored against `hr` by the protocol (and LPIPS)."""
+        gray = hr.ndim == 2  # a 1-channel file (Set14 bridge): scored on its gray values
+        scored = {}
+        for method, sr in fam.run(lr, lr_t).items():
+            view = _scoring_view(sr, gray)
+            metrics = evaluate_pair(view, hr, scale, gray)
+            for net, model in self.lpips_models.items():
+                metrics[f"lpips_{net}"] = lpips_distance(model, view, hr, crop=scale)
+            scored[method] = (view, metrics)
+        return scored
+
+    # -- quality during training (--curve-every) -----------------------------------------------------------------
+    def _curve_files(self) -> list[Path]:
+        if CURVE_DATASET in self.datasets:
+            return self.datasets[CURVE_DATASET]
+        from data.fetch import resolve_images
+
+        return sorted(resolve_images(CURVE_DATASET)[1], key=lambda p: p.name)
+
+    def _curve_points(self, scale: int, method: str) -> set[int]:
+        """Iterations already scored for `method` at `scale` (a resumed run does not repeat them)."""
+        path = self.out / CURVE_FILE
+        if not path.is_file():
+            return set()
+        with path.open(newline="") as f:
+            return {int(r["iteration"]) for r in csv.DictReader(f)
+                    if r["scale"] == str(scale) and r["method"] == method}
+
+    def _curve_point(self, cli: str, scale: int, model: nn.Module, iteration: int) -> None:
+        """Score `model` (after `iteration` training steps) on Set5 by the evaluation protocol; append the means to
+        curve.csv (atomically: a row per scale, dataset, method, iteration and metric)."""
+        fam = johnson_family(cli, model.eval(), scale)
+        sums: dict[str, dict[str, list[float]]] = {name: {} for name in fam.names}
+        with torch.no_grad():
+            for path in self._curve_files():
+                hr, lr = make_eval_lr(load_image_uint8(path, keep_gray=True), scale, self.cfg.eval_protocol)
+                lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
+                for method, (_, metrics) in self._score(fam, lr, _lr_tensor(lr_rgb, self.device), hr, scale).items():
+                    for metric, value in metrics.items():
+                        sums[method].setdefault(metric, []).append(float(value))
+        model.train()
+        path = self.out / CURVE_FILE
+        rows: list[dict[str, str]] = []
+        if path.is_file():
+            with path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f)
+                        if not (r["scale"] == str(scale) and r["method"] in fam.names
+                                and int(r["iteration"]) == iteration)]
+        for method, per_metric in sums.items():
+            for metric, values in per_metric.items():
+                rows.append({"scale": str(scale), "dataset": CURVE_DATASET, "method": method,
+                             "iteration": str(iteration), "metric": metric, "value": repr(float(np.mean(values)))})
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, buf.getvalue())
+        log.info("curve %s x%d at %d iterations: %s", cli, scale, iteration, ", ".join(
+            f"{m} {np.mean(v):.4f}" for m, v in sums[fam.names[0]].items()))
+
+    def _train_with_curve(self, cli: str, scale: int, run_training: Callable[[int, bool], TrainResult],
+                          model: nn.Module) -> TrainResult:
+        """Train to the end in chunks of `curve_every` iterations, scoring Set5 after each chunk. Each chunk resumes
+        from the previous chunk's final checkpoint, which the training loop restores exactly (same samples, RNG and
+        optimiser state), so the trained network is the one an uninterrupted training gives."""
+        every, total = self.cfg.curve_every, self.cfg.n_iterations
+        ends = [*range(every, total, every), total]
+        done = self._curve_points(scale, METHODS[cli][0])
+        first: TrainResult | None = None
+        result: TrainResult | None = None
+        session = 0.0
+        for end in ends:
+            if end in done and end != total:
+                continue  # scored in an earlier session; the checkpoint is at least this far
+            result = run_training(end, self.resuming or first is not None or bool(done))
+            first = first or result
+            session += result.session_time_s
+            if end not in done:
+                self._curve_point(cli, scale, model, end)
+        assert first is not None and result is not None
+        return dataclasses.replace(result, start_iteration=first.start_iteration, resumed=first.resumed,
+                                   session_time_s=session)
 
     # -- the run ------------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -814,10 +925,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"profiles:\n{table}\n\nThe default corpus ({DEFAULT_CORPUS}; SRCNN: {DEFAULT_SRCNN_CORPUS}) stands in "
                f"for the paper's {PAPER_CORPUS}; run.json and the report say so.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=PROFILES, default=None,
+    parser.add_argument("--profile", choices=SR_PROFILES, default=None,
                         help=f"run size (default: {default_profile()} here: 'paper' with CUDA, else 'quick')")
-    parser.add_argument("--scales", type=int, nargs="+", choices=SCALES, default=list(SCALES),
-                        help="upscaling factors (default: 4 8); SRCNN runs at x4 only, as in the paper")
+    parser.add_argument("--scales", type=int, nargs="+", choices=SCALES, default=None,
+                        help="upscaling factors (default: the profile's: 4 8, cpu-x4: 4); SRCNN runs at x4 only, as "
+                             "in the paper")
     parser.add_argument("--methods", nargs="+", choices=tuple(METHODS), default=list(METHODS),
                         help="bicubic, srcnn, pixel (-> johnson_pixel[_histmatch]), feat (-> johnson_feat[_histmatch]) "
                              "(default: all)")
@@ -841,6 +953,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training iterations per network, overriding the profile (also SRCNN's unless "
                              "--srcnn-iterations is given)")
     parser.add_argument("--srcnn-iterations", type=positive_int, default=None, help="SRCNN training iterations")
+    parser.add_argument("--curve-every", type=non_negative_int, default=None, metavar="N",
+                        help=f"score each SR network on {CURVE_DATASET} every N training iterations into "
+                             f"{CURVE_FILE} (the report plots it; 0: off; default: the profile's, 500 in cpu-x4)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="SR network batch size override: the GLOBAL batch (under torchrun each of N ranks "
                              "takes batch / N; must divide)")
@@ -875,7 +990,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> SRRunConfig:
     """The run's configuration from parsed arguments (argv: the raw arguments, recorded in run.json)."""
-    profile = PROFILE_TABLE[check_profile(args.profile or default_profile())]
+    name = args.profile or default_profile()
+    profile = PROFILE_TABLE[name if name in PROFILE_TABLE else check_profile(name)]
+    if args.scales is None:
+        args.scales = list(profile.scales)
     device = checked_device(args.device or default_device())
     lpips = () if args.no_lpips else tuple(args.lpips if args.lpips is not None else profile.lpips)
     patch = args.patch_size if args.patch_size is not None else profile.patch_size
@@ -889,7 +1007,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         profile=profile, scales=tuple(dict.fromkeys(args.scales)), methods=tuple(dict.fromkeys(args.methods)),
         datasets=tuple(args.datasets or profile.datasets), corpus=args.corpus, srcnn_corpus=args.srcnn_corpus,
         out=out, variant=args.variant or default_variant(profile.name), seed=args.seed, device=device,
-        iterations=args.iterations,
+        iterations=args.iterations, curve_iterations=args.curve_every,
         srcnn_iterations=args.srcnn_iterations, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
         tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=args.eval_protocol, lpips=lpips,
         save_images=args.save_images if args.save_images is not None else profile.save_images,

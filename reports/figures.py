@@ -17,7 +17,7 @@ from matplotlib.ticker import NullFormatter
 
 from data.files import atomic_write_bytes
 from reports.benchjson import RECORD_COLUMNS
-from reports.runs import MEAN, Run
+from reports.runs import CURVE_COLUMNS, CURVE_FILE, MEAN, Run
 
 TRACE_NAME = re.compile(r"gatys_(\d+)_(.+)\.csv$")
 MAX_THIN_LINES = 20
@@ -271,7 +271,6 @@ __all__ = [
 ]
 
 
-CURVE_FILE = "curve.csv"  # written by bench.sr (--curve-every): Set5 means of each SR network during training
 CURVE_METRICS = (("psnr_y", "PSNR-Y (dB)"), ("ssim_y", "SSIM-Y"), ("lpips_alex", "LPIPS-alex (lower is better)"))
 PAPER_ITERATIONS = 200_000  # the paper's SR schedule (Sec. 4.2): where its printed end points sit on the x axis
 
@@ -285,7 +284,7 @@ def read_curve(run: Run) -> tuple[pd.DataFrame | None, list[str]]:
         frame = pd.read_csv(path, dtype={"scale": str, "dataset": str, "method": str, "metric": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         return None, [f"{CURVE_FILE}: malformed ({type(exc).__name__})"]
-    need = {"scale", "dataset", "method", "iteration", "metric", "value"}
+    need = set(CURVE_COLUMNS)
     if not need <= set(frame.columns):
         return None, [f"{CURVE_FILE}: malformed (needs columns {', '.join(sorted(need))})"]
     frame["iteration"] = pd.to_numeric(frame["iteration"], errors="coerce")

@@ -70,7 +70,7 @@ from data.catalog import DEFAULT_TRAIN_CORPUS, SRCNN_TRAIN_CORPUS, UnknownDatase
 from data.degrade import make_lr, modcrop
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
-from data.images import check_decodable, load_image_uint8, save_image
+from data.images import load_image_uint8, save_image
 from perceptual.nets import VARIANTS, SRNet
 
 log = logging.getLogger("bench.sr")
@@ -470,11 +470,15 @@ class SRHarness:
                 label, files = resolve_images(spec)
                 if label in resolved:
                     raise ValueError(f"names {label!r} twice; give each evaluation set once")
-                # an evaluation set is scored whole (its mean is compared with published numbers): an unreadable
-                # image stops the run here, before anything is written, instead of silently shrinking the set
-                for f in files:
-                    check_decodable(f)
             resolved[label] = sorted(files, key=lambda p: p.name)
+        # an evaluation set is scored whole (its mean is compared with published numbers): every unreadable or too
+        # small image of every set stops the run here, in one message, before anything is written
+        from data.checks import FolderCheckError, check_eval_images
+
+        problems = [pr for files in resolved.values() for pr in check_eval_images(files, max(self.cfg.scales))[1]]
+        if problems:
+            raise FolderCheckError(problems, "the evaluation sets (--datasets)", "Fix or remove these files (or "
+                                   "score the rest with `python -m bench.sr evaluate ... --skip-unreadable`)")
         return resolved
 
     def _start_record(self, resumed: bool) -> None:
@@ -659,6 +663,7 @@ class SRHarness:
                 lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
                 lr_t = _lr_tensor(lr_rgb, self.device)
                 save = index < self.cfg.save_images
+                self.image = (dataset, path)  # the image being scored (read by bench.own_sr's families)
                 if save:
                     save_image(hr, img_dir / f"{path.stem}_hr.png")
                 for fam in live:
@@ -885,6 +890,12 @@ def run(cfg: SRRunConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given and given[0] in ("evaluate", "upscale"):  # issue 14: score your own method / apply a trained network
+        from bench.apply import upscale_main
+        from bench.own_sr import evaluate_main
+
+        return (evaluate_main if given[0] == "evaluate" else upscale_main)(given[1:])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)

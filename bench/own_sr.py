@@ -265,7 +265,9 @@ class ModelFamily(NamedFamily):
         if self.input_kind == "y":  # Y from the network, Cb/Cr from bicubic (as SRCNN is scored)
             up = rgb_to_ycbcr(imresize(lr_t.double(), scale_factor=s)).to(y.dtype)
             y = ycbcr_to_rgb(torch.cat([y, up[:, 1:]], dim=1))
-        sr = to_uint8(y.clamp(0, 1))
+        # C order, as a decoded file is (the float sums inside SSIM then run in the same order: saved outputs
+        # re-scored through --outputs give the same rows to the last bit)
+        sr = np.ascontiguousarray(to_uint8(y.clamp(0, 1)))
         if self.save_to is not None:
             save_image(sr, self.save_to / dataset / f"{path.stem}.png")
         return {self.names[0]: sr}

@@ -76,7 +76,7 @@ def stylize_image(net: nn.Module, image: torch.Tensor, tile: int | None) -> torc
 def upscale_image(model: SuiteModel, lr_uint8: np.ndarray, tile: int | None) -> np.ndarray:
     """An 8-bit RGB LR image through the SR network (or SRCNN); uint8 HxWx3 output, rounded as the evaluation is."""
     device = next(model.net.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(lr_uint8)).permute(2, 0, 1)[None].float().div(255.0).to(device)
+    x = torch.from_numpy(np.array(lr_uint8, copy=True)).permute(2, 0, 1)[None].float().div(255.0).to(device)
     if model.kind == "srcnn":
         from baselines.srcnn import srcnn_upscale
 

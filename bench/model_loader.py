@@ -101,7 +101,7 @@ def load_factory(spec: str) -> Callable[..., Any]:
     if not callable(fn):
         found = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
                        and getattr(v, "__module__", None) == module.__name__)
-        raise ValueError(f"--model {spec}: {target} defines no callable {factory!r}"
+        raise ValueError(f"--model {spec}: {target} defines no callable {factory!r}"  # noqa: TRY004
                          + (f"; it defines {', '.join(found)}" if found else ""))
     return fn
 
@@ -137,7 +137,7 @@ def build_model(spec: str, weights: Path | str | None = None, device: torch.devi
         raise UserCodeError(f"--model {spec}: calling the factory raised {type(e).__name__} (traceback above)",
                             _user_traceback(e, {str(Path(spec.rpartition(':')[0]).resolve())})) from None
     if not isinstance(model, nn.Module):
-        raise ValueError(f"--model {spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+        raise ValueError(f"--model {spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")  # noqa: TRY004
     if weights is not None:
         state = load_state_dict_file(weights)
         try:
@@ -174,7 +174,7 @@ def load_suite_checkpoint(path: Path | str, device: torch.device | str = "cpu") 
         raise ValueError(f"--checkpoint {path} is not a checkpoint of this suite ({type(e).__name__}); "
                          f"{CHECKPOINT_HELP}") from None
     if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
-        raise ValueError(f"--checkpoint {path} is not a checkpoint of this suite; {CHECKPOINT_HELP}")
+        raise ValueError(f"--checkpoint {path} is not a checkpoint of this suite; {CHECKPOINT_HELP}")  # noqa: TRY004
     meta = dict(ck.get("meta") or {})
     if ck.get("format") == CHECKPOINT_FORMAT:  # a training checkpoint (bench.train)
         if meta.get("task") == "style":

@@ -37,7 +37,17 @@ from bench.errors import naming_option as _argument
 from bench.metrics import to_uint8
 from bench.model_loader import UserCodeError, build_model, load_state_dict_file
 from bench.own_common import OutGuard, check_name, print_error
-from bench.sr import LPIPS_NETS, MEAN, PROFILE_TABLE, SCALES, TASK, Family, ResultsTable, SRHarness, SRRunConfig
+from bench.sr import (
+    LPIPS_NETS,
+    MEAN,
+    PROFILE_TABLE,
+    SCALES,
+    TASK,
+    Family,
+    ResultsTable,
+    SRHarness,
+    SRRunConfig,
+)
 from data.checks import FolderCheckError, ImageProblem, check_eval_images, modcropped_size
 from data.files import HashMismatchError
 from data.images import ImageError, ImageInfo, check_decodable, load_image_uint8, save_image
@@ -295,6 +305,7 @@ class EvalHarness(SRHarness):
         info["evaluated"] = {"name": plan.name, **plan.source, "conversions": plan.conversions,
                              "warnings": plan.warnings}
         info["skipped_files"] = plan.skipped
+        info["device_settings"] |= {"tf32": False, "cudnn_benchmark": False}  # a user's network runs in full fp32
         notes = [f"{plan.name}: evaluated with `{PROG}` under the suite's protocol (no training in this run)"]
         for d in plan.datasets:
             if len(plan.datasets[d]) != plan.totals[d]:
@@ -323,10 +334,12 @@ class EvalHarness(SRHarness):
         self.results.save()
         if cfg.lpips:
             self._load_lpips()
-        self.evaluate([self.family], plan.scale)
-        if self.family.fatal is not None:
+        family = self.family
+        assert family is not None, "evaluate_main sets the family before run()"
+        self.evaluate([family], plan.scale)
+        if family.fatal is not None:
             self.guard.discard()
-            error = self.family.fatal
+            error = family.fatal
             raise error if isinstance(error, (ModelOutputError, UserCodeError)) else ModelOutputError(
                 f"evaluating {plan.name} failed: {type(error).__name__}: {error}")
         if cfg.report:

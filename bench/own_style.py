@@ -222,9 +222,9 @@ def evaluate_main(argv: Sequence[str]) -> int:
             "datasets": run.info["datasets"], "sizes": list(sizes), "fig5": summary,
             "stages": {f"evaluate:{s}": {"status": "ok", "wall_time_s": summary["sizes"][str(s)]["wall_time_s"],
                                          "error": None} for s in sizes},
-            "notes": [f"{name}: evaluated with `{PROG}` on the objective of "
-                      f"{'run ' + str(args.compare) if args.compare else 'the ' + settings.profile + ' profile'} "
-                      f"(no training in this run)"],
+            "notes": [(f"{name}: evaluated with `{PROG}` on the objective of "
+                       f"{'run ' + str(args.compare) if args.compare else 'the ' + settings.profile + ' profile'} "
+                       f"(no training in this run)")],
         }
         atomic_write_json(out / "run.json", plain(doc))
         if not args.no_report:
@@ -245,7 +245,7 @@ def _evaluate(run: StyleRun, net: _Checked, name: str, style: str, sizes: Sequen
               compare_info: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and summary for every size (computed before anything is written)."""
     s = run.s
-    run.networks[style] = net  # the external network takes the suite's network's place in network_objective
+    run.networks[style] = net  # type: ignore[assignment]  # the external network takes the suite's network's place
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"style": style, "eval_set": s.eval_set, "sizes": {}}
     for size in sizes:
@@ -255,21 +255,21 @@ def _evaluate(run: StyleRun, net: _Checked, name: str, style: str, sizes: Sequen
         for stem, x in images:
             net.image = f"{s.eval_set}/{stem} at {size} px"
             values[stem] = run.network_objective(style, x.to(run.device))[0]["total"]
-        rows += [result_row(size, name, k, "objective", v) for k, v in values.items()]
+        rows += [result_row(str(size), name, k, "objective", v) for k, v in values.items()]
         mean, std = mean_std(list(values.values()))
-        rows += [result_row(size, name, MEAN, "objective", mean), result_row(size, name, MEAN, "objective_std", std)]
+        rows += [result_row(str(size), name, MEAN, "objective", mean), result_row(str(size), name, MEAN, "objective_std", std)]
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(s.seed)).to(run.device)
         net.image = f"a random {size} px image (timing)"
         ff = time_forward(net, x, warmup=3, repeats=s.p.feedforward_repeats)
-        rows.append(result_row(size, name, MEAN, "seconds", ff.median_s))
+        rows.append(result_row(str(size), name, MEAN, "seconds", ff.median_s))
         entry: dict[str, Any] = {"images": list(values), "objective_mean": mean, "feedforward": ff.as_dict()}
         if compare is not None:
             m = match_statistics(_traces(compare, size, list(values)), values)
             for k, (it, sec) in m["per_image"].items():
-                rows += [result_row(size, name, k, "iters_to_match", it),
-                         result_row(size, name, k, "seconds_to_match", sec)]
-            rows += [result_row(size, name, MEAN, "iters_to_match", m["mean"][0]),
-                     result_row(size, name, MEAN, "seconds_to_match", m["mean"][1])]
+                rows += [result_row(str(size), name, k, "iters_to_match", it),
+                         result_row(str(size), name, k, "seconds_to_match", sec)]
+            rows += [result_row(str(size), name, MEAN, "iters_to_match", m["mean"][0]),
+                     result_row(str(size), name, MEAN, "seconds_to_match", m["mean"][1])]
             never = not math.isfinite(m["mean"][0])
             theirs = compare_info["fig5"]["sizes"].get(str(size), {})
             entry |= {"iters_to_match_mean": None if never else m["mean"][0],

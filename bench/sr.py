@@ -477,8 +477,7 @@ class SRHarness:
 
         problems = [pr for files in resolved.values() for pr in check_eval_images(files, max(self.cfg.scales))[1]]
         if problems:
-            raise FolderCheckError(problems, "the evaluation sets (--datasets)", "Fix or remove these files (or "
-                                   "score the rest with `python -m bench.sr evaluate ... --skip-unreadable`)")
+            raise FolderCheckError(problems, "the evaluation sets (--datasets)", "Fix or remove these files")
         return resolved
 
     def _start_record(self, resumed: bool) -> None:

@@ -277,7 +277,7 @@ def test_whole_folder_check_reports_every_problem_and_skip_unreadable(tmp_path, 
     (hr_dir / "broken1.png").write_bytes(b"garbage")
     (hr_dir / "empty.png").write_bytes(b"")
     Image.fromarray(_gradient(6, 6, 9)).save(hr_dir / "tiny.png")
-    data = open(hr_dir / "a.png", "rb").read()
+    data = (hr_dir / "a.png").read_bytes()
     (hr_dir / "truncated.png").write_bytes(data[: len(data) // 2])
     model = tmp_path / "m.py"
     model.write_text(NN_MODEL)

@@ -74,8 +74,8 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, smoke_run, factory, caps
     base = ["evaluate", "--styles", "la_muse", "--compare", str(smoke_run), "--device", "cpu", "--no-report"]
     cases = [
         (["--model", f"{factory}:build", "--name", "johnson_network"], "method of this suite"),
-        (["--model", f"{factory}:build_shrink", "--name", "shrink"], "returned shape (1, 3, 32, 32), expected "
-                                                                       "(1, 3, 64, 64)"),
+        (["--model", f"{factory}:build_shrink", "--name", "shrink"], ("returned shape (1, 3, 32, 32), "
+                                                                        "expected (1, 3, 64, 64)")),
         (["--model", f"{factory}:build", "--name", "x", "--sizes", "128"], "ran Fig. 5 at [64] px only"),
         (["--model", f"{factory}:build", "--name", "x", "--styles", "candy"], "not 'candy'"),
         (["--model", f"{tmp_path}/missing.py:build", "--name", "x"], "no such file"),

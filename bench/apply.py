@@ -31,6 +31,7 @@ from torch import nn
 from bench.errors import ArgumentError, checked_device, non_negative_int, positive_int
 from bench.metrics import to_uint8
 from bench.model_loader import SuiteModel, load_suite_checkpoint
+from bench.profiles import default_device
 from data.checks import FolderCheckError, check_eval_images
 from data.images import load_image, load_image_uint8, save_image
 
@@ -148,7 +149,7 @@ def _run(prog: str, argv: Sequence[str], kind: str) -> int:
                        help="downscale images whose longer side exceeds this first (default: keep the size)")
     args = p.parse_args(list(argv))
     try:
-        device = checked_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = checked_device(args.device or default_device())
         model = load_suite_checkpoint(args.checkpoint, device)
         want = ("sr", "srcnn") if kind == "sr" else ("style",)
         if model.kind not in want:

@@ -37,6 +37,7 @@ from bench.errors import naming_option as _argument
 from bench.metrics import to_uint8
 from bench.model_loader import UserCodeError, build_model, load_state_dict_file
 from bench.own_common import OutGuard, check_name, print_error
+from bench.profiles import default_device
 from bench.sr import (
     LPIPS_NETS,
     MEAN,
@@ -404,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/sr/evaluate-<NAME>)")
     p.add_argument("--weights", type=Path, default=None,
                    help="--model only: a state dict to load (torch.load with weights_only=True)")
-    p.add_argument("--device", default=None, help="--model only: torch device (default cuda when available)")
+    p.add_argument("--device", default=None,
+                   help=f"torch device for the network and LPIPS (default: {default_device()})")
     p.add_argument("--tile", type=positive_int, default=None,
                    help="--model only: run the network tile by tile (tile side in LR pixels; exact when the "
                         "network's receptive field allows, see perceptual.fast.tiled_forward)")
@@ -430,11 +432,10 @@ def _plan(args: argparse.Namespace) -> tuple[EvalPlan, nn.Module | None, str]:
     name = check_name(args.name)
     if args.outputs is not None:
         for opt, given in (("--weights", args.weights is not None), ("--tile", args.tile is not None),
-                           ("--input", args.input != "rgb"), ("--save-images", args.save_images),
-                           ("--device", args.device is not None)):
+                           ("--input", args.input != "rgb"), ("--save-images", args.save_images)):
             if given:
                 raise ArgumentError(f"{opt} applies to --model only (a folder of --outputs is scored as it is)")
-    device = checked_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = checked_device(args.device or default_device())
     datasets, totals, infos, problems = resolve_datasets(args.datasets, args.scale, args.skip_unreadable)
     if args.outputs is not None:
         source: dict[str, Any] = {"kind": "outputs", "outputs": str(args.outputs.resolve())}

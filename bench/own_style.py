@@ -37,7 +37,7 @@ from bench.errors import ArgumentError, RunFolderError, checked_device
 from bench.model_loader import UserCodeError, build_model
 from bench.own_common import OutGuard, check_name, print_error
 from bench.profiles import PROFILES as PROFILE_NAMES
-from bench.profiles import check_profile, default_profile
+from bench.profiles import check_profile, default_device, default_profile
 from bench.runinfo import command_line, environment, plain
 from bench.speed import time_forward
 from bench.style import (
@@ -186,7 +186,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
             raise ArgumentError(f"--styles {' '.join(args.styles)}: a stylizer network has one style; evaluate one "
                                 f"at a time")
         style = args.styles[0]
-        device = checked_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = checked_device(args.device or default_device())
         compare_info: dict[str, Any] = {}
         if args.compare is not None:
             settings, compare_info = _settings_from_run(args.compare, style, out, device)

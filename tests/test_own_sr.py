@@ -271,6 +271,13 @@ def test_unreadable_16bit_gray_and_name_clash(tmp_path, hr_dir, capsys, caplog):
     (outputs / "mini" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     err = _refused(capsys, tmp_path / "r3", *base, "--name", "mine")
     assert str(outputs / "mini" / "a.png") in err and "[unreadable]" in err
+    # ... or skipped with --skip-unreadable: the rest is scored, the mean says over how many
+    skipped = tmp_path / "skipped"
+    assert _evaluate(*base, "--name", "mine", "--skip-unreadable", "--out", str(skipped)) == 0
+    info = json.loads((skipped / "run.json").read_text())
+    assert [Path(s["file"]).name for s in info["skipped_files"]] == ["a.png"]
+    assert info["datasets"]["mini"]["mean_over"] == "over 2 of 3 images"
+    assert {k[3] for k in _rows(skipped)} == {"b", "g", "__mean__"}
 
 
 def test_whole_folder_check_reports_every_problem_and_skip_unreadable(tmp_path, hr_dir, capsys):

@@ -478,6 +478,9 @@ def evaluate_main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     out = args.out if args.out is not None else Path("runs") / "sr" / f"evaluate-{args.name}"
     try:
+        if args.outputs is not None and args.outputs.resolve().is_relative_to(out.resolve()):
+            raise ArgumentError(f"--outputs {args.outputs} is inside --out {out}, which this run would replace; "
+                                f"choose another --out")
         plan, model, device = _plan(args)
         guard = OutGuard(out, args.overwrite)
         profile = PROFILE_TABLE["smoke"]

@@ -138,6 +138,9 @@ def test_model_end_to_end_on_set5_and_its_saved_outputs_give_identical_rows(tmp_
     assert _evaluate("--outputs", str(run / "outputs" / "x4"), "--scale", "4", "--datasets", "Set5", "--name",
                      "nearest", "--out", str(again)) == 0
     assert _by_method(_rows(again), "nearest") == rows
+    assert _evaluate("--outputs", str(run / "outputs" / "x4"), "--scale", "4", "--datasets", "Set5", "--name",
+                     "nearest", "--out", str(run), "--overwrite") == 2  # would delete its own input
+    assert (run / "outputs" / "x4" / "Set5").is_dir()
     tiled = tmp_path / "tiled"
     assert _evaluate("--model", f"{model_file}:build", "--scale", "4", "--datasets", "Set5", "--name", "nearest",
                      "--tile", "40", "--out", str(tiled), "--device", "cpu") == 0

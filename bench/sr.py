@@ -85,7 +85,8 @@ from data.catalog import DEFAULT_TRAIN_CORPUS, SRCNN_TRAIN_CORPUS, UnknownDatase
 from data.eval_protocol import DESCRIPTIONS, EVAL_PROTOCOLS, make_eval_lr
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
-from data.images import check_decodable, load_image_uint8, save_image
+from data.histmatch import histmatch
+from data.images import load_image_uint8, save_image
 from perceptual.lpips_offline import lpips_distance
 from perceptual.nets import VARIANTS, SRNet, Variant
 from reports.runs import CURVE_COLUMNS, CURVE_FILE
@@ -430,15 +431,6 @@ def _lr_tensor(lr_rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(lr_rgb)).permute(2, 0, 1)[None].to(device).float() / 255.0
 
 
-def histmatch(sr_uint8: np.ndarray, lr_uint8: np.ndarray) -> np.ndarray:
-    """The paper's post-processing: match each channel's histogram of the SR output to the LR input's."""
-    from skimage.exposure import match_histograms
-
-    # float inputs: skimage writes uint8 inputs' matched values into a uint8 array (truncating); we round instead
-    matched = match_histograms(sr_uint8.astype(np.float64), lr_uint8.astype(np.float64), channel_axis=-1)
-    return np.clip(np.floor(matched + 0.5), 0, 255).astype(np.uint8)
-
-
 class Family:
     """One CLI method: makes its contract-named outputs (uint8 HxWx3, or HxW for bicubic on gray) from an LR image."""
 
@@ -501,11 +493,14 @@ class SRHarness:
                 label, files = resolve_images(spec)
                 if label in resolved:
                     raise ValueError(f"names {label!r} twice; give each evaluation set once")
-                # an evaluation set is scored whole (its mean is compared with published numbers): an unreadable
-                # image stops the run here, before anything is written, instead of silently shrinking the set
-                for f in files:
-                    check_decodable(f)
             resolved[label] = sorted(files, key=lambda p: p.name)
+        # an evaluation set is scored whole (its mean is compared with published numbers): every unreadable or too
+        # small image of every set stops the run here, in one message, before anything is written
+        from data.checks import FolderCheckError, check_eval_images
+
+        problems = [pr for files in resolved.values() for pr in check_eval_images(files, max(self.cfg.scales))[1]]
+        if problems:
+            raise FolderCheckError(problems, "the evaluation sets (--datasets)", "Fix or remove these files")
         return resolved
 
     def _start_record(self, resumed: bool) -> None:
@@ -704,6 +699,7 @@ class SRHarness:
                 lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
                 lr_t = _lr_tensor(lr_rgb, self.device)
                 save = index < self.cfg.save_images
+                self.image = (dataset, path)  # the image being scored (read by bench.own_sr's families)
                 if save:
                     save_image(hr, img_dir / f"{path.stem}_hr.png")
                 for fam in live:
@@ -1023,6 +1019,12 @@ def run(cfg: SRRunConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given and given[0] in ("evaluate", "upscale"):  # issue 14: score your own method / apply a trained network
+        from bench.apply import upscale_main
+        from bench.own_sr import evaluate_main
+
+        return (evaluate_main if given[0] == "evaluate" else upscale_main)(given[1:])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)

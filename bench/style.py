@@ -993,6 +993,12 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = No
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, check every argument (exit status 2 and nothing written when one is unusable), run; 1 when a stage
     failed."""
+    given = sys.argv[1:] if argv is None else argv
+    if given and given[0] in ("evaluate", "stylize"):  # issue 14: score your own network / apply a trained one
+        from bench.apply import stylize_main
+        from bench.own_style import evaluate_main
+
+        return (evaluate_main if given[0] == "evaluate" else stylize_main)(list(given[1:]))
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

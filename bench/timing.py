@@ -45,7 +45,7 @@ def cpu_model() -> str:
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
-        return torch.cuda.getdevice_name(device)
+        return torch.cuda.get_device_name(device)
     return f"{cpu_model()} ({os.cpu_count()} cpus, {torch.get_num_threads()} torch threads)"
 
 

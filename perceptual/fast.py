@@ -52,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perceptual.norms import preserve_channels_last_
+
 __all__ = [
     "LOSS_RTOL_FIRST",
     "LOSS_RTOL_LATER",
@@ -367,6 +369,7 @@ class FastStylizer:
             pad_thin_convs_(net, cfg.pad_channels)
         if cfg.channels_last:
             net = net.to(memory_format=CL)
+            preserve_channels_last_(net)  # torch's instance norm would hand back NCHW at each of the 15 norms
         self.net = net
         self._run = _compile(self._forward, cfg) if cfg.compile else self._forward
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
@@ -638,8 +641,19 @@ def tiled_forward(net: nn.Module, x: torch.Tensor, tile: int, overlap: int | Non
     return out
 
 
+# Relative threshold of the receptive-radius probe: an input pixel is inside the field when its |gradient| (summed over
+# channels) exceeds this fraction of the largest one. Why float64 and 1e-13: measured on the CPU (random-weight
+# networks, 2026-12-02), the true gradients at the field's edge are tiny relative to the centre's: min/max over the
+# outermost ring 3e-11 (style, common), 5e-11 (style, paper), 1e-8 (SR x4 / x8), 4e-3 (SRCNN), and at fp32 the largest
+# ring value is only 1.3e-7 of the max: the same size as fp32 rounding noise from cuDNN's Winograd/FFT convolutions,
+# which give small non-zero gradients where the exact ones are 0. So no relative threshold separates the two at fp32
+# (it would cut the field short and make tiling wrong); in float64 the noise is ~1e-16 relative, and 1e-13 sits
+# 100x above it and 250x below the smallest true edge value.
+RECEPTIVE_REL_THRESHOLD = 1e-13
+
+
 def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None, device: torch.device | str = "cpu",
-                     trials: int = 3) -> int:
+                     trials: int = 3, rel_threshold: float = RECEPTIVE_REL_THRESHOLD) -> int:
     """Measured receptive radius in input pixels: the farthest input pixel (Chebyshev distance from the centre)
     whose value changes the centre output pixel, from input gradients over a few random inputs.
 
@@ -647,15 +661,17 @@ def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None,
     with their whole-image statistics every output pixel would depend on every input pixel. The probe (`size` px)
     must exceed twice the radius: by default it starts at 64 px and doubles (up to 1024) until the measured field
     stays clear of its border; an explicit `size` that is too small raises.
+    The probe runs in float64 and counts a pixel when its gradient exceeds `rel_threshold` x the largest one (not
+    exact zero, which fast convolution algorithms do not give; see RECEPTIVE_REL_THRESHOLD).
     """
     if size is None:
         for probe in (64, 128, 256, 512, 1024):
             try:
-                return receptive_radius(net, channels, probe, device, trials)
+                return receptive_radius(net, channels, probe, device, trials, rel_threshold)
             except _FieldTooLarge:
                 continue
         raise ValueError("receptive_radius: the receptive field exceeds a 1024 px probe")
-    net_copy = copy.deepcopy(net).to(device).eval()
+    net_copy = copy.deepcopy(net).to(device, torch.float64).eval()
     net_copy.requires_grad_(False)
     norms = _instance_stat_norms(net_copy)
     align = default_alignment(net_copy)
@@ -665,15 +681,17 @@ def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None,
     with _NormPatch(norms) as patch:
         for m in norms:
             c = m.num_features
-            patch.frozen[id(m)] = (torch.ones(1, c, device=device), torch.zeros(1, c, device=device))
+            patch.frozen[id(m)] = (torch.ones(1, c, device=device, dtype=torch.float64),
+                                   torch.zeros(1, c, device=device, dtype=torch.float64))
         patch.target = nn.Identity()
         for _ in range(trials):
-            x = torch.rand(1, channels, size, size, generator=gen).to(device).requires_grad_(True)
+            x = torch.rand(1, channels, size, size, generator=gen, dtype=torch.float64).to(device).requires_grad_(True)
             with torch.enable_grad():
                 y = net_copy(x)
                 sy, sx = y.shape[-2] // 2, y.shape[-1] // 2
                 y[..., sy, sx].sum().backward()
-            nz = (x.grad.abs().sum(dim=(0, 1)) > 0).nonzero()
+            g = x.grad.abs().sum(dim=(0, 1))
+            nz = (g > rel_threshold * g.max()).nonzero()
             cy, cx = sy * size / y.shape[-2], sx * size / y.shape[-1]
             r = math.ceil(max((nz[:, 0].float() - cy).abs().max().item(), (nz[:, 1].float() - cx).abs().max().item()))
             if nz[:, 0].min() == 0 or nz[:, 1].min() == 0 or nz[:, 0].max() == size - 1 or nz[:, 1].max() == size - 1:
@@ -880,9 +898,12 @@ class FastTrainer:
         if cfg.channels_last:
             self.model.to(memory_format=CL)
         module = self.model
+        if cfg.pad_channels or cfg.channels_last:
+            module = _shadow(self.model)  # shares the parameters: the caller's module keeps its classes
         if cfg.pad_channels:
-            module = _shadow(self.model)
             pad_thin_convs_(module, cfg.pad_channels)
+        if cfg.channels_last:
+            preserve_channels_last_(module)
         self._fmodel = _FastModel(module, cfg, self.device)
         self.loss_fn = loss_fn
         groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]

@@ -44,6 +44,7 @@ import contextlib
 import copy
 import itertools
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -356,8 +357,11 @@ class FastStylizer:
 
     def __init__(self, net: nn.Module, device: torch.device | str = "cpu", *, dtype: torch.dtype | str | None = None,
                  compile: bool | None = None, channels_last: bool | None = None, cuda_graphs: bool | None = None,
-                 config: FastConfig | None = None):
+                 config: FastConfig | None = None, max_graphs: int = 8):
+        if max_graphs < 1:
+            raise ValueError(f"FastStylizer(max_graphs={max_graphs}): keep at least one captured shape")
         self.device = torch.device(device)
+        self.max_graphs = max_graphs
         self.config = _resolve(config, self.device, "inference", dtype=_as_dtype(dtype) if dtype else None,
                                compile=compile, channels_last=channels_last, cuda_graphs=cuda_graphs)
         cfg = self.config
@@ -372,7 +376,9 @@ class FastStylizer:
             preserve_channels_last_(net)  # torch's instance norm would hand back NCHW at each of the 15 norms
         self.net = net
         self._run = _compile(self._forward, cfg) if cfg.compile else self._forward
-        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        # captured CUDA graphs per input shape, least recently used first; at most `max_graphs` (each holds its own
+        # memory pool of activations, so an unbounded cache would grow with every new image size)
+        self._graphs: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with _autocast(self.device, self.config):
@@ -396,24 +402,35 @@ class FastStylizer:
             return self._run(x)
 
     def _replay(self, x: torch.Tensor) -> torch.Tensor:
-        key = (tuple(x.shape), x.stride())
-        entry = self._graphs.get(key)
-        if entry is None:
-            static_in = x.clone()
-            stream = torch.cuda.Stream(self.device)
-            stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(stream):
-                for _ in range(3):  # compile, cuDNN autotuning and allocator growth happen here, not in the capture
-                    self._run(static_in)
-            torch.cuda.current_stream(self.device).wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self._run(static_in)
-            entry = self._graphs[key] = (graph, static_in, static_out)
-        graph, static_in, static_out = entry
-        static_in.copy_(x)
-        graph.replay()
-        return static_out.clone()  # the next replay overwrites static_out
+        # everything on the stylizer's own device (its streams, capture and replay), whatever the current device is
+        with torch.cuda.device(self.device):
+            key = (tuple(x.shape), x.stride())
+            entry = self._graphs.get(key)
+            if entry is None:
+                entry = self._capture(x)
+                self._graphs[key] = entry
+                while len(self._graphs) > self.max_graphs:
+                    _, (old_graph, _, _) = self._graphs.popitem(last=False)
+                    old_graph.reset()  # frees its memory pool now, not at garbage collection
+            else:
+                self._graphs.move_to_end(key)
+            graph, static_in, static_out = entry
+            static_in.copy_(x)
+            graph.replay()
+            return static_out.clone()  # the next replay overwrites static_out
+
+    def _capture(self, x: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        static_in = x.clone()
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # compile, cuDNN autotuning and allocator growth happen here, not in the capture
+                self._run(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):  # torch's default capture stream is the current device's
+            static_out = self._run(static_in)
+        return graph, static_in, static_out
 
     def stylize_many(self, images: Sequence[torch.Tensor], batch_size: int = 8) -> list[torch.Tensor]:
         """Run a list of images through the network in batches of up to `batch_size` same-sized images.
@@ -944,12 +961,13 @@ class FastTrainer:
             if not self.config.cuda_graphs:
                 out = self._eager_step(self._to_device(batch))
             else:
-                if self._graph is None:
-                    self._capture(self._to_device(batch))
-                graph, static, static_out = self._graph  # type: ignore[misc]
-                _copy_into(static, self._to_device(batch))
-                graph.replay()
-                out = static_out.clone()
+                with torch.cuda.device(self.device):  # capture and replay on the trainer's own device
+                    if self._graph is None:
+                        self._capture(self._to_device(batch))
+                    graph, static, static_out = self._graph  # type: ignore[misc]
+                    _copy_into(static, self._to_device(batch))
+                    graph.replay()
+                    out = static_out.clone()
         self.steps += 1
         return out
 
@@ -983,7 +1001,7 @@ class FastTrainer:
                             v.copy_(before[k]) if before is not None and k in before else v.zero_()
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=stream):  # torch's default capture stream is the current device's
             out = self._eager_step(static)
         self._graph = (graph, static, out)
 

@@ -239,8 +239,14 @@ def _allow_recompiles() -> None:
 
 
 def _compile(fn: Callable, cfg: FastConfig) -> Callable:
+    """torch.compile with inductor; $PERCEPTUAL_COMPILE_BACKEND names another backend (the CPU rehearsal of the GPU
+    check uses aot_eager: same graphs, no code generation)."""
+    import os
+
     _allow_recompiles()
-    return torch.compile(fn, mode=cfg.compile_mode, dynamic=cfg.dynamic)
+    backend = os.environ.get("PERCEPTUAL_COMPILE_BACKEND") or "inductor"
+    mode = cfg.compile_mode if backend == "inductor" else None
+    return torch.compile(fn, backend=backend, mode=mode, dynamic=cfg.dynamic)
 
 
 def _to_layout(x: torch.Tensor, cfg: FastConfig) -> torch.Tensor:

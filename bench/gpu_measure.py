@@ -64,15 +64,26 @@ def timed(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int
         fn()
     synchronize(device)
     warm = time.perf_counter() - t0
-    times = []
+    times, events = [], []
+    on_cuda = device.type == "cuda"
     for _ in range(repeats):
         t = time.perf_counter()
+        if on_cuda:  # device-side time too: wall >> events means the call is launch-bound (CPU side)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
         fn()
+        if on_cuda:
+            end.record()
+            events.append((start, end))
         synchronize(device)
         times.append(time.perf_counter() - t)
     times.sort()
-    return {"median_s": times[len(times) // 2], "min_s": times[0], "repeats": repeats, "warmup_s": warm,
-            "peak_mem_bytes": _peak(device)}
+    out = {"median_s": times[len(times) // 2], "min_s": times[0], "repeats": repeats, "warmup_s": warm,
+           "peak_mem_bytes": _peak(device)}
+    if events:
+        gpu = sorted(a.elapsed_time(b) / 1e3 for a, b in events)
+        out["gpu_median_s"] = gpu[len(gpu) // 2]
+    return out
 
 
 def _rand(*shape: int, device: torch.device, seed: int = 0) -> torch.Tensor:

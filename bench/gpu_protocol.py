@@ -468,13 +468,14 @@ def summary_md(records: list[dict[str, Any]], steps: dict[str, dict[str, Any]], 
     lines += ["", "## Steps (in run order)", "", "| step | status | seconds |", "|---|---|---|"]
     lines += [f"| {n} | {s['status']}{' (' + s['reason'] + ')' if s.get('reason') else ''} | {s.get('seconds', 0)} |"
               for n, s in steps.items()]
-    lines += ["", "## Measurements", "", "| name | path | mode | median / total | warm-up | peak memory |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "## Measurements", "", ("| name | path | mode | median / total | GPU time (events) | warm-up | "
+              "peak memory |"), "|---|---|---|---|---|---|---|"]
     for r in records:
         if r.get("kind") in ("forward", "train", "gatys"):
             mem = f"{r['peak_mem_bytes'] / 2**30:.2f} GiB" if r.get("peak_mem_bytes") else "-"
             lines.append(f"| {r.get('name')} | {r.get('path')} ({r.get('config', '')}) | {r.get('mode', '')} | "
-                         f"{_fmt(r.get('median_s', r.get('seconds')))} | {_fmt(r.get('warmup_s'))} | {mem} |")
+                         f"{_fmt(r.get('median_s', r.get('seconds')))} | {_fmt(r.get('gpu_median_s'))} | "
+                         f"{_fmt(r.get('warmup_s'))} | {mem} |")
     if info.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in info["notes"]]
     return "\n".join(lines) + "\n"

@@ -139,6 +139,18 @@ def test_benchmark_json_hook_on_cuda(cuda, monkeypatch):
     assert "skipped" in out
 
 
+def test_gpu_measure_timing_on_cuda(cuda):
+    """bench.gpu_measure.timed on CUDA: peak memory reset and read, CUDA events around each call, synchronised."""
+    from bench.gpu_measure import timed
+
+    calls = []
+    res = timed(lambda: calls.append(1), CUDA, warmup=1, repeats=3)
+    assert len(calls) == 4 and res["repeats"] == 3
+    assert res["peak_mem_bytes"] == cuda.peak and ("reset_peak_memory_stats", CUDA) in cuda.calls
+    assert 0.0 <= res["gpu_median_s"] <= res["median_s"] + 1e-3
+    assert len([c for c in cuda.calls if c[0] == "synchronize"]) == 1 + 3
+
+
 def test_bench_device_refuses_cuda_without_it(monkeypatch):
     from bench.timing import bench_device
 

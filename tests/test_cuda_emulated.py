@@ -313,21 +313,25 @@ def test_fast_stylizer_capture_catches_a_syncing_network(cuda_graphs):
         FastStylizer(Syncs(), "cpu", config=FastConfig(cuda_graphs=True))(torch.rand(1, 3, 8, 8))
 
 
-def _trainer(cuda_graphs: bool, net: nn.Module) -> Any:
+def _trainer(cuda_graphs: bool, net: nn.Module, **cfg: Any) -> Any:
     from perceptual.fast import FastConfig, FastTrainer, fast_style_loss_fn
     from perceptual.losses import PerceptualObjective
     from perceptual.vgg import LossNetwork
 
     torch.manual_seed(1)
     objective = PerceptualObjective(LossNetwork(weights="random"), torch.rand(1, 3, 32, 32))
-    loss = fast_style_loss_fn(objective, FastConfig())
-    trainer = FastTrainer(net, loss, device="cpu", lr=1e-2, config=FastConfig(cuda_graphs=cuda_graphs))
+    config = FastConfig(cuda_graphs=cuda_graphs, **cfg)
+    loss = fast_style_loss_fn(objective, config)
+    trainer = FastTrainer(net, loss, device="cpu", lr=1e-2, config=config)
     if not cuda_graphs:  # the same optimiser arithmetic as the graphed trainer (capturable Adam)
-        trainer.optimizer = torch.optim.Adam(list(net.parameters()), lr=1e-2, capturable=True)
+        trainer.optimizer = torch.optim.Adam(list(net.parameters()), lr=1e-2, capturable=True,
+                                             fused=True if cfg.get("fused_adam") else None)
     return trainer
 
 
-def test_fast_trainer_capture_discipline(cuda_graphs):
+@pytest.mark.parametrize("cfg", [{}, {"channels_last": True, "dtype": "bf16", "fused_adam": True}],
+                         ids=["fp32", "cuda-default-layout"])
+def test_fast_trainer_capture_discipline(cuda_graphs, cfg):
     """A graphed FastTrainer (warm-up undone, whole step captured with no sync, replayed) trains exactly like the
     eager one with the same optimiser; each step's returned losses survive the next replay."""
     torch.manual_seed(0)
@@ -335,7 +339,7 @@ def test_fast_trainer_capture_discipline(cuda_graphs):
 
     base = TransformNet()
     graphed_net, eager_net = copy.deepcopy(base), copy.deepcopy(base)
-    graphed, eager = _trainer(True, graphed_net), _trainer(False, eager_net)
+    graphed, eager = _trainer(True, graphed_net, **cfg), _trainer(False, eager_net, **cfg)
     gen = torch.Generator().manual_seed(2)
     batches = [torch.rand(2, 3, 32, 32, generator=gen) for _ in range(4)]
     outs_g = [graphed.step(b) for b in batches]

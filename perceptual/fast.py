@@ -920,13 +920,13 @@ class FastTrainer:
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=CL)
+            # in place (a subclass, same parameters and state_dict; NCHW inputs take torch's kernel), so a DDP
+            # wrapper of self.model still sees every forward
+            preserve_channels_last_(self.model)
         module = self.model
-        if cfg.pad_channels or cfg.channels_last:
-            module = _shadow(self.model)  # shares the parameters: the caller's module keeps its classes
         if cfg.pad_channels:
+            module = _shadow(self.model)
             pad_thin_convs_(module, cfg.pad_channels)
-        if cfg.channels_last:
-            preserve_channels_last_(module)
         self._fmodel = _FastModel(module, cfg, self.device)
         self.loss_fn = loss_fn
         groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]

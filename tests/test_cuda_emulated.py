@@ -353,3 +353,37 @@ def test_fast_trainer_capture_discipline(cuda_graphs, cfg):
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="fixed batch shape"):
         graphed.step(torch.rand(1, 3, 32, 32))
+
+
+# ------------------------------------------------------------------------------------------ receptive radius
+
+
+class _WinogradNoise(torch.autograd.Function):
+    """Identity forward; the backward adds tiny noise to every input pixel's gradient, as cuDNN's Winograd/FFT
+    convolutions do where the exact gradient is 0 (here 1e-15 of the largest value: float64 rounding size)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        noise = torch.rand(g.shape, generator=torch.Generator().manual_seed(0), dtype=g.dtype).to(g.device)
+        return g + 1e-15 * g.abs().max() * noise
+
+
+class _Noisy(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _WinogradNoise.apply(x)
+
+
+def test_receptive_radius_tolerates_fast_convolution_noise():
+    """With non-zero noise everywhere the old exact-zero test saw the whole probe as the field (and raised); the
+    relative threshold still finds SRCNN's exact radius of 6 px."""
+    from baselines.srcnn import SRCNN
+    from perceptual.fast import receptive_radius
+
+    net = nn.Sequential(_Noisy(), SRCNN())
+    assert receptive_radius(net, channels=1) == 6
+    with pytest.raises(ValueError, match="reaches the border"):  # exact zero: the noise fills the whole probe
+        receptive_radius(net, channels=1, size=64, rel_threshold=0.0, trials=1)

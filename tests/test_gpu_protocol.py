@@ -134,3 +134,22 @@ def test_append_jsonl_is_one_line_per_record(tmp_path):
     append_jsonl(p, {"a": 1})
     append_jsonl(p, {"b": float("nan")})
     assert len(p.read_text().splitlines()) == 2
+
+
+def test_prepare_data_copies_the_protocol_images(tmp_path):
+    mirror = tmp_path / "mirror"
+    for rel in gp.DATA_LAYOUT.values():
+        if rel.endswith(".jpg"):
+            (mirror / rel).parent.mkdir(parents=True, exist_ok=True)
+            (mirror / rel).write_bytes(b"jpg")
+        else:
+            (mirror / rel).mkdir(parents=True)
+            for i in range(40):
+                (mirror / rel / f"{i:03d}.jpg").write_bytes(b"x")
+    dest = gp.prepare_data(tmp_path / "carry", mirror)
+    assert len(list((dest / "coco_train").iterdir())) == gp.N_TRAIN_IMAGES
+    assert len(list((dest / "coco_val").iterdir())) == 5 and (dest / "la_muse.jpg").is_file()
+    assert len(list((dest / "Set5").iterdir())) == 40
+    root, why = gp.data_folder(dest)
+    assert root == dest and not why and gp._data_paths(dest)["Set5"] == str(dest / "Set5")
+    assert gp.data_folder(tmp_path)[0] is None and "lacks" in gp.data_folder(tmp_path)[1]

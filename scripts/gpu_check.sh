@@ -5,12 +5,13 @@
 #   scripts/gpu_check.sh --device cuda     # on the GPU machine; fails loudly (exit 2) without CUDA
 #   scripts/gpu_check.sh --rehearse        # the same steps on the CPU at tiny sizes, under 3 minutes (CI runs it)
 #
-# On a lent GPU machine (one device call), after preparing here, once:
-#   echo /.gpu/ >> .git/info/exclude
-#   python -m bench.gpu_protocol --prepare-data .gpu/data          # ~8 MB of images the harness steps read
+# On a lent GPU machine (one device call), after preparing here, once (.gpu/ is git-ignored):
+#   python -m bench.gpu_protocol --prepare-data .gpu/data          # ~10 MB of images the harness steps read
 #   python -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .gpu/whl \
-#       resize-right==0.0.2 lpips==0.1.4 pooch                      # packages the GPU image lacks (optional)
+#       resize-right==0.0.2 pooch platformdirs                      # what bench.sr / bench.style import that the
+#                                                                   # GPU image lacks (~170 kB; checked 2026-12-02)
 #   run(command="scripts/gpu_check.sh --device cuda --data .gpu/data", carry=[".gpu"], timeout_s=600)
+# Without .gpu the measurement steps still run; the two harness steps are skipped with the reason.
 # Results come back from $OUT (gpu_check.jsonl, gpu_check_summary.md, gpu_check.log, style_run.tar.gz,
 # sr_run.tar.gz, tests.xml); copy them into results/bench/ and commit them with the device name and date.
 # Nothing here is required: a missing wheel, data folder, git, nvidia-smi or C compiler skips what needs it, and the

@@ -115,9 +115,10 @@ def measure_gatys(args: argparse.Namespace, device: torch.device, emit: Callable
     cfg = best_config(device, "gatys")
     fast = fast_objective(objective, cfg)
     base = {"kind": "gatys", "size": args.size, "mode": "eager", "vgg_weights": "random"}
-    stylise(fast, content, GatysConfig(iterations=5))  # warm-up: cuDNN autotuning, allocator growth
+    # warm-up: cuDNN autotuning, allocator growth
+    stylise(fast, content, GatysConfig(iterations=5))  # type: ignore[arg-type]
     _peak_reset(device)
-    run = stylise(fast, content, GatysConfig(iterations=args.iterations))
+    run = stylise(fast, content, GatysConfig(iterations=args.iterations))  # type: ignore[arg-type]
     at = {int(r["iteration"]): r["wall_time_s"] for r in run.trace if "iteration" in r}
     emit(base | {"name": f"gatys {args.iterations} L-BFGS iterations at {args.size}", "path": "fast",
                  "config": cfg.label(), "iterations": args.iterations, "seconds": run.trace[-1]["wall_time_s"],

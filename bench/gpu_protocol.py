@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import json
 import os
 import shutil
@@ -41,7 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
 JSONL, SUMMARY, LOG = "gpu_check.jsonl", "gpu_check_summary.md", "gpu_check.log"
@@ -241,7 +240,7 @@ def plan(device: str, sizes: Sizes, work: Path, jsonl: Path, data: dict[str, str
 # ------------------------------------------------------------------------------------------- running a step
 
 
-def run_step(step: Step, limit_s: float, log: io.TextIOBase) -> dict[str, Any]:
+def run_step(step: Step, limit_s: float, log: IO[str]) -> dict[str, Any]:
     """Run one step's process with a hard limit (its own process group is killed at the limit, nothing else)."""
     log.write(f"\n$ {' '.join(step.cmd)}   (limit {limit_s:.0f} s)\n")
     log.flush()
@@ -336,7 +335,7 @@ def pack(folder: Path, dest: Path) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    records = []
+    records: list[dict[str, Any]] = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -404,7 +403,7 @@ def target_rows(records: list[dict[str, Any]], steps: dict[str, dict[str, Any]],
             if not on_gpu:
                 row["status"] = "n/a on CPU; " + row["status"]
         rows.append(row)
-    pairs = {}
+    pairs: dict[str, dict[str, float]] = {}
     for r in records:
         if r.get("kind") in ("forward", "train") and r.get("mode") == "eager" and r.get("median_s"):
             pairs.setdefault(r["name"], {})[r["path"]] = r["median_s"]

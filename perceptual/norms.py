@@ -38,6 +38,7 @@ class LayoutPreservingInstanceNorm2d(nn.InstanceNorm2d):
         if self.affine:
             y = y * self.weight.float()[None, :, None, None] + self.bias.float()[None, :, None, None]
         if self.track_running_stats and self.training:  # keep nn.InstanceNorm2d's running-average contract
+            assert self.running_mean is not None and self.running_var is not None
             with torch.no_grad():
                 n = x.shape[2] * x.shape[3]
                 m = self.momentum if self.momentum is not None else 0.1

@@ -153,3 +153,24 @@ def test_prepare_data_copies_the_protocol_images(tmp_path):
     root, why = gp.data_folder(dest)
     assert root == dest and not why and gp._data_paths(dest)["Set5"] == str(dest / "Set5")
     assert gp.data_folder(tmp_path)[0] is None and "lacks" in gp.data_folder(tmp_path)[1]
+
+
+def test_benchmark_based_gpu_check_summary_on_cuda():
+    """bench/gpu_check.py (kept for the benchmark sweep): its targets table from a CUDA benchmark JSON."""
+    from bench import gpu_check
+
+    def bench(group: str, path: str, median: float) -> dict:
+        return {"group": group, "stats": {"median": median, "iqr": 0.0}, "extra_info": {"path": path,
+                                                                                        "device": "cuda"}}
+
+    doc = {"perceptual_bench": {"device": "cuda"}, "skipped": [],
+           "benchmarks": [bench("style_forward_1024", "reference", 9e-3), bench("style_forward_1024", "fast", 2e-3),
+                          bench("train_step_style", "reference", 18e-3), bench("train_step_style", "fast", 9e-3)]}
+    gatys = {"device": "cuda", "size": 1024, "iterations": 500, "fast": {"seconds": 20.0}}
+    rows = {r["target"]: r for r in gpu_check.targets(doc, gatys)}
+    assert rows["style forward 1024x1024"]["verdict"] == "met"
+    assert rows["style training step (4x256x256, VGG-16 loss)"]["verdict"] == "missed"
+    assert rows["style forward 2048x2048"]["verdict"] == "not measured"
+    assert rows["Gatys 500 L-BFGS iterations at 1024"]["verdict"] == "missed"
+    md = gpu_check.summary_md(doc, list(rows.values()), {"device_name": "H200", "date": "today"})
+    assert "| style forward 1024x1024 | 3.00 ms | 2.00 ms (fast) |" in md

@@ -16,8 +16,6 @@ Records: {"kind", "name", "path" (fast / reference), "mode" (eager / compiled), 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -27,18 +25,10 @@ from typing import Any
 
 import torch
 
+from bench.gpu_protocol import append_jsonl
 from bench.speed import synchronize
 
 KINDS = ("gatys", "forward", "train")
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and make it durable now (a kill right after this call keeps it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def device_info(device: torch.device) -> dict[str, Any]:

@@ -101,6 +101,16 @@ class Step:
 # ------------------------------------------------------------------------------------------- prerequisites
 
 
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and make it durable now (a kill right after this call keeps it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+
 def missing_module(modules: Sequence[str]) -> str | None:
     """The first module (or the module it needs) that cannot be imported, else None."""
     for name in modules:
@@ -550,8 +560,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if data_why:
         notes.append(f"harness steps: {data_why}")
     info["notes"] = notes
-    from bench.gpu_measure import append_jsonl
-
     append_jsonl(jsonl, {"kind": "machine", **info})
     steps = plan(device, sizes, work, jsonl, data, vgg)
     if args.only:

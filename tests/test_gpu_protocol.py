@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from bench import gpu_protocol as gp
-from bench.gpu_measure import append_jsonl
 from tests.fake_cuda import FakeCuda
 
 STATUSES = ("measured", "not measured (", "n/a on CPU")
@@ -69,7 +68,7 @@ def test_rehearsal_summary_is_na_on_cpu():
 def test_numbers_survive_a_killed_step(tmp_path):
     """A step appends a record, then hangs: killed at its limit, its record stays; a half-written line is skipped."""
     jsonl = tmp_path / "r.jsonl"
-    code = (f"import sys, time; sys.path.insert(0, {str(gp.REPO)!r}); from bench.gpu_measure import append_jsonl; "
+    code = (f"import sys, time; sys.path.insert(0, {str(gp.REPO)!r}); from bench.gpu_protocol import append_jsonl; "
             f"from pathlib import Path; append_jsonl(Path({str(jsonl)!r}), {{'kind': 'forward', 'median_s': 0.5}}); "
             "time.sleep(60)")
     step = gp.Step("hang", [sys.executable, "-c", code], 60)
@@ -131,8 +130,8 @@ def test_budget_spent_skips_the_rest(monkeypatch, tmp_path):
 
 def test_append_jsonl_is_one_line_per_record(tmp_path):
     p = tmp_path / "x.jsonl"
-    append_jsonl(p, {"a": 1})
-    append_jsonl(p, {"b": float("nan")})
+    gp.append_jsonl(p, {"a": 1})
+    gp.append_jsonl(p, {"b": float("nan")})
     assert len(p.read_text().splitlines()) == 2
 
 

@@ -38,7 +38,7 @@ import os
 import pytest
 import torch
 
-from bench.timing import SKIPS, BenchRunner, bench_device, cpu_model, device_name
+from bench.timing import DEVICE_SETTINGS, SKIPS, BenchRunner, bench_device, cpu_model, device_name
 
 _LOAD: dict[str, list[float] | None] = {}
 
@@ -100,6 +100,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         "options": {k: config.getoption(k) for k in ("--bench-heavy", "--bench-sweep", "--bench-compile",
                                                       "--bench-case-timeout", "--bench-rounds", "--bench-paired")},
         "vgg_weights": "random (timings do not depend on weight values)",
+        "device_settings": dict(DEVICE_SETTINGS) or None,  # None: no benchmark case ran (flags never set)
         "note": "CPU runs on a shared machine are noisy; compare paths within one run (speedup_vs_reference)",
     }
 

@@ -521,6 +521,9 @@ def run_harness(harness: Any) -> int:
         for batch, what in batches:
             check_global_batch(batch, what)
         init(device)
+        from perceptual.device import configure
+
+        configure(device)  # the followers' backend flags (rank 0's harness sets and records its own)
     except DistributedConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,5 +1,9 @@
-"""The one prepared GPU check (issue 5): fast-path correctness on CUDA, the benchmarks (2048/4096 px, heavy cases,
+"""The benchmark-based GPU check of issue 5: fast-path correctness on CUDA, the benchmarks (2048/4096 px, heavy cases,
 the fast-path variant sweep), 500 L-BFGS iterations at 1024 px, and each target measured against the issue's number.
+
+Superseded for the one device call by bench/gpu_protocol.py (issue 13: one process per measurement, numbers in a
+JSONL as they come, the compressed paper protocol), which scripts/gpu_check.sh now runs; this module remains for the
+pytest-benchmark sweep (`python -m bench.gpu_check --steps sweep`) and for `--summarize` of a benchmark JSON.
 
 Why one script: a GPU is lent rarely and briefly (one call of a few minutes), so everything that needs it is prepared
 and rehearsed on the CPU (`--device cpu --quick`) beforehand, and nothing can hang: every step runs in its own

@@ -87,6 +87,7 @@ from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
 from data.histmatch import histmatch
 from data.images import load_image_uint8, save_image
+from perceptual.device import configure as configure_device
 from perceptual.lpips_offline import lpips_distance
 from perceptual.nets import VARIANTS, SRNet, Variant
 from reports.runs import CURVE_COLUMNS, CURVE_FILE
@@ -354,7 +355,9 @@ class SRRunConfig:
 
     @property
     def workers(self) -> int:
-        return self.num_workers if self.num_workers is not None else self.profile.num_workers
+        from bench.loading import default_workers  # CUDA: workers by default; CPU: the profile's number
+
+        return default_workers(self.device, self.num_workers, self.profile.num_workers)
 
     def identity(self) -> dict[str, Any]:
         """What must be equal for --resume to continue a run in the same folder (JSON-normalised)."""
@@ -552,8 +555,7 @@ class SRHarness:
                 "gray": "1-channel ground truth: networks get 3 equal channels, scored on the rounded channel mean",
                 "srcnn_colour": "SRCNN Y + bicubic Cb/Cr",
             },
-            "device_settings": {"tf32": self.device.type == "cuda", "cudnn_benchmark": self.device.type == "cuda",
-                                "torch_threads": torch.get_num_threads()},
+            "device_settings": configure_device(self.device),  # the one place that sets TF32 / cuDNN flags
             "iterations": info.get("iterations", {}),
             "training": info.get("training", {}),
             "stages": info.get("stages", {}),
@@ -825,10 +827,6 @@ class SRHarness:
         self.out.mkdir(parents=True, exist_ok=True)
         self._start_record(self.resuming)
         self._record_inputs()
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
         self.results = ResultsTable(self.out / "results.csv", keep_existing=self.resuming)
         self.results.save()
         if cfg.lpips:

@@ -81,6 +81,7 @@ from bench.errors import (
     positive_int,
 )
 from bench.errors import naming_option as _argument
+from bench.loading import default_workers
 from bench.plan import add_dry_run_options
 from bench.profiles import PROFILES as PROFILE_NAMES
 from bench.profiles import (
@@ -96,6 +97,7 @@ from bench.runinfo import command_line, environment, file_hashes, file_list_dige
 from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
 from data.files import atomic_write, atomic_write_json, atomic_write_text, plain
 from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
+from perceptual.device import configure as configure_device
 from perceptual.losses import LossWeights, PerceptualObjective
 from perceptual.nets import VARIANTS, TransformNet, Variant
 from perceptual.speed import time_forward
@@ -307,7 +309,7 @@ class StyleSettings:
     content_layer: str = "relu2_2"
     vgg_weights: Literal["imagenet", "random"] = "imagenet"
     stages: tuple[str, ...] = ("train", "fig5", "table1", "outputs", "report")
-    num_workers: int = 0
+    num_workers: int | None = None  # None: bench.loading.default_workers (0 on CPU, workers on CUDA)
     resume: bool = False
     overwrite: bool = False
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
@@ -529,7 +531,7 @@ class StyleRun:
         net = TransformNet(s.variant).to(self.device)
         cfg = TrainConfig(iterations=s.p.iterations if iterations is None else iterations, batch_size=s.p.batch_size,
                           lr=s.p.lr, checkpoint_every=s.p.checkpoint_every, log_every=s.p.log_every, seed=s.seed,
-                          num_workers=s.num_workers)
+                          num_workers=default_workers(self.device, s.num_workers, 0))
         meta = {"task": TASK, "style": style, "variant": s.variant, "loss_weights": objective.weights.as_dict(),
                 "train_size": s.p.train_size, "crop": s.crop, "style_size": s.style_size or s.p.train_size,
                 "corpus": s.train_corpus, "n_train_images": len(files), "vgg_weights": s.vgg_weights}
@@ -827,6 +829,7 @@ class StyleRun:
         s = self.s
         self.check_inputs()
         self.prepare_folder()
+        self.info["device_settings"] = configure_device(self.device)  # TF32 / cuDNN flags, also for Gatys
         self._traces: dict[int, dict[str, list[dict[str, float]]]] = {}
         self.info["notes"] = self.card_notes()
         self.write_run_json()
@@ -953,7 +956,8 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("train", "fig5", "table1", "outputs", "report"), help="stages to run (default: all)")
     p.add_argument("--vgg-weights", choices=("imagenet", "random"), default="imagenet",
                    help="loss network weights; `random` only for tests of the mechanics")
-    p.add_argument("--num-workers", type=non_negative_int, default=0, help="data-loading worker processes (0: in process)")
+    p.add_argument("--num-workers", type=non_negative_int, default=None,
+                   help="data-loading worker processes (0: in process; default 0 on CPU, up to 4 on CUDA)")
     add_dry_run_options(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")

@@ -30,6 +30,7 @@ SWEEP = pytest.mark.bench_sweep
 SKIPS: list[dict[str, Any]] = []  # skipped benchmark cases with reasons (written into the JSON by conftest)
 _REFERENCE: dict[str, dict[str, Any]] = {}  # group -> {"median", "min", "extra"}
 _FLOPS: dict[str, float | None] = {}
+DEVICE_SETTINGS: dict[str, Any] = {}  # perceptual.device.configure's result, set by the first BenchRunner
 
 
 def cpu_model() -> str:
@@ -45,7 +46,7 @@ def cpu_model() -> str:
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
-        return torch.cuda.getdevice_name(device)
+        return torch.cuda.get_device_name(device)
     return f"{cpu_model()} ({os.cpu_count()} cpus, {torch.get_num_threads()} torch threads)"
 
 
@@ -109,7 +110,11 @@ class BenchRunner:
     """Runs `Case`s with warm-up, synchronisation, adaptive rounds, limits and extra_info (the `bench` fixture)."""
 
     def __init__(self, config: pytest.Config, device: torch.device):
+        from perceptual.device import configure
+
         self.device = device
+        DEVICE_SETTINGS.clear()
+        DEVICE_SETTINGS.update(configure(device))  # the harnesses' flags (TF32, cuDNN autotuning), recorded in the JSON
         self.heavy = config.getoption("--bench-heavy")
         self.compile_mode = config.getoption("--bench-compile")
         self.timeout = config.getoption("--bench-case-timeout")

@@ -81,6 +81,7 @@ __all__ = [
     "load_trained_weights",
     "log_path",
     "make_loader",
+    "restore_cuda_rng_states",
     "restore_rng_state",
     "save_checkpoint",
     "seed_everything",
@@ -218,10 +219,13 @@ def make_loader(stream: Any, cfg: TrainConfig, start_batch: int, ctx: DistContex
     The loader gets its own generator so creating it never consumes the global torch RNG (that would make a
     resumed run diverge from an uninterrupted one).
     """
+    from bench.loading import loader_options
+
     sampler = RankBatchSampler(cfg.batch_size, start_batch, cfg.iterations, ctx)
-    return DataLoader(stream, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
-                      pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed),
-                      persistent_workers=False, worker_init_fn=_ignore_stop_signals if cfg.num_workers else None)
+    return DataLoader(stream, batch_sampler=sampler, collate_fn=collate,
+                      generator=torch.Generator().manual_seed(cfg.seed),
+                      worker_init_fn=_ignore_stop_signals if cfg.num_workers else None,
+                      **loader_options(device, cfg.num_workers))
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
@@ -262,7 +266,25 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
                          "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]})
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        restore_cuda_rng_states(state["cuda"])
+
+
+def restore_cuda_rng_states(states: Sequence[torch.Tensor]) -> int:
+    """Restore the per-GPU RNG states of a checkpoint on however many GPUs are visible now; returns how many were set.
+
+    torch.cuda.set_rng_state_all(states) sets device i for every saved state i and fails when fewer GPUs are visible
+    than wrote the checkpoint (CUDA_VISIBLE_DEVICES narrowed, a smaller machine). Here the first min(saved, visible)
+    devices get their saved state; with more GPUs visible than saved, the extra ones keep their current state. Either
+    way a warning says so: data order is unaffected (it is a function of the sample index), only randomness drawn on
+    the unmatched devices differs from the uninterrupted run."""
+    visible = torch.cuda.device_count()
+    n = min(len(states), visible)
+    for i in range(n):
+        torch.cuda.set_rng_state(states[i], i)
+    if len(states) != visible:
+        log.warning("checkpoint holds CUDA RNG states for %d GPU(s), %d visible now: restored %d", len(states),
+                    visible, n)
+    return n
 
 
 def seed_everything(seed: int) -> None:

@@ -44,6 +44,7 @@ import contextlib
 import copy
 import itertools
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -51,6 +52,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from perceptual.norms import preserve_channels_last_
 
 if TYPE_CHECKING:
     from perceptual.losses import PerceptualObjective
@@ -239,8 +242,14 @@ def _allow_recompiles() -> None:
 
 
 def _compile(fn: Callable, cfg: FastConfig) -> Callable:
+    """torch.compile with inductor; $PERCEPTUAL_COMPILE_BACKEND names another backend (the CPU rehearsal of the GPU
+    check uses aot_eager: same graphs, no code generation)."""
+    import os
+
     _allow_recompiles()
-    return torch.compile(fn, mode=cfg.compile_mode, dynamic=cfg.dynamic)
+    backend = os.environ.get("PERCEPTUAL_COMPILE_BACKEND") or "inductor"
+    mode = cfg.compile_mode if backend == "inductor" else None
+    return torch.compile(fn, backend=backend, mode=mode, dynamic=cfg.dynamic)
 
 
 def _to_layout(x: torch.Tensor, cfg: FastConfig) -> torch.Tensor:
@@ -358,8 +367,11 @@ class FastStylizer:
 
     def __init__(self, net: nn.Module, device: torch.device | str = "cpu", *, dtype: torch.dtype | str | None = None,
                  compile: bool | None = None, channels_last: bool | None = None, cuda_graphs: bool | None = None,
-                 config: FastConfig | None = None):
+                 config: FastConfig | None = None, max_graphs: int = 8):
+        if max_graphs < 1:
+            raise ValueError(f"FastStylizer(max_graphs={max_graphs}): keep at least one captured shape")
         self.device = torch.device(device)
+        self.max_graphs = max_graphs
         self.config = _resolve(config, self.device, "inference", dtype=_as_dtype(dtype) if dtype else None,
                                compile=compile, channels_last=channels_last, cuda_graphs=cuda_graphs)
         cfg = self.config
@@ -371,9 +383,12 @@ class FastStylizer:
             pad_thin_convs_(net, cfg.pad_channels)
         if cfg.channels_last:
             net = net.to(memory_format=CL)
+            preserve_channels_last_(net)  # torch's instance norm would hand back NCHW at each of the 15 norms
         self.net = net
         self._run = _compile(self._forward, cfg) if cfg.compile else self._forward
-        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        # captured CUDA graphs per input shape, least recently used first; at most `max_graphs` (each holds its own
+        # memory pool of activations, so an unbounded cache would grow with every new image size)
+        self._graphs: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with _autocast(self.device, self.config):
@@ -397,24 +412,35 @@ class FastStylizer:
             return self._run(x)
 
     def _replay(self, x: torch.Tensor) -> torch.Tensor:
-        key = (tuple(x.shape), x.stride())
-        entry = self._graphs.get(key)
-        if entry is None:
-            static_in = x.clone()
-            stream = torch.cuda.Stream(self.device)
-            stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(stream):
-                for _ in range(3):  # compile, cuDNN autotuning and allocator growth happen here, not in the capture
-                    self._run(static_in)
-            torch.cuda.current_stream(self.device).wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self._run(static_in)
-            entry = self._graphs[key] = (graph, static_in, static_out)
-        graph, static_in, static_out = entry
-        static_in.copy_(x)
-        graph.replay()
-        return static_out.clone()  # the next replay overwrites static_out
+        # everything on the stylizer's own device (its streams, capture and replay), whatever the current device is
+        with torch.cuda.device(self.device):
+            key = (tuple(x.shape), x.stride())
+            entry = self._graphs.get(key)
+            if entry is None:
+                entry = self._capture(x)
+                self._graphs[key] = entry
+                while len(self._graphs) > self.max_graphs:
+                    _, (old_graph, _, _) = self._graphs.popitem(last=False)
+                    old_graph.reset()  # frees its memory pool now, not at garbage collection
+            else:
+                self._graphs.move_to_end(key)
+            graph, static_in, static_out = entry
+            static_in.copy_(x)
+            graph.replay()
+            return static_out.clone()  # the next replay overwrites static_out
+
+    def _capture(self, x: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        static_in = x.clone()
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # compile, cuDNN autotuning and allocator growth happen here, not in the capture
+                self._run(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):  # torch's default capture stream is the current device's
+            static_out = self._run(static_in)
+        return graph, static_in, static_out
 
     def stylize_many(self, images: Sequence[torch.Tensor], batch_size: int = 8) -> list[torch.Tensor]:
         """Run a list of images through the network in batches of up to `batch_size` same-sized images.
@@ -643,8 +669,19 @@ def tiled_forward(net: nn.Module, x: torch.Tensor, tile: int, overlap: int | Non
     return out
 
 
+# Relative threshold of the receptive-radius probe: an input pixel is inside the field when its |gradient| (summed over
+# channels) exceeds this fraction of the largest one. Why float64 and 1e-13: measured on the CPU (random-weight
+# networks, 2026-12-02), the true gradients at the field's edge are tiny relative to the centre's: min/max over the
+# outermost ring 3e-11 (style, common), 5e-11 (style, paper), 1e-8 (SR x4 / x8), 4e-3 (SRCNN), and at fp32 the largest
+# ring value is only 1.3e-7 of the max: the same size as fp32 rounding noise from cuDNN's Winograd/FFT convolutions,
+# which give small non-zero gradients where the exact ones are 0. So no relative threshold separates the two at fp32
+# (it would cut the field short and make tiling wrong); in float64 the noise is ~1e-16 relative, and 1e-13 sits
+# 100x above it and 250x below the smallest true edge value.
+RECEPTIVE_REL_THRESHOLD = 1e-13
+
+
 def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None, device: torch.device | str = "cpu",
-                     trials: int = 3) -> int:
+                     trials: int = 3, rel_threshold: float = RECEPTIVE_REL_THRESHOLD) -> int:
     """Measured receptive radius in input pixels: the farthest input pixel (Chebyshev distance from the centre)
     whose value changes the centre output pixel, from input gradients over a few random inputs.
 
@@ -652,15 +689,17 @@ def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None,
     with their whole-image statistics every output pixel would depend on every input pixel. The probe (`size` px)
     must exceed twice the radius: by default it starts at 64 px and doubles (up to 1024) until the measured field
     stays clear of its border; an explicit `size` that is too small raises.
+    The probe runs in float64 and counts a pixel when its gradient exceeds `rel_threshold` x the largest one (not
+    exact zero, which fast convolution algorithms do not give; see RECEPTIVE_REL_THRESHOLD).
     """
     if size is None:
         for probe in (64, 128, 256, 512, 1024):
             try:
-                return receptive_radius(net, channels, probe, device, trials)
+                return receptive_radius(net, channels, probe, device, trials, rel_threshold)
             except _FieldTooLarge:
                 continue
         raise ValueError("receptive_radius: the receptive field exceeds a 1024 px probe")
-    net_copy = copy.deepcopy(net).to(device).eval()
+    net_copy = copy.deepcopy(net).to(device, torch.float64).eval()
     net_copy.requires_grad_(False)
     norms = _instance_stat_norms(net_copy)
     align = default_alignment(net_copy)
@@ -670,16 +709,18 @@ def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None,
     with _NormPatch(norms) as patch:
         for m in norms:
             c = m.num_features
-            patch.frozen[id(m)] = (torch.ones(1, c, device=device), torch.zeros(1, c, device=device))
+            patch.frozen[id(m)] = (torch.ones(1, c, device=device, dtype=torch.float64),
+                                   torch.zeros(1, c, device=device, dtype=torch.float64))
         patch.target = nn.Identity()
         for _ in range(trials):
-            x = torch.rand(1, channels, size, size, generator=gen).to(device).requires_grad_(True)
+            x = torch.rand(1, channels, size, size, generator=gen, dtype=torch.float64).to(device).requires_grad_(True)
             with torch.enable_grad():
                 y = net_copy(x)
                 sy, sx = y.shape[-2] // 2, y.shape[-1] // 2
                 y[..., sy, sx].sum().backward()
             assert x.grad is not None  # backward() filled it
-            nz = (x.grad.abs().sum(dim=(0, 1)) > 0).nonzero()
+            g = x.grad.abs().sum(dim=(0, 1))
+            nz = (g > rel_threshold * g.max()).nonzero()
             cy, cx = sy * size / y.shape[-2], sx * size / y.shape[-1]
             r = math.ceil(max((nz[:, 0].float() - cy).abs().max().item(), (nz[:, 1].float() - cx).abs().max().item()))
             if nz[:, 0].min() == 0 or nz[:, 1].min() == 0 or nz[:, 0].max() == size - 1 or nz[:, 1].max() == size - 1:
@@ -885,6 +926,9 @@ class FastTrainer:
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=CL)
+            # in place (a subclass, same parameters and state_dict; NCHW inputs take torch's kernel), so a DDP
+            # wrapper of self.model still sees every forward
+            preserve_channels_last_(self.model)
         module = self.model
         if cfg.pad_channels:
             module = _shadow(self.model)
@@ -929,12 +973,13 @@ class FastTrainer:
             if not self.config.cuda_graphs:
                 out = self._eager_step(self._to_device(batch))
             else:
-                if self._graph is None:
-                    self._capture(self._to_device(batch))
-                graph, static, static_out = self._graph  # type: ignore[misc]
-                _copy_into(static, self._to_device(batch))
-                graph.replay()
-                out = static_out.clone()
+                with torch.cuda.device(self.device):  # capture and replay on the trainer's own device
+                    if self._graph is None:
+                        self._capture(self._to_device(batch))
+                    graph, static, static_out = self._graph  # type: ignore[misc]
+                    _copy_into(static, self._to_device(batch))
+                    graph.replay()
+                    out = static_out.clone()
         self.steps += 1
         return out
 
@@ -968,7 +1013,7 @@ class FastTrainer:
                             v.copy_(before[k]) if before is not None and k in before else v.zero_()
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=stream):  # torch's default capture stream is the current device's
             out = self._eager_step(static)
         self._graph = (graph, static, out)
 

@@ -62,6 +62,7 @@ from bench.errors import (
     positive_int,
 )
 from bench.errors import naming_option as _argument
+from bench.fastpath import ExecPath, add_path_arguments
 from bench.metrics import evaluate_pair, lpips_distance, to_uint8
 from bench.profiles import PROFILES, check_profile, default_device, default_profile
 from bench.runinfo import command_line, environment, file_list_digest
@@ -71,6 +72,7 @@ from data.degrade import make_lr, modcrop
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
 from data.images import check_decodable, load_image_uint8, save_image
+from perceptual.fast import FastConfig
 from perceptual.nets import VARIANTS, SRNet
 
 log = logging.getLogger("bench.sr")
@@ -298,6 +300,8 @@ class SRRunConfig:
     report: bool = True
     progress: bool = True
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
+    path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their arithmetic
+    compile: bool | None = None  # --compile / --no-compile (None: the device's default)
 
     # effective numbers (overrides win over the profile)
     @property
@@ -425,12 +429,18 @@ def srcnn_family(model: nn.Module, scale: int) -> Family:
     return Family("srcnn", scale, run)
 
 
-def johnson_family(cli: str, model: nn.Module, scale: int) -> Family:
+def johnson_family(cli: str, model: nn.Module, scale: int, fast: FastConfig | None = None) -> Family:
+    """The SR network's outputs, raw and histogram-matched; through a FastStylizer when `fast` is given."""
     raw, matched = METHODS[cli]
+    net: Callable[[torch.Tensor], torch.Tensor] = model
+    if fast is not None:
+        from perceptual.fast import FastStylizer
+
+        net = FastStylizer(model, next(model.parameters()).device, config=fast)
 
     def run(lr: np.ndarray, lr_t: torch.Tensor) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            sr = to_uint8(model(lr_t).clamp(0, 1))
+            sr = to_uint8(net(lr_t).clamp(0, 1))
         lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
         return {raw: sr, matched: histmatch(sr, lr_rgb)}
     return Family(cli, scale, run)
@@ -457,6 +467,7 @@ class SRHarness:
         self.cfg = cfg
         self.out = cfg.out
         self.device = torch.device(cfg.device)
+        self.exec = ExecPath(cfg.path, self.device, cfg.compile)
         self.lpips_models: dict[str, Any] = {}
         self.loss_net: nn.Module | None = None
 
@@ -520,6 +531,7 @@ class SRHarness:
             },
             "device_settings": {"tf32": self.device.type == "cuda", "cudnn_benchmark": self.device.type == "cuda",
                                 "torch_threads": torch.get_num_threads()},
+            **self.exec.run_json(),
             "iterations": info.get("iterations", {}),
             "training": info.get("training", {}),
             "stages": info.get("stages", {}),
@@ -571,7 +583,7 @@ class SRHarness:
         every -= every % log_every
         return TrainConfig(iterations=iterations, batch_size=batch, lr=lr, checkpoint_every=every,
                            log_every=log_every, seed=self.cfg.seed, num_workers=self.cfg.workers,
-                           progress=self.cfg.progress)
+                           progress=self.cfg.progress, path=self.cfg.path, fast=self.exec.config("train"))
 
     def _note_training(self, result: TrainResult) -> None:
         self.record.info["iterations"][result.name] = result.iterations
@@ -593,6 +605,11 @@ class SRHarness:
                 with seeded_init(cfg.seed):  # `random` weights: the same network for the same seed
                     self.loss_net = LossNetwork((FEAT_LAYER,), weights=cfg.vgg_weights, device=self.device)
             criterion: nn.Module = FeatureReconstructionLoss(self.loss_net, FEAT_LAYER, tv_weight=cfg.tv_weight)
+            fast = self.exec.config("train")
+            if fast is not None:
+                from perceptual.fast import fast_feature_loss
+
+                criterion = fast_feature_loss(criterion, fast)
         else:
             criterion = PixelLoss()
 
@@ -735,7 +752,7 @@ class SRHarness:
                 if model is None:
                     self.record.skip(f"eval_{cli}_x{scale}", f"training {name} failed")
                     continue
-                families.append(srcnn_family(model, scale) if cli == "srcnn" else johnson_family(cli, model, scale))
+                families.append(srcnn_family(model, scale) if cli == "srcnn" else johnson_family(cli, model, scale, self.exec.config("inference")))
             self.evaluate(families, scale)
             del families
 
@@ -851,6 +868,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="delete the run already in --out (its results, logs, images, checkpoints) and start over")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_path_arguments(parser)
     return parser
 
 
@@ -874,7 +892,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, lpips=lpips,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
         num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
-        progress=not args.no_progress, argv=None if argv is None else tuple(argv))
+        progress=not args.no_progress, argv=None if argv is None else tuple(argv), path=args.path,
+        compile=args.compile)
 
 
 def run(cfg: SRRunConfig) -> int:

@@ -72,7 +72,6 @@ from data.degrade import make_lr, modcrop
 from data.fetch import FetchError
 from data.files import HashMismatchError, atomic_write_json, atomic_write_text, sha256_file
 from data.images import check_decodable, load_image_uint8, save_image
-from perceptual.fast import FastConfig
 from perceptual.nets import VARIANTS, SRNet
 
 log = logging.getLogger("bench.sr")
@@ -429,18 +428,12 @@ def srcnn_family(model: nn.Module, scale: int) -> Family:
     return Family("srcnn", scale, run)
 
 
-def johnson_family(cli: str, model: nn.Module, scale: int, fast: FastConfig | None = None) -> Family:
-    """The SR network's outputs, raw and histogram-matched; through a FastStylizer when `fast` is given."""
+def johnson_family(cli: str, model: Callable[[torch.Tensor], torch.Tensor], scale: int) -> Family:
     raw, matched = METHODS[cli]
-    net: Callable[[torch.Tensor], torch.Tensor] = model
-    if fast is not None:
-        from perceptual.fast import FastStylizer
-
-        net = FastStylizer(model, next(model.parameters()).device, config=fast)
 
     def run(lr: np.ndarray, lr_t: torch.Tensor) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            sr = to_uint8(net(lr_t).clamp(0, 1))
+            sr = to_uint8(model(lr_t).clamp(0, 1))
         lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
         return {raw: sr, matched: histmatch(sr, lr_rgb)}
     return Family(cli, scale, run)
@@ -644,6 +637,15 @@ class SRHarness:
         return model.eval()
 
     # -- evaluation ---------------------------------------------------------------------------------------------
+    def inference(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The trained network as evaluated: itself on the reference path, a FastStylizer on the fast path."""
+        fast = self.exec.config("inference")
+        if fast is None:
+            return model
+        from perceptual.fast import FastStylizer
+
+        return FastStylizer(model, self.device, config=fast)
+
     def _load_lpips(self) -> None:
         from perceptual.lpips_offline import lpips_model
 
@@ -752,7 +754,7 @@ class SRHarness:
                 if model is None:
                     self.record.skip(f"eval_{cli}_x{scale}", f"training {name} failed")
                     continue
-                families.append(srcnn_family(model, scale) if cli == "srcnn" else johnson_family(cli, model, scale, self.exec.config("inference")))
+                families.append(srcnn_family(model, scale) if cli == "srcnn" else johnson_family(cli, self.inference(model), scale))
             self.evaluate(families, scale)
             del families
 

@@ -29,6 +29,19 @@ What it guarantees:
   the term (the first non-finite individual term; 'total' only when every term is finite); the last good checkpoint
   is left untouched (nothing is written after the bad step).
 - tqdm progress bar (rank 0 only).
+- Two execution paths (`TrainConfig.path`, bench.steps): 'fast' (default) runs each step through
+  perceptual.fast.FastTrainer with `TrainConfig.fast` or best_config(device, 'train'); 'reference' is the plain
+  eager step (autocast per `amp`). On a CPU the fast default is the reference arithmetic: both paths give
+  bit-identical weights, logs and checkpoints, and either resumes the other's checkpoint (the checkpoint identity
+  holds the arithmetic: 'reference' or the fast config's label). Under torchrun CUDA graphs are off (a captured step
+  cannot contain DDP's gradient all-reduce hooks or the loss all-reduce); compile and fused Adam stay on.
+- Reads: a step is launched before the previous step's loss values are read. With fused Adam (the CUDA fast path)
+  the step itself reads nothing (its NaN guard runs on the device), so there is at most one host read per step and
+  none before the backward pass; otherwise the step reads its values once, after the backward pass (free on a CPU).
+  The loop reads the current step before each checkpoint and reads the first step of each session at once, to
+  report its time apart (`first_step_s`: torch.compile compiles there; `later_steps_s`: the steady state).
+  A non-finite step is never applied, and on the fused path neither is the next one (already launched when the NaN
+  is read), so NonFiniteLossError still leaves the last good model in memory.
 
 Data parallelism: `dist_context()` reads torch.distributed; `wrap_model()` is the one place that builds the model
 wrapper (DistributedDataParallel when a process group is initialised) and `RankBatchSampler` the one place that

@@ -22,6 +22,8 @@ What the fast path can do (each a `FastConfig` field; `best_config(device, task)
 - `truncate_content`: content targets phi_relu2_2(y_c) through VGG only up to relu2_2 (the reference runs the whole
   loss network to relu4_3 and keeps relu2_2): identical numbers, fewer FLOPs.
 - `fold_batchnorm`: for inference, fold eval-mode BatchNorm into the preceding convolution (the paper variant).
+- `device_lbfgs`: the Gatys baseline's L-BFGS keeps its state and two-loop recursion on the device and reads the
+  host once per iteration (baselines.lbfgs.DeviceLBFGS; the same iterates as torch.optim.LBFGS).
 - batched inference (`FastStylizer.stylize_many`) and tiled inference with a halo (`tiled_forward`) for images
   that do not fit in memory; instance-norm statistics are accumulated over the whole image, so a tiled result
   equals the untiled one (see `tiled_forward`).
@@ -809,8 +811,9 @@ LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 
 def reference_train_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
                          batch: Any) -> dict[str, float]:
-    """One iteration exactly as bench.train.train runs it (no autocast): per-term batch means (synchronised to
-    floats, as the loop's NaN check does), zero_grad, backward of the mean total, optimiser step."""
+    """One iteration exactly as bench.train.train's reference path (bench.steps.ReferenceStep) runs it (no
+    autocast): per-term batch means (synchronised to floats, as its NaN check does), zero_grad, backward of the mean
+    total, optimiser step."""
     terms = loss_fn(model, batch)
     names = ["total", *[k for k in terms if k != "total"]]
     means = torch.stack([terms[k].float().mean() for k in names])

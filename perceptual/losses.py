@@ -23,6 +23,7 @@ from torch import nn
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 TVForm = Literal["squared", "abs"]
+_AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps", "hpu")
 
 
 def _per_image_mean(x: torch.Tensor) -> torch.Tensor:
@@ -46,7 +47,8 @@ def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
     whatever its inputs are, and a sum over H*W products of relu activations overflows fp16 (inf) at 256 px."""
     n, c, h, w = feat.shape
     dev = feat.device.type
-    off = torch.autocast(dev, enabled=False) if torch.is_autocast_enabled(dev) else contextlib.nullcontext()
+    autocast = dev in _AUTOCAST_DEVICES and torch.is_autocast_enabled(dev)  # 'meta' (FLOP counting) has none
+    off = torch.autocast(dev, enabled=False) if autocast else contextlib.nullcontext()
     with off:
         psi = feat.reshape(n, c, h * w).float()
         return torch.bmm(psi, psi.transpose(1, 2)) / (c * h * w)

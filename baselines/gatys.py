@@ -259,6 +259,7 @@ def _stylise_device(objective: PerceptualObjective, content_feat: torch.Tensor, 
         x.grad = None
         terms = objective(x, content_feat)
         terms["total"].sum().backward()
+        assert x.grad is not None
         opt.step(x.grad, (0.0, 1.0) if config.clamp else None)
         read = torch.stack([terms[t].detach().sum().to(torch.float64) for t in TERMS]
                            + [opt.accepted.to(torch.float64)]).tolist()  # the iteration's one host read

@@ -65,6 +65,7 @@ class DeviceLBFGS:
             self.prev_grad = g.clone(memory_format=torch.contiguous_format)
         else:
             assert self.d is not None and self.t is not None and self.prev_grad is not None
+            assert self.h_diag is not None
             y = g - self.prev_grad
             s = self.d * self.t
             ys = y.dot(s)

@@ -65,8 +65,9 @@ class ExecPath:
     def describe(self) -> dict[str, Any]:
         """run.json's `fast_config`: per task, the FastConfig as a dict with its label (None on reference)."""
         out: dict[str, Any] = {}
-        for task in ("train", "gatys", "inference"):
-            cfg = self.config(task)  # type: ignore[arg-type]
+        tasks: tuple[Task, ...] = ("train", "gatys", "inference")
+        for task in tasks:
+            cfg = self.config(task)
             out[task] = None if cfg is None else cfg.as_dict() | {"label": cfg.label()}
         return out
 

@@ -62,7 +62,7 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -645,7 +645,7 @@ class StyleRun:
             self.networks[style] = net.to(self.device).eval()
         return self.networks[style].eval()
 
-    def scoring_objective(self, style: str, path: str | None = None) -> torch.nn.Module:
+    def scoring_objective(self, style: str, path: str | None = None) -> PerceptualObjective:
         """The objective Gatys minimises and the network is scored on: `objective(style)` itself on the reference
         path, the same objective on the fast loss network (perceptual.fast.fast_objective) on the fast path."""
         ex = self.exec if path is None else ExecPath(path, self.device, self.s.compile)
@@ -656,8 +656,8 @@ class StyleRun:
 
         key = (style, id(objective))
         cache = self.__dict__.setdefault("_fast_objectives", {})
-        if key not in cache:
-            cache[key] = fast_objective(objective, ex.config("gatys"))
+        if key not in cache:  # PerceptualObjective's interface on the fast loss network (perceptual.fast)
+            cache[key] = cast(PerceptualObjective, fast_objective(objective, ex.config("gatys")))
         return cache[key]
 
     def stylizer(self, style: str, path: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:

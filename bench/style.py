@@ -95,6 +95,7 @@ TASK = "style"
 MEAN = "__mean__"
 RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
 TABLE1_ITERATIONS = (100, 300, 500)
+INFERENCE_BATCH = 4  # fast path: network outputs for Fig. 5 and the outputs stage in batches of same-size images
 TABLE1_OTHER_PATH_ITERATIONS = 100  # Table 1's second path: L-BFGS iterations timed (one image; longer extrapolated)
 DEFAULT_STYLES = ("la_muse",)
 DEFAULT_TRAIN_CORPUS = "+".join(CATALOG_TRAIN_CORPUS)  # data.catalog holds the one default (train splits only)
@@ -675,10 +676,24 @@ class StyleRun:
         return cache[key]
 
     @torch.no_grad()
-    def network_objective(self, style: str, x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
-        """The objective of the network's output on x (clamped to [0, 1]: the image it shows, in Gatys' box)."""
+    def network_outputs(self, style: str, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The network's outputs for images (1, 3, H, W) on the device: batched by size on the fast path
+        (FastStylizer.stylize_many; bit-identical to one by one on a CPU), one by one on the reference path."""
+        net = self.stylizer(style)
+        if isinstance(net, torch.nn.Module):
+            return [net(x) for x in xs]
+        from perceptual.fast import FastStylizer
+
+        assert isinstance(net, FastStylizer)
+        return net.stylize_many(list(xs), batch_size=INFERENCE_BATCH)
+
+    @torch.no_grad()
+    def network_objective(self, style: str, x: torch.Tensor,
+                          y: torch.Tensor | None = None) -> tuple[dict[str, float], torch.Tensor]:
+        """The objective of the network's output on x (clamped to [0, 1]: the image it shows, in Gatys' box);
+        `y`: that output when already computed (network_outputs)."""
         objective = self.scoring_objective(style)
-        y = self.stylizer(style)(x).clamp(0.0, 1.0)
+        y = (self.stylizer(style)(x) if y is None else y).clamp(0.0, 1.0)
         terms = objective(y, objective.content_targets(x))
         return {k: float(v.sum()) for k, v in terms.items()}, y
 
@@ -717,9 +732,10 @@ class StyleRun:
         summary.setdefault("sizes", {})
         images = self.load_eval_images(s.eval_set, s.p.n_images, size, square=True)
         network, content, traces = {}, {}, {}
+        outputs = self.network_outputs(style, [x.to(self.device) for _, x in images])
         for i, (stem, x) in enumerate(images):
             x = x.to(self.device)
-            network[stem] = self.network_objective(style, x)[0]["total"]
+            network[stem] = self.network_objective(style, x, outputs[i])[0]["total"]
             objective = self.scoring_objective(style)
             with torch.no_grad():
                 content[stem] = float(objective(x, objective.content_targets(x))["total"].sum())
@@ -821,9 +837,10 @@ class StyleRun:
         folder = self.out / "images" / "style" / name
         save_image(self.style_image(style), folder / "style.png")
         images = self.load_eval_images(s.content_set, s.p.n_outputs, s.p.output_size, square=False)
+        outputs = self.network_outputs(style, [x.to(self.device) for _, x in images])
         for i, (stem, x) in enumerate(images):
             x = x.to(self.device)
-            _, y = self.network_objective(style, x)
+            _, y = self.network_objective(style, x, outputs[i])
             save_image(x, folder / f"{stem}_content.png")
             save_image(y, folder / f"{stem}_network.png")
             _, g = self.gatys(style, x, s.p.output_gatys_iterations, s.seed + i, None, desc=f"gatys {stem}")

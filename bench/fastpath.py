@@ -62,6 +62,13 @@ class ExecPath:
             cfg = replace(cfg, compile=self.compile)
         return cfg
 
+    def eval_config(self) -> FastConfig | None:
+        """Inference over images of many sizes, each seen once or a few times (SR evaluation, style outputs):
+        compile only when asked for with --compile (it compiles once per shape) and no CUDA graphs (one capture per
+        shape, replayed too rarely to pay). Table 1's timed feed-forward keeps config('inference')."""
+        cfg = self.config("inference")
+        return None if cfg is None else replace(cfg, compile=bool(self.compile), cuda_graphs=False)
+
     def describe(self) -> dict[str, Any]:
         """run.json's `fast_config`: per task, the FastConfig as a dict with its label (None on reference)."""
         out: dict[str, Any] = {}
@@ -69,6 +76,8 @@ class ExecPath:
         for task in tasks:
             cfg = self.config(task)
             out[task] = None if cfg is None else cfg.as_dict() | {"label": cfg.label()}
+        ev = self.eval_config()
+        out["evaluation"] = None if ev is None else ev.as_dict() | {"label": ev.label()}
         return out
 
     def run_json(self) -> dict[str, Any]:

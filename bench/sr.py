@@ -639,7 +639,7 @@ class SRHarness:
     # -- evaluation ---------------------------------------------------------------------------------------------
     def inference(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         """The trained network as evaluated: itself on the reference path, a FastStylizer on the fast path."""
-        fast = self.exec.config("inference")
+        fast = self.exec.eval_config()
         if fast is None:
             return model
         from perceptual.fast import FastStylizer

@@ -661,18 +661,20 @@ class StyleRun:
             cache[key] = cast(PerceptualObjective, fast_objective(objective, ex.config("gatys")))
         return cache[key]
 
-    def stylizer(self, style: str, path: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The trained network as a function: itself on the reference path, a FastStylizer on the fast path."""
+    def stylizer(self, style: str, path: str | None = None,
+                 timed: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The trained network as a function: itself on the reference path, a FastStylizer on the fast path (with
+        the device's inference config when `timed`, Table 1's repeated shape; else ExecPath.eval_config)."""
         ex = self.exec if path is None else ExecPath(path, self.device, self.s.compile)
         net = self.network(style)
         if not ex.fast:
             return net
         from perceptual.fast import FastStylizer
 
-        key = (style, id(net), ex.path)
+        key = (style, id(net), ex.path, timed)
         cache = self.__dict__.setdefault("_stylizers", {})
         if key not in cache:
-            cache[key] = FastStylizer(net, self.device, config=ex.config("inference"))
+            cache[key] = FastStylizer(net, self.device, config=ex.config("inference") if timed else ex.eval_config())
         return cache[key]
 
     @torch.no_grad()
@@ -809,7 +811,7 @@ class StyleRun:
                 its = min(s.p.gatys_iterations, TABLE1_OTHER_PATH_ITERATIONS)
                 path_traces = [self.run_gatys(style, img.to(self.device), its, s.seed, f"table1 {path} {size}px",
                                               path=path).trace]
-            ff = time_feedforward(self.stylizer(style, path), x, warmup=3, repeats=s.p.feedforward_repeats)
+            ff = time_feedforward(self.stylizer(style, path, timed=True), x, warmup=3, repeats=s.p.feedforward_repeats)
             pd: dict[str, Any] = {"feedforward": ff.as_dict(), "n_traces": len(path_traces)}
             methods = [("johnson_feedforward", "seconds", ff.median_s)]
             for n in TABLE1_ITERATIONS:

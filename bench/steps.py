@@ -26,7 +26,7 @@ from torch import nn
 
 from perceptual.fast import FastConfig, FastTrainer
 
-__all__ = ["PATHS", "FastStep", "ReferenceStep", "StepOut", "is_reference_arithmetic"]
+__all__ = ["PATHS", "FastStep", "ReferenceStep", "StepOut"]
 
 PATHS: tuple[str, ...] = ("fast", "reference")
 LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
@@ -44,12 +44,6 @@ class StepOut:
         if self.host is None:
             self.host = self.values.tolist()
         return self.host
-
-
-def is_reference_arithmetic(cfg: FastConfig) -> bool:
-    """True when a FastConfig executes exactly the reference step's arithmetic (fp32, NCHW, eager, default Adam,
-    no padded convs): then both paths give the same numbers and their checkpoints are interchangeable."""
-    return cfg.label() in ("fp32", "fp32+devlbfgs")
 
 
 class ReferenceStep:

@@ -32,9 +32,9 @@ What it guarantees:
 - Two execution paths (`TrainConfig.path`, bench.steps): 'fast' (default) runs each step through
   perceptual.fast.FastTrainer with `TrainConfig.fast` or best_config(device, 'train'); 'reference' is the plain
   eager step (autocast per `amp`). On a CPU the fast default is the reference arithmetic: both paths give
-  bit-identical weights, logs and checkpoints, and either resumes the other's checkpoint (the checkpoint identity
-  holds the arithmetic: 'reference' or the fast config's label). Under torchrun CUDA graphs are off (a captured step
-  cannot contain DDP's gradient all-reduce hooks or the loss all-reduce); compile and fused Adam stay on.
+  bit-identical weights, logs and checkpoints. Either path resumes the other's checkpoint when both compute in the
+  same precision (the checkpoint identity holds `compute_dtype`). Under torchrun CUDA graphs are off (a captured
+  step cannot contain DDP's gradient all-reduce hooks or the loss all-reduce); compile and fused Adam stay on.
 - Reads: a step is launched before the previous step's loss values are read. With fused Adam (the CUDA fast path)
   the step itself reads nothing (its NaN guard runs on the device), so there is at most one host read per step and
   none before the backward pass; otherwise the step reads its values once, after the backward pass (free on a CPU).
@@ -79,7 +79,7 @@ from tqdm.auto import tqdm
 
 from bench import distributed
 from bench.runinfo import plain
-from bench.steps import PATHS, FastStep, ReferenceStep, StepOut, is_reference_arithmetic
+from bench.steps import PATHS, FastStep, ReferenceStep, StepOut
 from data.files import atomic_write, atomic_write_text
 from perceptual.fast import FastConfig, best_config
 
@@ -164,13 +164,14 @@ class TrainConfig:
             fast = replace(fast, cuda_graphs=False)
         return fast
 
-    def arithmetic(self, device: torch.device | str, world_size: int = 1) -> str:
-        """What the step computes with, for the checkpoint identity: 'reference' for the reference path and for a
-        fast config that runs the same arithmetic (the CPU default), else the fast config's label."""
+    def compute_dtype(self, device: torch.device | str, world_size: int = 1) -> str:
+        """The precision the step computes in, for the checkpoint identity: a run continues only in the precision it
+        started in. Execution choices that only change rounding order (layout, compile, CUDA graphs, fused Adam,
+        cuDNN autotuning) may differ between sessions, so a run can resume with another number of GPUs or with
+        compile switched on; on a CPU the default fast path and the reference path are the same arithmetic."""
         if self.path == "reference":
-            return "reference"
-        fast = self.fast_config(device, world_size)
-        return "reference" if is_reference_arithmetic(fast) else fast.label()
+            return {"bf16": "bfloat16", "fp16": "float16"}.get(self.amp or "", "float32")
+        return str(self.fast_config(device, world_size).dtype).removeprefix("torch.")
 
 
 @dataclass
@@ -441,7 +442,7 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 
 
 # identity keys added after checkpoints were first written: what a checkpoint without them was trained with
-_LEGACY_IDENTITY = {"arithmetic": "reference"}
+_LEGACY_IDENTITY = {"compute_dtype": "float32"}
 
 
 def _check_resumable(ckpt: Mapping[str, Any], identity: Mapping[str, Any], meta: Mapping[str, Any],
@@ -485,7 +486,7 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
     meta = plain(meta or {})  # what weights_only loading gives back
     ckpt_file, log_file = checkpoint_path(out_dir, name), log_path(out_dir, name)
     groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]
-    identity = cfg.identity() | {"arithmetic": cfg.arithmetic(device, ctx.world_size)}
+    identity = cfg.identity() | {"compute_dtype": cfg.compute_dtype(device, ctx.world_size)}
 
     per_rank = cfg.batch_size // ctx.world_size
     if ctx.world_size > 1:

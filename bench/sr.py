@@ -299,7 +299,7 @@ class SRRunConfig:
     report: bool = True
     progress: bool = True
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
-    path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their arithmetic
+    path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their compute dtype
     compile: bool | None = None  # --compile / --no-compile (None: the device's default)
 
     # effective numbers (overrides win over the profile)

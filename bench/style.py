@@ -301,7 +301,7 @@ class StyleSettings:
     resume: bool = False
     overwrite: bool = False
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
-    path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their arithmetic
+    path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their compute dtype
     compile: bool | None = None  # --compile / --no-compile (None: the device's default)
 
     def identity(self) -> dict[str, Any]:

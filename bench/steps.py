@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from perceptual.fast import FastConfig, FastTrainer
+from perceptual.fast import FastConfig, FastTrainer, load_optimizer_state
 
 __all__ = ["PATHS", "FastStep", "ReferenceStep", "StepOut"]
 
@@ -62,7 +62,7 @@ class ReferenceStep:
         self.config: FastConfig | None = None
 
     def load_optimizer_state(self, state: Mapping[str, Any]) -> None:
-        self.optimizer.load_state_dict(dict(state))
+        load_optimizer_state(self.optimizer, state)  # stays the default Adam even from a fused-path checkpoint
 
     def step(self, batch: Any, reduce: Reduce | None = None) -> StepOut:
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):

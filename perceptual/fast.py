@@ -70,6 +70,7 @@ __all__ = [
     "fast_style_loss_fn",
     "fast_train_step",
     "fold_batchnorm_",
+    "load_optimizer_state",
     "pad_thin_convs_",
     "receptive_radius",
     "reference_train_step",
@@ -914,7 +915,6 @@ class FastTrainer:
         if cfg.cuda_graphs:
             kwargs["capturable"] = True
         self.optimizer = torch.optim.Adam(groups, **kwargs)
-        self._flags = [{k: g.get(k) for k in ("fused", "capturable", "foreach")} for g in self.optimizer.param_groups]
         # graphs without fused Adam: no guard can be captured (the default Adam has no found_inf input)
         self.guard = "device" if cfg.fused_adam else "none" if cfg.cuda_graphs else "host"
         self._bad_host = False
@@ -927,22 +927,8 @@ class FastTrainer:
         self.steps = 0
 
     def load_optimizer_state(self, state: Mapping[str, Any]) -> None:
-        """Load an Adam state_dict written by either path (bench.train's checkpoints): the fused / capturable flags
-        stay this trainer's, the step counters go where those flags need them, and the moment tensors take their
-        parameter's memory layout."""
-        self.optimizer.load_state_dict(dict(state))
-        for group, flags in zip(self.optimizer.param_groups, self._flags):
-            group.update(flags)
-            on_device = bool(flags.get("fused") or flags.get("capturable"))
-            for p in group["params"]:
-                st = self.optimizer.state.get(p, {})
-                for k, v in list(st.items()):
-                    if not isinstance(v, torch.Tensor):
-                        continue
-                    if k == "step":
-                        st[k] = (v.to(self.device, torch.float32) if on_device else v.to("cpu", torch.float32))
-                    elif v.shape == p.shape:
-                        st[k] = torch.empty_like(p, memory_format=torch.preserve_format).copy_(v)
+        """Load an Adam state_dict written by either path (bench.train's checkpoints); see load_optimizer_state."""
+        load_optimizer_state(self.optimizer, state)
 
     def _loss_means(self, batch: Any) -> dict[str, torch.Tensor]:
         terms = self.loss_fn(self._fmodel, batch)
@@ -1037,6 +1023,27 @@ class FastTrainer:
         with torch.cuda.graph(graph):
             out = self._eager_step(static)
         self._graph = (graph, static, out)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
+    """optimizer.load_state_dict(state), keeping the optimizer's own execution flags (fused, capturable, foreach:
+    torch would take the saved ones, so a reference run resumed on the fused path, or the reverse, would silently
+    switch implementation), with the step counters where those flags need them (device for fused / capturable,
+    CPU otherwise) and each moment tensor in its parameter's memory layout (channels_last)."""
+    flags = [{k: g.get(k) for k in ("fused", "capturable", "foreach")} for g in optimizer.param_groups]
+    optimizer.load_state_dict(dict(state))
+    for group, own in zip(optimizer.param_groups, flags):
+        group.update(own)
+        on_device = bool(own.get("fused") or own.get("capturable"))
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            for k, v in list(st.items()):
+                if not isinstance(v, torch.Tensor):
+                    continue
+                if k == "step":
+                    st[k] = v.to(p.device if on_device else torch.device("cpu"), torch.float32)
+                elif v.shape == p.shape:
+                    st[k] = torch.empty_like(p, memory_format=torch.preserve_format).copy_(v)
 
 
 def fast_train_step(trainer: FastTrainer, batch: Any) -> torch.Tensor:

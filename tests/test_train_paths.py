@@ -261,6 +261,12 @@ def test_a_reference_checkpoint_resumes_with_fused_adam(tmp_path):
     torch.testing.assert_close(model.weight, full.weight, rtol=1e-5, atol=1e-6)
     opt = load_checkpoint(checkpoint_path(tmp_path / "mix", "y"))["optimizer"]
     assert opt["param_groups"][0]["fused"] is True
+    # and back: the reference path resumes the fused checkpoint with its own (default) Adam
+    more = make_model()
+    train(more, noisy_loss, Regression(), _cfg("reference", iterations=8, checkpoint_every=2, lr=1e-2), name="y",
+          out_dir=tmp_path / "mix", resume=True)
+    assert load_checkpoint(checkpoint_path(tmp_path / "mix", "y"))["optimizer"]["param_groups"][0]["fused"] in (
+        None, False)
 
 
 def test_fp16_amp_on_the_fast_path_is_refused_with_the_fix():

@@ -8,9 +8,10 @@ per-device FastConfig (on a CPU the reference arithmetic, so both paths give bit
 What it guarantees, for both paths:
 - `step(batch, reduce)` launches one iteration and returns a `StepOut`: the per-term batch means (after `reduce`,
   the cross-rank all-reduce) as a device tensor, plus their host copy when the step already read them.
-- A step whose values hold a NaN or Inf never updates the model or the optimiser; neither does any later step
-  (the fast path's guard is sticky), so the loop can read a step's values one step late and still stop with the
-  last good model in memory.
+- A step whose values hold a NaN or Inf never updates the model or the optimiser. On the fast path neither does
+  any later step (its guard is sticky), so the loop can read a step's values one step late and still stop with the
+  last good model in memory. (Exception: CUDA graphs without fused Adam have no capturable guard; FastTrainer.guard
+  is then 'none'. best_config never makes that combination.)
 - `optimizer` and `scaler` are the objects the checkpoint saves; `load_optimizer_state` restores either path's
   checkpoint.
 """

@@ -43,8 +43,10 @@ from perceptual.speed import Stopwatch
 
 Init = Literal["noise", "content"]
 OptimizerName = Literal["lbfgs", "adam"]
+LBFGSImpl = Literal["torch", "device"]
 INITS: tuple[str, ...] = ("noise", "content")
 OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
+LBFGS_IMPLS: tuple[str, ...] = ("torch", "device")
 TERMS: tuple[str, ...] = ("total", "content", "style", "tv")
 TRACE_COLUMNS: tuple[str, ...] = ("iteration", "wall_time_s", *TERMS, "evaluations")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
@@ -64,6 +66,8 @@ class GatysConfig:
 
     lr: L-BFGS's step scale (1.0: the plain unit step of Torch's optim.lbfgs) or Adam's learning rate in [0, 1] pixel
     units (default 0.02). history_size: L-BFGS memory (100, as Torch's optim.lbfgs and torch default).
+    lbfgs: 'torch' (torch.optim.LBFGS) or 'device' (baselines.lbfgs.DeviceLBFGS: the same iterates, one host read
+    per iteration; no line search). The fast path picks it per device (perceptual.fast.best_config).
     """
 
     iterations: int = 500
@@ -74,6 +78,7 @@ class GatysConfig:
     line_search: Literal["strong_wolfe"] | None = None
     clamp: bool = True
     seed: int = 0
+    lbfgs: LBFGSImpl = "torch"
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -86,6 +91,10 @@ class GatysConfig:
             raise ValueError(f"line_search must be None or 'strong_wolfe', got {self.line_search!r}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"Gatys lr must be positive, got {self.lr}")
+        if self.lbfgs not in LBFGS_IMPLS:
+            raise ValueError(f"unknown L-BFGS implementation {self.lbfgs!r}: choose one of {', '.join(LBFGS_IMPLS)}")
+        if self.lbfgs == "device" and self.line_search is not None:
+            raise ValueError("the device L-BFGS has no line search: use lbfgs='torch' with line_search='strong_wolfe'")
 
     @property
     def step_size(self) -> float:
@@ -210,6 +219,8 @@ def stylise(
     if config.clamp:
         x.clamp_(0.0, 1.0)
     x.requires_grad_(True)
+    if config.optimizer == "lbfgs" and config.lbfgs == "device":
+        return _stylise_device(objective, content_feat, x, config, clock, progress)
     opt = _make_optimizer(x, config)
     evaluator = _Evaluator(objective, content_feat, x)
     times = [clock.elapsed()]
@@ -247,6 +258,42 @@ def stylise(
         evals.append(evaluator.evaluations)
         record(k, step["terms"])
     record(config.iterations, evaluator.value())
+    return GatysResult(image=x.detach().clone(), trace=rows, config=config)
+
+
+def _stylise_device(objective: Objective, content_feat: torch.Tensor, x: torch.Tensor, config: GatysConfig,
+                    clock: Stopwatch, progress: Callable[[int, dict[str, float]], None] | None) -> GatysResult:
+    """stylise()'s L-BFGS loop on baselines.lbfgs.DeviceLBFGS: per iteration one evaluation (forward + backward),
+    the step launched on the device, then one host read of the terms at x_k and the curvature flag. The trace and
+    its times mean what they mean in stylise()."""
+    from baselines.lbfgs import DeviceLBFGS
+
+    opt = DeviceLBFGS(x, lr=config.step_size, history_size=config.history_size)
+    rows: list[dict[str, float]] = []
+    t_prev = clock.elapsed()
+    for k in range(config.iterations):
+        x.grad = None
+        terms = objective(x, content_feat)
+        terms["total"].sum().backward()
+        assert x.grad is not None
+        opt.step(x.grad, (0.0, 1.0) if config.clamp else None)
+        read = torch.stack([terms[t].detach().sum().to(torch.float64) for t in TERMS]
+                           + [opt.accepted.to(torch.float64)]).tolist()  # the iteration's one host read
+        opt.commit(bool(read[-1]))
+        row = {"iteration": k, "wall_time_s": t_prev, **dict(zip(TERMS, read[:-1])), "evaluations": k}
+        t_prev = clock.elapsed()
+        rows.append(row)
+        if progress is not None:
+            progress(k, row)
+    x.grad = None
+    with torch.no_grad():
+        terms = objective(x, content_feat)
+        final = torch.stack([terms[t].sum().to(torch.float64) for t in TERMS]).tolist()
+    row = {"iteration": config.iterations, "wall_time_s": t_prev, **dict(zip(TERMS, final)),
+           "evaluations": config.iterations}
+    rows.append(row)
+    if progress is not None:
+        progress(config.iterations, row)
     return GatysResult(image=x.detach().clone(), trace=rows, config=config)
 
 

@@ -64,6 +64,7 @@ from bench.errors import (
     positive_int,
 )
 from bench.errors import naming_option as _argument
+from bench.fastpath import ExecPath, add_path_arguments
 from bench.metrics import evaluate_pair, to_uint8
 from bench.plan import add_dry_run_options
 from bench.profiles import (
@@ -325,6 +326,8 @@ class SRRunConfig:
     report: bool = True
     progress: bool = True
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
+    path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their compute dtype
+    compile: bool | None = None  # --compile / --no-compile (None: the device's default)
 
     # effective numbers (overrides win over the profile)
     @property
@@ -451,7 +454,7 @@ def srcnn_family(model: nn.Module, scale: int) -> Family:
     return Family("srcnn", scale, run)
 
 
-def johnson_family(cli: str, model: nn.Module, scale: int) -> Family:
+def johnson_family(cli: str, model: Callable[[torch.Tensor], torch.Tensor], scale: int) -> Family:
     raw, matched = METHODS[cli]
 
     def run(lr: np.ndarray, lr_t: torch.Tensor) -> dict[str, np.ndarray]:
@@ -483,6 +486,7 @@ class SRHarness:
         self.cfg = cfg
         self.out = cfg.out
         self.device = torch.device(cfg.device)
+        self.exec = ExecPath(cfg.path, self.device, cfg.compile)
         self.lpips_models: dict[str, Any] = {}
         self.loss_net: nn.Module | None = None
 
@@ -556,6 +560,7 @@ class SRHarness:
                 "srcnn_colour": "SRCNN Y + bicubic Cb/Cr",
             },
             "device_settings": configure_device(self.device),  # the one place that sets TF32 / cuDNN flags
+            **self.exec.run_json(),
             "iterations": info.get("iterations", {}),
             "training": info.get("training", {}),
             "stages": info.get("stages", {}),
@@ -600,14 +605,16 @@ class SRHarness:
         self.record.save()
 
     # -- training -----------------------------------------------------------------------------------------------
-    def _train_cfg(self, iterations: int, batch: int, lr: float) -> TrainConfig:
+    def _train_cfg(self, iterations: int, batch: int, lr: float, cadence_of: int | None = None) -> TrainConfig:
+        """cadence_of: the training's full length when `iterations` is one chunk of it (--curve-every), so that every
+        chunk logs and checkpoints on the same cadence as an unchunked training (and may resume the previous one)."""
         p = self.cfg.profile
-        every = min(p.checkpoint_every, iterations)
+        every = min(p.checkpoint_every, cadence_of or iterations)
         log_every = min(p.log_every, every)
         every -= every % log_every
         return TrainConfig(iterations=iterations, batch_size=batch, lr=lr, checkpoint_every=every,
                            log_every=log_every, seed=self.cfg.seed, num_workers=self.cfg.workers,
-                           progress=self.cfg.progress)
+                           progress=self.cfg.progress, path=self.cfg.path, fast=self.exec.config("train"))
 
     def _note_training(self, result: TrainResult) -> None:
         self.record.info["iterations"][result.name] = result.iterations
@@ -630,6 +637,11 @@ class SRHarness:
                 with seeded_init(cfg.seed):  # `random` weights: the same network for the same seed
                     self.loss_net = LossNetwork((FEAT_LAYER,), weights=cfg.vgg_weights, device=self.device)
             criterion: nn.Module = FeatureReconstructionLoss(self.loss_net, FEAT_LAYER, tv_weight=cfg.tv_weight)
+            fast = self.exec.config("train")
+            if fast is not None:
+                from perceptual.fast import fast_feature_loss
+
+                criterion = fast_feature_loss(criterion, fast)
         else:
             criterion = PixelLoss()
 
@@ -640,8 +652,10 @@ class SRHarness:
         meta = {"method": METHODS[cli][0], "scale": scale, "variant": cfg.variant, "data": stream.describe()["kind"],
                 "patch_size": cfg.patch, "sigma": cfg.profile.sigma, "corpus_digest": file_list_digest(corpus.files),
                 "tv_weight": cfg.tv_weight if cli == "feat" else 0.0}
+
         def run_training(iterations: int, resume: bool) -> TrainResult:
-            return train(model, loss_fn, stream, self._train_cfg(iterations, cfg.batch, cfg.learning_rate),
+            return train(model, loss_fn, stream,
+                         self._train_cfg(iterations, cfg.batch, cfg.learning_rate, cadence_of=cfg.n_iterations),
                          name=name, out_dir=self.out, device=self.device, resume=resume, meta=meta)
 
         if cfg.curve_every:
@@ -671,6 +685,15 @@ class SRHarness:
         return model.eval()
 
     # -- evaluation ---------------------------------------------------------------------------------------------
+    def inference(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The trained network as evaluated: itself on the reference path, a FastStylizer on the fast path."""
+        fast = self.exec.eval_config()
+        if fast is None:
+            return model
+        from perceptual.fast import FastStylizer
+
+        return FastStylizer(model, self.device, config=fast)
+
     def _load_lpips(self) -> None:
         from perceptual.lpips_offline import lpips_model
 
@@ -854,7 +877,7 @@ class SRHarness:
                 if model is None:
                     self.record.skip(f"eval_{cli}_x{scale}", f"training {name} failed")
                     continue
-                families.append(srcnn_family(model, scale) if cli == "srcnn" else johnson_family(cli, model, scale))
+                families.append(srcnn_family(model, scale) if cli == "srcnn" else johnson_family(cli, self.inference(model), scale))
             self.evaluate(families, scale)
             del families
 
@@ -979,6 +1002,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dry_run_options(parser)
+    add_path_arguments(parser)
     return parser
 
 
@@ -1006,7 +1030,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=args.eval_protocol, lpips=lpips,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
         num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
-        progress=not args.no_progress, argv=None if argv is None else tuple(argv))
+        progress=not args.no_progress, argv=None if argv is None else tuple(argv), path=args.path,
+        compile=args.compile)
 
 
 def run(cfg: SRRunConfig) -> int:

@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
@@ -81,6 +81,7 @@ from bench.errors import (
     positive_int,
 )
 from bench.errors import naming_option as _argument
+from bench.fastpath import PATHS, ExecPath, add_path_arguments
 from bench.loading import default_workers
 from bench.plan import add_dry_run_options
 from bench.profiles import PROFILES as PROFILE_NAMES
@@ -98,9 +99,10 @@ from data.catalog import DEFAULT_TRAIN_CORPUS as CATALOG_TRAIN_CORPUS
 from data.files import atomic_write, atomic_write_json, atomic_write_text, plain
 from data.style_data import CROPS, StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.device import configure as configure_device
+from perceptual.fast import fast_style_loss_fn
 from perceptual.losses import LossWeights, PerceptualObjective
 from perceptual.nets import VARIANTS, TransformNet, Variant
-from perceptual.speed import time_forward
+from perceptual.speed import time_fn, time_forward
 
 log = logging.getLogger("bench.style")
 
@@ -108,6 +110,8 @@ TASK = "style"
 MEAN = "__mean__"
 RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
 TABLE1_ITERATIONS = (100, 300, 500)
+INFERENCE_BATCH = 4  # fast path: network outputs for Fig. 5 and the outputs stage in batches of same-size images
+TABLE1_OTHER_PATH_ITERATIONS = 100  # Table 1's second path: L-BFGS iterations timed (one image; longer extrapolated)
 DEFAULT_STYLES = ("la_muse",)
 DEFAULT_TRAIN_CORPUS = "+".join(CATALOG_TRAIN_CORPUS)  # data.catalog holds the one default (train splits only)
 DEFAULT_EVAL_SET = "coco_val2017"
@@ -271,6 +275,14 @@ def choose_tv(candidates: dict[float, float], tolerance: float = TV_TOLERANCE) -
 # ----------------------------------------------------------------------------------------------------- training
 
 
+def time_feedforward(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, warmup: int, repeats: int) -> Any:
+    """Table 1's feed-forward seconds: bench.speed.time_forward for a module (the reference path), the same
+    synchronised median for a FastStylizer (the fast path; it is already in eval mode, without autograd)."""
+    if isinstance(net, torch.nn.Module):
+        return time_forward(net, x, warmup=warmup, repeats=repeats)
+    return time_fn(lambda: net(x), x.device, warmup=warmup, repeats=repeats)
+
+
 def style_loss_fn(objective: PerceptualObjective) -> Callable[[torch.nn.Module, torch.Tensor], dict[str, torch.Tensor]]:
     """The training loss handed to the shared loop (bench.train.train): Eq. 5 of `objective`, per image.
 
@@ -314,6 +326,8 @@ class StyleSettings:
     overwrite: bool = False
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
     tv_weight_given: bool = False  # --tv-weight was on the command line (run.json's tv_choice says so); not identity
+    path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their compute dtype
+    compile: bool | None = None  # --compile / --no-compile (None: the device's default)
 
     def identity(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
@@ -336,6 +350,7 @@ class StyleRun:
         self.s = s
         self.out = s.out
         self.device = torch.device(s.device)
+        self.exec = ExecPath(s.path, self.device, s.compile)
         self.stages: dict[str, dict[str, Any]] = {}
         self.info: dict[str, Any] = {}
         self.objectives: dict[str, PerceptualObjective] = {}
@@ -403,7 +418,7 @@ class StyleRun:
             "wall_time_s": time.time() - self.t0,
             "vgg_weights": s.vgg_weights,
             "weights_files": weights_manifest(),
-        } | self.info
+        } | self.exec.run_json() | self.info
         atomic_write_json(self.out / "run.json", doc)
 
     def write_results(self) -> None:
@@ -529,13 +544,15 @@ class StyleRun:
         data = StyleTrainingSet(files, size=s.p.train_size, crop=s.crop, seed=s.seed)
         torch.manual_seed(s.seed)
         net = TransformNet(s.variant).to(self.device)
+        fast = self.exec.config("train")
         cfg = TrainConfig(iterations=s.p.iterations if iterations is None else iterations, batch_size=s.p.batch_size,
                           lr=s.p.lr, checkpoint_every=s.p.checkpoint_every, log_every=s.p.log_every, seed=s.seed,
-                          num_workers=default_workers(self.device, s.num_workers, 0))
+                          num_workers=default_workers(self.device, s.num_workers, 0), path=s.path, fast=fast)
         meta = {"task": TASK, "style": style, "variant": s.variant, "loss_weights": objective.weights.as_dict(),
                 "train_size": s.p.train_size, "crop": s.crop, "style_size": s.style_size or s.p.train_size,
                 "corpus": s.train_corpus, "n_train_images": len(files), "vgg_weights": s.vgg_weights}
-        result = train_loop(net, style_loss_fn(objective), data, cfg, name=f"{name}{tag}", out_dir=self.out,
+        loss = style_loss_fn(objective) if fast is None else fast_style_loss_fn(objective, fast)
+        result = train_loop(net, loss, data, cfg, name=f"{name}{tag}", out_dir=self.out,
                             device=self.device, resume=s.resume, meta=meta)
         net.eval()
         summary = result.as_dict() | {"n_train_images": len(files), "loss_weights": objective.weights.as_dict(),
@@ -691,29 +708,84 @@ class StyleRun:
             self.networks[style] = net.to(self.device).eval()
         return self.networks[style].eval()
 
+    def scoring_objective(self, style: str, path: str | None = None) -> PerceptualObjective:
+        """The objective Gatys minimises and the network is scored on: `objective(style)` itself on the reference
+        path, the same objective on the fast loss network (perceptual.fast.fast_objective) on the fast path."""
+        ex = self.exec if path is None else ExecPath(path, self.device, self.s.compile)
+        objective = self.objective(style)
+        if not ex.fast:
+            return objective
+        from perceptual.fast import fast_objective
+
+        key = (style, id(objective))
+        cache = self.__dict__.setdefault("_fast_objectives", {})
+        if key not in cache:  # PerceptualObjective's interface on the fast loss network (perceptual.fast)
+            cache[key] = cast(PerceptualObjective, fast_objective(objective, ex.config("gatys")))
+        return cache[key]
+
+    def stylizer(self, style: str, path: str | None = None,
+                 timed: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The trained network as a function: itself on the reference path, a FastStylizer on the fast path (with
+        the device's inference config when `timed`, Table 1's repeated shape; else ExecPath.eval_config)."""
+        ex = self.exec if path is None else ExecPath(path, self.device, self.s.compile)
+        net = self.network(style)
+        if not ex.fast:
+            return net
+        from perceptual.fast import FastStylizer
+
+        key = (style, id(net), ex.path, timed)
+        cache = self.__dict__.setdefault("_stylizers", {})
+        if key not in cache:
+            cache[key] = FastStylizer(net, self.device, config=ex.config("inference") if timed else ex.eval_config())
+        return cache[key]
+
     @torch.no_grad()
-    def network_objective(self, style: str, x: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
-        """The objective of the network's output on x (clamped to [0, 1]: the image it shows, in Gatys' box)."""
-        objective, net = self.objective(style), self.network(style)
-        y = net(x).clamp(0.0, 1.0)
+    def network_outputs(self, style: str, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The network's outputs for images (1, 3, H, W) on the device: batched by size on the fast path
+        (FastStylizer.stylize_many; bit-identical to one by one on a CPU), one by one on the reference path."""
+        net = self.stylizer(style)
+        if isinstance(net, torch.nn.Module):
+            return [net(x) for x in xs]
+        from perceptual.fast import FastStylizer
+
+        assert isinstance(net, FastStylizer)
+        return net.stylize_many(list(xs), batch_size=INFERENCE_BATCH)
+
+    @torch.no_grad()
+    def network_objective(self, style: str, x: torch.Tensor,
+                          y: torch.Tensor | None = None) -> tuple[dict[str, float], torch.Tensor]:
+        """The objective of the network's output on x (clamped to [0, 1]: the image it shows, in Gatys' box);
+        `y`: that output when already computed (network_outputs)."""
+        objective = self.scoring_objective(style)
+        y = (self.stylizer(style)(x) if y is None else y).clamp(0.0, 1.0)
         terms = objective(y, objective.content_targets(x))
         return {k: float(v.sum()) for k, v in terms.items()}, y
 
     def gatys(self, style: str, x: torch.Tensor, iterations: int, seed: int, trace_path: Path | None,
               desc: str) -> tuple[list[dict[str, float]], torch.Tensor | None]:
         """Gatys' L-BFGS on the style's objective; reuses a complete trace on --resume (image then not kept)."""
-        from tqdm.auto import tqdm
-
         if trace_path is not None and self.s.resume and trace_path.exists():
             trace = read_trace(trace_path)
             if trace and int(trace[-1]["iteration"]) == iterations:
                 return trace, None
-        cfg = GatysConfig(iterations=iterations, init=self.s.gatys_init, seed=seed)
-        with tqdm(total=iterations, desc=desc, disable=None, leave=False) as bar:
-            result = stylise(self.objective(style), x, cfg, progress=lambda k, row: bar.update(1 if k else 0))
+        result = self.run_gatys(style, x, iterations, seed, desc)
         if trace_path is not None:
             write_trace(trace_path, result.trace)
         return result.trace, result.image
+
+    def run_gatys(self, style: str, x: torch.Tensor, iterations: int, seed: int, desc: str,
+                  path: str | None = None) -> Any:
+        """One Gatys optimisation on `path` (default: the run's): its objective and its L-BFGS (the device one where
+        the path's config says so)."""
+        from tqdm.auto import tqdm
+
+        ex = self.exec if path is None else ExecPath(path, self.device, self.s.compile)
+        gcfg = ex.config("gatys")
+        cfg = GatysConfig(iterations=iterations, init=self.s.gatys_init, seed=seed,
+                          lbfgs="device" if gcfg is not None and gcfg.device_lbfgs else "torch")
+        with tqdm(total=iterations, desc=desc, disable=None, leave=False) as bar:
+            return stylise(self.scoring_objective(style, ex.path), x, cfg,
+                           progress=lambda k, row: bar.update(1 if k else 0))
 
     def stage_fig5(self, style: str, size: int) -> list[dict[str, Any]]:
         """Fig. 5 at one size (its own stage, so a failure at 1024 px keeps the 256 and 512 px results)."""
@@ -724,10 +796,11 @@ class StyleRun:
         summary.setdefault("sizes", {})
         images = self.load_eval_images(s.eval_set, s.p.n_images, size, square=True)
         network, content, traces = {}, {}, {}
+        outputs = self.network_outputs(style, [x.to(self.device) for _, x in images])
         for i, (stem, x) in enumerate(images):
             x = x.to(self.device)
-            network[stem] = self.network_objective(style, x)[0]["total"]
-            objective = self.objective(style)
+            network[stem] = self.network_objective(style, x, outputs[i])[0]["total"]
+            objective = self.scoring_objective(style)
             with torch.no_grad():
                 content[stem] = float(objective(x, objective.content_targets(x))["total"].sum())
             traces[stem], _ = self.gatys(style, x, s.p.gatys_iterations, s.seed + i,
@@ -784,22 +857,36 @@ class StyleRun:
                        "feedforward": "batch 1, eval mode, inference_mode; median of repeats after warm-up, "
                                       "synchronised (perceptual.speed.time_forward)"})
         detail.setdefault("sizes", {})
-        net = self.network(style)
+        detail["paths"] = ("both paths timed: rows <method>_<path> (fast, reference); the unsuffixed rows are the "
+                           f"run's own path ({s.path}). The other path's L-BFGS times come from one image, "
+                           f"{TABLE1_OTHER_PATH_ITERATIONS} iterations at most (longer counts extrapolated, labelled)")
         traces = self._traces.get(size) or self._read_traces(size)
         if not traces:
             raise RuntimeError(f"no Gatys traces at {size} px: Table 1's L-BFGS times come from the fig5 stage")
-        ff = time_forward(net, torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(s.seed))
-                          .to(self.device), warmup=3, repeats=s.p.feedforward_repeats)
-        rows.append(result_row(size, "johnson_feedforward", MEAN, "seconds", ff.median_s))
-        d: dict[str, Any] = {"feedforward": ff.as_dict(), "n_traces": len(traces)}
-        for n in TABLE1_ITERATIONS:
-            sec, measured = table1_gatys_seconds(list(traces.values()), n)
-            rows.append(result_row(size, f"gatys_lbfgs_{n}", MEAN, "seconds" if measured else
-                                   "seconds_extrapolated", sec))
-            d[f"gatys_lbfgs_{n}"] = {"seconds": sec, "measured": measured}
-            if n == 500:
-                rows.append(result_row(size, "speedup_vs_500", MEAN, "ratio" if measured else
-                                       "ratio_extrapolated", sec / ff.median_s))
+        x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(s.seed)).to(self.device)
+        d: dict[str, Any] = {"n_traces": len(traces), "paths": {}}
+        for path in (s.path, *[p for p in PATHS if p != s.path]):
+            if path == s.path:
+                path_traces = list(traces.values())
+            else:  # the other path: one Fig. 5 image, a shorter run
+                _, img = self.load_eval_images(s.eval_set, 1, size, square=True)[0]
+                its = min(s.p.gatys_iterations, TABLE1_OTHER_PATH_ITERATIONS)
+                path_traces = [self.run_gatys(style, img.to(self.device), its, s.seed, f"table1 {path} {size}px",
+                                              path=path).trace]
+            ff = time_feedforward(self.stylizer(style, path, timed=True), x, warmup=3, repeats=s.p.feedforward_repeats)
+            pd: dict[str, Any] = {"feedforward": ff.as_dict(), "n_traces": len(path_traces)}
+            methods = [("johnson_feedforward", "seconds", ff.median_s)]
+            for n in TABLE1_ITERATIONS:
+                sec, measured = table1_gatys_seconds(path_traces, n)
+                methods.append((f"gatys_lbfgs_{n}", "seconds" if measured else "seconds_extrapolated", sec))
+                pd[f"gatys_lbfgs_{n}"] = {"seconds": sec, "measured": measured}
+                if n == 500:
+                    methods.append(("speedup_vs_500", "ratio" if measured else "ratio_extrapolated", sec / ff.median_s))
+            rows += [result_row(size, f"{m}_{path}", MEAN, metric, v) for m, metric, v in methods]
+            if path == s.path:
+                rows += [result_row(size, m, MEAN, metric, v) for m, metric, v in methods]
+                d |= {k: v for k, v in pd.items() if k != "n_traces"}
+            d["paths"][path] = pd
         detail["sizes"][str(size)] = d
         return rows
 
@@ -814,9 +901,10 @@ class StyleRun:
         folder = self.out / "images" / "style" / name
         save_image(self.style_image(style), folder / "style.png")
         images = self.load_eval_images(s.content_set, s.p.n_outputs, s.p.output_size, square=False)
+        outputs = self.network_outputs(style, [x.to(self.device) for _, x in images])
         for i, (stem, x) in enumerate(images):
             x = x.to(self.device)
-            _, y = self.network_objective(style, x)
+            _, y = self.network_objective(style, x, outputs[i])
             save_image(x, folder / f"{stem}_content.png")
             save_image(y, folder / f"{stem}_network.png")
             _, g = self.gatys(style, x, s.p.output_gatys_iterations, s.seed + i, None, desc=f"gatys {stem}")
@@ -959,6 +1047,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=non_negative_int, default=None,
                    help="data-loading worker processes (0: in process; default 0 on CPU, up to 4 on CUDA)")
     add_dry_run_options(p)
+    add_path_arguments(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out")
@@ -991,7 +1080,7 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = No
         style_size=args.style_size, gatys_init=args.gatys_init, tv_search=tv_search,
         tv_weight_given=args.tv_weight is not None,
         vgg_weights=args.vgg_weights, stages=tuple(args.stages), num_workers=args.num_workers, resume=args.resume,
-        overwrite=args.overwrite, argv=None if argv is None else tuple(argv))
+        overwrite=args.overwrite, argv=None if argv is None else tuple(argv), path=args.path, compile=args.compile)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -88,10 +88,29 @@ def test_gatys_objective(benchmark, bench, size, path):
 
 @pytest.mark.parametrize("size,path", _params())
 def test_lbfgs_iteration(benchmark, bench, size, path):
-    """One L-BFGS iteration of the Gatys optimisation (evaluation + L-BFGS update + clamp)."""
+    """One L-BFGS iteration of the Gatys optimisation (evaluation + L-BFGS update + clamp). The fast path uses
+    baselines.lbfgs.DeviceLBFGS where its config says so (device_lbfgs: CUDA), with stylise's one read per
+    iteration (the objective terms and the curvature flag)."""
     def make(which: str) -> Callable[[], Callable[[], Any]]:
         def build() -> Callable[[], Any]:
             objective, target, x = _setup(bench, which, size)
+            cfg = None if which == "reference" else bench.fast_config("gatys", **SWEEP_VARIANTS.get(which, {}))
+            if cfg is not None and cfg.device_lbfgs:
+                from baselines.lbfgs import DeviceLBFGS
+
+                dev_opt = DeviceLBFGS(x, lr=1.0, history_size=100)
+
+                def device_iteration() -> None:
+                    x.grad = None
+                    terms = objective(x, target)
+                    terms["total"].sum().backward()
+                    assert x.grad is not None
+                    dev_opt.step(x.grad, (0.0, 1.0))
+                    read = torch.stack([*(terms[k].detach().sum().double() for k in ("total", "content", "style",
+                                                                                      "tv")),
+                                        dev_opt.accepted.double()]).tolist()
+                    dev_opt.commit(bool(read[-1]))
+                return device_iteration
             opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, max_eval=1, history_size=100, line_search_fn=None,
                                     tolerance_grad=0.0, tolerance_change=0.0)
 

@@ -171,10 +171,12 @@ class BenchRunner:
                         ref_times.append(time.perf_counter() - t0)
 
                 warm_s = 0.0
-                for _ in range(3 if self.on_cuda else 1):
+                for i in range(3 if self.on_cuda else 1):
                     t0 = time.perf_counter()
                     timed()
                     warm_s = time.perf_counter() - t0
+                    if i == 0:  # torch.compile's compilation (and other first-call costs) happen here
+                        case.extra["first_call_s"] = warm_s
                 benchmark.pedantic(timed, setup=paired_reference, rounds=self._rounds(warm_s), warmup_rounds=0,
                                    iterations=1)
         except CaseTimeout as exc:

@@ -29,6 +29,19 @@ What it guarantees:
   the term (the first non-finite individual term; 'total' only when every term is finite); the last good checkpoint
   is left untouched (nothing is written after the bad step).
 - tqdm progress bar (rank 0 only).
+- Two execution paths (`TrainConfig.path`, bench.steps): 'fast' (default) runs each step through
+  perceptual.fast.FastTrainer with `TrainConfig.fast` or best_config(device, 'train'); 'reference' is the plain
+  eager step (autocast per `amp`). On a CPU the fast default is the reference arithmetic: both paths give
+  bit-identical weights, logs and checkpoints. Either path resumes the other's checkpoint when both compute in the
+  same precision (the checkpoint identity holds `compute_dtype`). Under torchrun CUDA graphs are off (a captured
+  step cannot contain DDP's gradient all-reduce hooks or the loss all-reduce); compile and fused Adam stay on.
+- Reads: a step is launched before the previous step's loss values are read. With fused Adam (the CUDA fast path)
+  the step itself reads nothing (its NaN guard runs on the device), so there is at most one host read per step and
+  none before the backward pass; otherwise the step reads its values once, after the backward pass (free on a CPU).
+  The loop reads the current step before each checkpoint and reads the first step of each session at once, to
+  report its time apart (`first_step_s`: torch.compile compiles there; `later_steps_s`: the steady state).
+  A non-finite step is never applied, and on the fused path neither is the next one (already launched when the NaN
+  is read), so NonFiniteLossError still leaves the last good model in memory.
 
 Data parallelism: `distributed.context()` gives this process's rank and world size; `wrap_model()` is the one place that builds the model
 wrapper (DistributedDataParallel when a process group is initialised) and `RankBatchSampler` the one place that
@@ -54,7 +67,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +79,9 @@ from tqdm.auto import tqdm
 
 from bench import distributed
 from bench.distributed import DistContext
+from bench.steps import PATHS, FastStep, ReferenceStep, StepOut
 from data.files import atomic_write, atomic_write_text, plain
+from perceptual.fast import FastConfig, best_config
 
 __all__ = [
     "CheckpointMismatchError",
@@ -109,6 +124,8 @@ class TrainConfig:
     num_workers: int = 0
     amp: str | None = None  # None, "bf16" or "fp16"
     progress: bool = True
+    path: str = "fast"  # "fast" (perceptual.fast.FastTrainer) or "reference" (the plain eager step); bench.steps
+    fast: FastConfig | None = None  # the fast path's config; None: best_config(device, "train")
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "checkpoint_every", "log_every"):
@@ -124,11 +141,36 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"TrainConfig.amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
+        if self.path not in PATHS:
+            raise ValueError(f"TrainConfig.path must be one of {', '.join(PATHS)}, got {self.path!r}")
+        if self.path == "fast" and self.amp == "fp16":
+            raise ValueError("TrainConfig(amp='fp16') needs loss scaling, which the fast path does not do; use "
+                             "amp='bf16' or path='reference'")
 
     def identity(self) -> dict[str, Any]:
         """The fields that shape the trajectory: a checkpoint made with others cannot be resumed with these."""
         return {"batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, "log_every": self.log_every,
                 "amp": self.amp}
+
+    def fast_config(self, device: torch.device | str, world_size: int = 1) -> FastConfig:
+        """The fast path's config on `device`: `fast` or best_config(device, 'train'), with `amp` as its dtype when
+        set, and CUDA graphs off under torchrun (a captured step cannot hold DDP's gradient all-reduce hooks and
+        the loss all-reduce; compile and fused Adam stay on)."""
+        fast = self.fast if self.fast is not None else best_config(device, "train")
+        if self.amp is not None:
+            fast = replace(fast, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[self.amp])
+        if world_size > 1 and fast.cuda_graphs:
+            fast = replace(fast, cuda_graphs=False)
+        return fast
+
+    def compute_dtype(self, device: torch.device | str, world_size: int = 1) -> str:
+        """The precision the step computes in, for the checkpoint identity: a run continues only in the precision it
+        started in. Execution choices that only change rounding order (layout, compile, CUDA graphs, fused Adam,
+        cuDNN autotuning) may differ between sessions, so a run can resume with another number of GPUs or with
+        compile switched on; on a CPU the default fast path and the reference path are the same arithmetic."""
+        if self.path == "reference":
+            return {"bf16": "bfloat16", "fp16": "float16"}.get(self.amp or "", "float32")
+        return str(self.fast_config(device, world_size).dtype).removeprefix("torch.")
 
 
 @dataclass
@@ -149,6 +191,10 @@ class TrainResult:
     global_batch: int | None = None  # samples per step over all ranks (--batch-size)
     per_rank_batch: int | None = None  # global_batch / world_size
     lr: float | None = None  # Adam's base learning rate
+    path: str = "fast"  # which step ran (bench.steps)
+    fast_config: dict[str, Any] | None = None  # the fast path's FastConfig (as_dict + label); None on reference
+    first_step_s: float | None = None  # this session's first step, synchronised (compile / warm-up inside)
+    later_steps_s: float | None = None  # mean seconds per step after the first (logs, checkpoints included)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -397,10 +443,15 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _check_resumable(ckpt: Mapping[str, Any], cfg: TrainConfig, meta: Mapping[str, Any], path: Path) -> None:
+# identity keys added after checkpoints were first written: what a checkpoint without them was trained with
+_LEGACY_IDENTITY = {"compute_dtype": "float32"}
+
+
+def _check_resumable(ckpt: Mapping[str, Any], identity: Mapping[str, Any], meta: Mapping[str, Any],
+                     path: Path) -> None:
     problems = []
-    for key, want in cfg.identity().items():
-        have = ckpt["config"].get(key)
+    for key, want in identity.items():
+        have = ckpt["config"].get(key, _LEGACY_IDENTITY.get(key))
         if have != want:
             problems.append(f"{key}: checkpoint {have!r}, now {want!r}")
     if ckpt["meta"] != dict(meta):
@@ -425,27 +476,45 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
     param_groups: Adam parameter groups (each with its own lr); default all of model.parameters() at cfg.lr.
     meta: what identifies this training (method, scale, variant, data, ...): stored in the checkpoint and compared
       on resume.
+    loss_fn: with cfg.path == 'fast', build it with the fast loss helpers of perceptual.fast for the same config
+      (`cfg.fast_config(device)`) to put the loss network on the fast path too; any loss_fn works on either path.
+
+    The step (bench.steps) is launched before the previous step's values are read: on the fast path with fused
+    Adam (CUDA) nothing is read before the backward pass and at most one read happens per step; the loop reads the
+    current step before a checkpoint, and always reads the first step of a session (to time it).
     """
     device = torch.device(device)
     ctx = distributed.context()
     meta = plain(meta or {})  # what weights_only loading gives back
     ckpt_file, log_file = checkpoint_path(out_dir, name), log_path(out_dir, name)
     groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]
-    optimizer = torch.optim.Adam(groups, lr=cfg.lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    identity = cfg.identity() | {"compute_dtype": cfg.compute_dtype(device, ctx.world_size)}
 
     per_rank = cfg.batch_size // ctx.world_size
     if ctx.world_size > 1:
         per_rank = distributed.check_global_batch(cfg.batch_size)
     # every rank trains the same thing (rank 0 announces it; followers check and stop on a mismatch)
-    distributed.sync_job(name, {"config": cfg.identity(), "iterations": cfg.iterations,
+    distributed.sync_job(name, {"config": identity, "iterations": cfg.iterations,
                                 "checkpoint_every": cfg.checkpoint_every, "meta": meta})
+
+    def wrap(module: nn.Module) -> nn.Module:
+        return wrap_model(module, device, ctx)
+
+    stepper: FastStep | ReferenceStep
+    if cfg.path == "fast":
+        stepper = FastStep(model, loss_fn, groups, cfg.lr, device, cfg.fast_config(device, ctx.world_size), wrap)
+        wrapped = stepper.trainer.model
+    else:
+        wrapped = wrap(model)
+        stepper = ReferenceStep(wrapped, loss_fn, groups, cfg.lr, device, cfg.amp)
+    optimizer, scaler = stepper.optimizer, stepper.scaler
+    fast_info = None if stepper.config is None else stepper.config.as_dict() | {"label": stepper.config.label()}
 
     def read_resume_state() -> dict[str, Any] | None:
         if not (resume and ckpt_file.exists()):
             return None
         ckpt = load_checkpoint(ckpt_file, map_location="cpu")  # CPU: RNG states must be; loading moves the rest
-        _check_resumable(ckpt, cfg, meta, ckpt_file)
+        _check_resumable(ckpt, identity, meta, ckpt_file)
         if ckpt["sampler"]["next_sample"] != int(ckpt["iteration"]) * cfg.batch_size:
             raise ValueError(f"{ckpt_file}: sampler position {ckpt['sampler']['next_sample']} does not match "
                              f"iteration {ckpt['iteration']} x batch {cfg.batch_size}; the checkpoint is "
@@ -454,7 +523,7 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
 
     def result(**kw: Any) -> TrainResult:
         return TrainResult(name=name, **kw, world_size=ctx.world_size, global_batch=cfg.batch_size,
-                           per_rank_batch=per_rank, lr=cfg.lr)
+                           per_rank_batch=per_rank, lr=cfg.lr, path=cfg.path, fast_config=fast_info)
 
     start, elapsed, resumed, last_ckpt_iter = 0, 0.0, False, None
     sums: dict[str, float] = {}
@@ -462,7 +531,7 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
     ckpt = distributed.rank0_result(read_resume_state)  # rank 0 reads the run folder; every rank gets the state
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        stepper.load_optimizer_state(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         per_rank_rng = ckpt.get("rng_per_rank")
         if per_rank_rng is not None and len(per_rank_rng) == ctx.world_size:
@@ -484,13 +553,12 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
     else:
         seed_everything(cfg.seed + ctx.rank)
 
-    wrapped = wrap_model(model, device, ctx)
     csv_log = _CsvLog(log_file, keep_through=start) if ctx.is_main else None
     loader = make_loader(stream, cfg, start, ctx, device, collate)
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp or "")
     bar = tqdm(total=cfg.iterations, initial=start, desc=f"train {name}", unit="it", dynamic_ncols=True,
                disable=not (cfg.progress and ctx.is_main), mininterval=1.0)
     t_session = time.perf_counter()
+    first_step_s: float | None = None
 
     def checkpoint(iteration: int) -> None:
         """Every rank calls it at the same iterations (the RNG gather is a collective); rank 0 writes."""
@@ -505,57 +573,69 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "rng": capture_rng_state(),
                 "sampler": {"next_sample": iteration * cfg.batch_size, "global_batch": cfg.batch_size},
-                "config": cfg.identity(), "meta": meta, "last": dict(last), "log_window": dict(sums),
-                "world_size": ctx.world_size, "per_rank_batch": per_rank,
+                "config": identity, "meta": meta, "last": dict(last), "log_window": dict(sums),
+                "world_size": ctx.world_size, "per_rank_batch": per_rank, "path": cfg.path, "fast_config": fast_info,
             }
             if rng_all is not None:
                 state["rng_per_rank"] = rng_all
             save_checkpoint(ckpt_file, state)
         last_ckpt_iter = iteration
 
+    def reduce(means: torch.Tensor) -> torch.Tensor:
+        """One all-reduce per step: the ranks' mean loss terms and whether any rank was asked to stop."""
+        flag = means.new_full((1,), 1.0 if stop.requested else 0.0)  # a fill kernel: no host-to-device copy
+        logged = torch.cat([means, flag])
+        torch.distributed.all_reduce(logged)
+        return torch.cat([logged[:-1] / ctx.world_size, logged[-1:]])
+
+    def resolve(iteration: int, out: StepOut) -> bool:
+        """Read a launched step's values: NaN check, log window, log row, progress. True when a rank asked to
+        stop (torchrun)."""
+        nonlocal sums, last
+        values = out.read()
+        names = stepper.terms
+        values, extra = values[:len(names)], values[len(names):]
+        bad = first_non_finite(names, values)
+        if bad is not None:
+            raise NonFiniteLossError(name, iteration, *bad, ckpt_file if last_ckpt_iter is not None else None,
+                                     last_ckpt_iter)
+        for term, value in zip(names, values):
+            sums[term] = sums.get(term, 0.0) + value
+        if iteration % cfg.log_every == 0:
+            last = {k: v / cfg.log_every for k, v in sums.items()}
+            sums = {}
+            if csv_log is not None:
+                csv_log.write({"iteration": iteration, "wall_time_s": elapsed + time.perf_counter() - t_session,
+                               **last})
+            bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
+        bar.update(1)
+        return bool(extra and extra[0] > 0)
+
     wrapped.train()
     it = start
+    pending: tuple[int, StepOut] | None = None
     try:
         with distributed.StopRequest() as stop:
             for it, batch in enumerate(loader, start=start + 1):
                 batch = _to_device(batch, device)
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    terms = loss_fn(wrapped, batch)
-                if "total" not in terms:
-                    raise KeyError(f"loss_fn of {name!r} returned {sorted(terms)}; it must include 'total'")
-                names = ["total", *[k for k in terms if k != "total"]]
-                means = torch.stack([terms[k].float().mean() for k in names])
-                if ctx.world_size > 1:
-                    # one all-reduce: the logged means and whether any rank was asked to stop
-                    flag = torch.tensor([1.0 if stop.requested else 0.0], device=means.device)
-                    logged = torch.cat([means.detach(), flag])
-                    torch.distributed.all_reduce(logged)
-                    values = (logged[:-1] / ctx.world_size).tolist()
-                    stop_now = bool(logged[-1].item() > 0)
+                out = stepper.step(batch, reduce if ctx.world_size > 1 else None)
+                if first_step_s is None:
+                    out.read()  # once per session: the first step's time (compile and warm-up happen in it)
+                    first_step_s = time.perf_counter() - t_session
+                stop_now = False
+                if pending is not None:  # the previous step, read after this one was launched
+                    stop_now = resolve(*pending)
+                    pending = None
+                if out.host is not None:  # already on the host (the step read it): nothing to wait for
+                    stop_now = resolve(it, out) or stop_now
                 else:
-                    values = means.detach().tolist()
-                    stop_now = False
-                bad = first_non_finite(names, values)
-                if bad is not None:
-                    raise NonFiniteLossError(name, it, *bad, ckpt_file if last_ckpt_iter is not None else None,
-                                             last_ckpt_iter)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(means[0]).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                for term, value in zip(names, values):
-                    sums[term] = sums.get(term, 0.0) + value
-                if it % cfg.log_every == 0:
-                    last = {k: v / cfg.log_every for k, v in sums.items()}
-                    sums = {}
-                    if csv_log is not None:
-                        csv_log.write({"iteration": it, "wall_time_s": elapsed + time.perf_counter() - t_session,
-                                       **last})
-                    bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
-                bar.update(1)
+                    pending = (it, out)
                 if ctx.world_size == 1 and stop.requested:
                     stop_now = True
                 if it % cfg.checkpoint_every == 0 or it == cfg.iterations or stop_now:
+                    if pending is not None:
+                        stop_now = resolve(*pending) or stop_now
+                        pending = None
                     checkpoint(it)
                 if stop_now and it < cfg.iterations:
                     signum = stop.requested or signal.SIGTERM  # a follower may stop on another rank's signal
@@ -579,6 +659,9 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
     if it != cfg.iterations:
         raise RuntimeError(f"training {name!r}: the data stream ended at iteration {it} of {cfg.iterations}")
     session = time.perf_counter() - t_session
+    steps = it - start
+    later = (session - first_step_s) / (steps - 1) if first_step_s is not None and steps > 1 else None
     return result(iterations=it, start_iteration=start, wall_time_s=elapsed + session, session_time_s=session,
                   checkpoint=str(ckpt_file) if ctx.is_main else None, log=str(log_file) if ctx.is_main else None,
-                  resumed=resumed, already_complete=False, last=last)
+                  resumed=resumed, already_complete=False, last=last, first_step_s=first_step_s,
+                  later_steps_s=later)

@@ -12,6 +12,7 @@ training takes the mean over the batch.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -22,6 +23,7 @@ from torch import nn
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 TVForm = Literal["squared", "abs"]
+_AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps", "hpu")
 
 
 def _per_image_mean(x: torch.Tensor) -> torch.Tensor:
@@ -39,10 +41,17 @@ def pixel_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
-    """G = psi psi^T / (C H W) for features of shape (N, C, H, W); returns (N, C, C). Computed in fp32."""
+    """G = psi psi^T / (C H W) for features of shape (N, C, H, W); returns (N, C, C). Always computed in fp32.
+
+    Autocast is switched off around the product: under fp16 autocast the bmm would otherwise run in half precision
+    whatever its inputs are, and a sum over H*W products of relu activations overflows fp16 (inf) at 256 px."""
     n, c, h, w = feat.shape
-    psi = feat.reshape(n, c, h * w).float()
-    return torch.bmm(psi, psi.transpose(1, 2)) / (c * h * w)
+    dev = feat.device.type
+    autocast = dev in _AUTOCAST_DEVICES and torch.is_autocast_enabled(dev)  # 'meta' (FLOP counting) has none
+    off = torch.autocast(dev, enabled=False) if autocast else contextlib.nullcontext()
+    with off:
+        psi = feat.reshape(n, c, h * w).float()
+        return torch.bmm(psi, psi.transpose(1, 2)) / (c * h * w)
 
 
 def gram_loss(gram_hat: torch.Tensor, gram_target: torch.Tensor) -> torch.Tensor:

@@ -79,10 +79,11 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 # bench.train.train on a toy regression, called by every rank itself (no harness): the loop's own guarantees.
 TOY = r'''
-import sys, time, torch
+import os, sys, time, torch
 from torch import nn
 from bench import distributed
 from bench.train import TrainConfig, train
+from perceptual.fast import FastConfig
 
 class Stream:
     def __len__(self):
@@ -105,13 +106,16 @@ def loss(delay):
     return fn
 
 CFG = dict(batch_size=8, lr=1e-2, checkpoint_every=10, log_every=5, seed=0, progress=False)
+# TOY_FUSED=1: the fast path with fused Adam, whose loop reads step k-1 after launching step k (bench.train)
+FUSED = dict(fast=FastConfig(fused_adam=True))
 
 if __name__ == "__main__":
     out, iterations, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     distributed.init("cpu")
     try:
-        train(model(), loss(delay), Stream(), TrainConfig(iterations=iterations, **CFG), name="toy", out_dir=out,
-              resume="--resume" in sys.argv)
+        extra = FUSED if os.environ.get("TOY_FUSED") == "1" else {}
+        train(model(), loss(delay), Stream(), TrainConfig(iterations=iterations, **CFG, **extra), name="toy",
+              out_dir=out, resume="--resume" in sys.argv)
     except SystemExit:
         distributed.teardown(clean=False)
         raise
@@ -297,17 +301,20 @@ def test_loop_two_ranks_equal_one_process(tmp_path):
         torch.testing.assert_close(b["model"][k], a["model"][k], rtol=1e-4, atol=1e-6)
 
 
-def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes(tmp_path):
+@pytest.mark.parametrize("fused", [False, True], ids=["read-each-step", "fused-read-one-step-late"])
+def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes(tmp_path, fused):
     """torchrun forwards SIGTERM to both ranks; they agree on the last step (through the loss all-reduce), rank 0
     checkpoints there (partial log window included) and both exit 143 well before torchrun's 30 s SIGKILL. The run
-    then resumes in ONE process and lines up with an uninterrupted single-process run."""
+    then resumes in ONE process and lines up with an uninterrupted single-process run. `fused`: the fast path with
+    fused Adam, where each rank reads the all-reduced stop flag of step k-1 after launching step k."""
     script, toy = _toy(tmp_path)
     iterations = 300
+    extra = toy.FUSED if fused else {}
     ref, run = tmp_path / "ref", tmp_path / "run"
-    train(toy.model(), toy.loss(0), toy.Stream(), TrainConfig(iterations=iterations, **toy.CFG), name="toy",
+    train(toy.model(), toy.loss(0), toy.Stream(), TrainConfig(iterations=iterations, **toy.CFG, **extra), name="toy",
           out_dir=ref)
-    proc = subprocess.Popen(_torchrun(script, run, iterations, 0.03), cwd=REPO, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_torchrun(script, run, iterations, 0.03), cwd=REPO, env=_env(TOY_FUSED=str(int(fused))),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     log_file, deadline = log_path(run, "toy"), time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if log_file.exists() and len(log_file.read_text().splitlines()) > 6:  # past iteration 30
@@ -325,7 +332,7 @@ def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes(tmp_path):
     assert f"training 'toy' stopped by SIGTERM at iteration {stop}" in err, err[-3000:]
     assert 30 < stop < iterations and len(ck["rng_per_rank"]) == 2 and ck["world_size"] == 2
     # resume in one process: the log lines up with the uninterrupted run
-    result = train(toy.model(), toy.loss(0), toy.Stream(), TrainConfig(iterations=iterations, **toy.CFG),
+    result = train(toy.model(), toy.loss(0), toy.Stream(), TrainConfig(iterations=iterations, **toy.CFG, **extra),
                    name="toy", out_dir=run, resume=True)
     assert result.resumed and result.start_iteration == stop
     worst = _compare_logs(_log(log_path(ref, "toy")), _log(log_path(run, "toy")), first_tol=1e-6, tol=1e-5)

@@ -111,23 +111,31 @@ def test_smoke_run_writes_the_contract_files(smoke_run):
     assert sum(s["wall_time_s"] for s in run["stages"].values()) <= run["wall_time_s"]
 
 
-def test_the_harness_uses_one_perceptual_objective_for_training_and_gatys(tmp_path, monkeypatch):
+@pytest.mark.parametrize("path", ["reference", "fast"])
+def test_the_harness_uses_one_perceptual_objective_for_training_and_gatys(tmp_path, monkeypatch, path):
+    """One Eq. 5 objective per style. On the fast path training and Gatys each run it through the fast loss network
+    (perceptual.fast), wrapping that same PerceptualObjective (same Gram targets, same weights)."""
     seen = {"train": [], "gatys": []}
-    real_loss, real_stylise = style.style_loss_fn, style.stylise
+    real_loss, real_fast_loss, real_stylise = style.style_loss_fn, style.fast_style_loss_fn, style.stylise
 
     def train_spy(objective):
         seen["train"].append(objective)
         return real_loss(objective)
 
+    def fast_train_spy(objective, cfg):
+        seen["train"].append(objective)
+        return real_fast_loss(objective, cfg)
+
     def stylise_spy(objective, content, *a, **k):
-        seen["gatys"].append(objective)
+        seen["gatys"].append(objective if path == "reference" else objective.reference[0])
         return real_stylise(objective, content, *a, **k)
 
     monkeypatch.setattr(style, "style_loss_fn", train_spy)
+    monkeypatch.setattr(style, "fast_style_loss_fn", fast_train_spy)
     monkeypatch.setattr(style, "stylise", stylise_spy)
     settings = style.settings_from_args(style.build_parser().parse_args(
         [*TINY, "--iterations", "1", "--gatys-iterations", "1", "--out", str(tmp_path / "r"), "--stages", "train",
-         "fig5"]))
+         "fig5", "--path", path]))
     run = style.StyleRun(settings)
     assert run.run() == 0
     objectives = seen["train"] + seen["gatys"]

@@ -574,6 +574,7 @@ class StyleRun:
         """Every name and file the requested stages need, checked before --out is touched, so a bad --styles,
         --train-corpus, --eval-set or --content-set is an argument error (exit 2, nothing written). Records what the
         run reads and the sha256 of each file it reads directly (style, Fig. 5 and content images) for run.json."""
+        from data.checks import check_eval_images, problems_message
         from data.fetch import resolve_images, style_image
         from data.images import check_decodable
 
@@ -600,14 +601,22 @@ class StyleRun:
         if "outputs" in s.stages:
             sets["outputs"] = ("--content-set", s.content_set, s.p.n_outputs)
         datasets: dict[str, Any] = {}
+        problems: list[str] = []
         for role, (option, spec, n) in sets.items():
             with _argument(option, spec):
                 label, files = resolve_images(spec)
                 files = sorted(files, key=lambda p: p.name)[:n]
-                for f in files:  # the images are scored: an unreadable one stops the run here
-                    check_decodable(f)
+            # the images are scored: every file of every set is decoded first, and all problems stop the run in one
+            # message (a user with four broken files learns of all four at once)
+            bad = check_eval_images(files, None)[1]
+            if bad:
+                problems.append(f"{option} {spec}: " + problems_message(bad, f"the images it reads ({label})", ""))
+                continue
             datasets[role] = {"name": label, "spec": spec, "n_images": len(files), "path": str(files[0].parent),
                               "sha256": file_hashes(files)}
+        if problems:
+            raise ArgumentError("\n".join(problems) + "\nFix or remove these files (the run reads the first images of "
+                                "each set in name order), or point the option at another folder")
         self.info["datasets"] = datasets
 
     def stage_train(self, style: str) -> list[dict[str, Any]]:

@@ -104,6 +104,28 @@ def test_style_refuses_an_unreadable_evaluation_image(tmp_path, capsys):
     assert "--eval-set" in err and "img1.png" in err and not out.exists()
 
 
+def test_style_checks_the_evaluation_and_content_sets_whole_and_names_every_broken_file(tmp_path, capsys):
+    folder = tmp_path / "eval"
+    _images(folder, [(40, 40)] * 4)
+    (folder / "img1.png").write_bytes(b"")
+    data = (folder / "img3.png").read_bytes()
+    (folder / "img3.png").write_bytes(data[: len(data) // 2])  # truncated: only a full decode finds it
+    content = tmp_path / "content"
+    _images(content, [(40, 40)] * 2, seed=1)
+    (content / "img0.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    args = [*TINY_STYLE, "--n-images", "4", "--eval-set", str(folder), "--content-set", str(content), "--stages",
+            "fig5", "outputs", "--out", str(out)]
+    assert style.main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and not out.exists()
+    assert f"--eval-set {folder}" in err and f"--content-set {content}" in err
+    for name in (folder / "img1.png", folder / "img3.png", content / "img0.png"):
+        assert str(name) in err, (name, err)
+    assert str(folder / "img0.png") not in err and str(folder / "img2.png") not in err
+    assert "2 problems" in err and "1 problem " in err
+
+
 def test_style_refuses_a_folder_holding_another_run_and_changes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

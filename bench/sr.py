@@ -919,7 +919,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "networks (feature and pixel loss) and SRCNN, evaluate them with bicubic on Set5/Set14/BSD100 "
                     "(PSNR/SSIM on Y, LPIPS), write results.csv, run.json, logs, images and an HTML report.",
         epilog=f"profiles:\n{table}\n\nThe default corpus ({DEFAULT_CORPUS}; SRCNN: {DEFAULT_SRCNN_CORPUS}) stands in "
-               f"for the paper's {PAPER_CORPUS}; run.json and the report say so.",
+               f"for the paper's {PAPER_CORPUS}; run.json and the report say so.\n\n"
+               "subcommands (each has its own --help):\n"
+               "  python -m bench.sr evaluate --outputs DIR | --model SPEC --scale 4 --name NAME --out RUN\n"
+               "      score your own SR method (a folder of outputs or a network) under this protocol\n"
+               "  python -m bench.sr upscale --checkpoint CKPT --out DIR IMAGES...\n"
+               "      apply a trained SR network of a run to your images",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=SR_PROFILES, default=None,
                         help=f"run size (default: {default_profile()} here: 'paper' with CUDA, else 'quick')")

@@ -907,7 +907,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="reproduce-style", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Reproduce the paper's style-transfer results: train transform networks, run the Gatys L-BFGS "
                     "baseline on the same objective, and write Fig. 5, Table 1 and stylised outputs.",
-        epilog="profiles (override any value with the options above):\n" + profile_table())
+        epilog="profiles (override any value with the options above):\n" + profile_table() + "\n\n"
+               "subcommands (each has its own --help):\n"
+               "  python -m bench.style evaluate --model SPEC --styles STYLE --name NAME --out RUN\n"
+               "      score your own stylizer on the paper's objective (Fig. 5) and its speed (Table 1)\n"
+               "  python -m bench.style stylize --checkpoint CKPT --out DIR IMAGES...\n"
+               "      apply a trained transform network of a run to your images")
     p.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                    help="smoke (CI, seconds), quick (CPU, ~30 min), paper (the protocol, CUDA). Default: paper with "
                         "CUDA, else quick")

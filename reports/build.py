@@ -184,6 +184,8 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
         style_grid = {r.label: problems.guard(f"the style grids of run {r.label}",
                                               partial(grids.style_grids, r, staging, href=ASSETS), [])
                       for r in runs}
+        problems.guard("the evaluated stylizers beside the style grids",
+                       partial(grids.place_evaluated_style, runs, style_grid, staging, href=ASSETS), None)
         html_tables: dict[str, Any] = {
             "summary": tables.summary_html(summary, attempted=True),
             "summary_not_run": tables.summary_html(summary, attempted=False),

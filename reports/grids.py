@@ -203,8 +203,11 @@ def style_grids(run: Run, assets_dir: Path, href: str = "assets", max_contents: 
         return grids
     for style_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "content"):
         style = style_dir.name
-        stems = sorted({p.name.rsplit("_", 1)[0] for p in style_dir.glob("*_network.png")}
-                       | {p.name.rsplit("_", 1)[0] for p in style_dir.glob("*_gatys.png")})
+        # an evaluation run's outputs are <content>_<NAME>.png: content, the user's network, the style image
+        own = run.evaluated_name if run.is_evaluation else None
+        outputs = [(f"_{own}.png", own, f"{own} (evaluated)")] if own else [
+            ("_network.png", "network", "ours (network)"), ("_gatys.png", "gatys", "Gatys (L-BFGS)")]
+        stems = sorted({p.name[: -len(suffix)] for suffix, _, _ in outputs for p in style_dir.glob(f"*{suffix}")})
         style_path = style_image_path(run, style)
         style_src = None
         if style_path is not None and (img := open_rgb(style_path)) is not None:
@@ -216,8 +219,7 @@ def style_grids(run: Run, assets_dir: Path, href: str = "assets", max_contents: 
         for content in stems[:max_contents]:
             cells = []
             kinds = [("content", "content image", content_image_path(run, style, content)),
-                     ("network", "ours (network)", style_dir / f"{content}_network.png"),
-                     ("gatys", "Gatys (L-BFGS)", style_dir / f"{content}_gatys.png")]
+                     *((kind, label, style_dir / f"{content}{suffix}") for suffix, kind, label in outputs)]
             for kind, label, path in kinds:
                 cell = {"kind": kind, "label": label, "src": None, "status": "not run"}
                 img = open_rgb(path) if path is not None and path.is_file() else None
@@ -234,3 +236,29 @@ def style_grids(run: Run, assets_dir: Path, href: str = "assets", max_contents: 
             rows.append({"content": content, "cells": cells})
         grids.append({"run": run.label, "style": style, "rows": rows, "n_contents": len(stems)})
     return grids
+
+
+def place_evaluated_style(runs: list[Run], grids: dict[str, list[dict[str, Any]]], assets_dir: Path,
+                          href: str = "assets") -> None:
+    """Put each evaluated stylizer's output into the other runs' style grids of the same style and content image
+    (after Gatys); an evaluation run's own row that is now shown beside another run's is dropped from its grid."""
+    placed: set[tuple[str, str, str]] = set()
+    for ev in (r for r in runs if r.is_evaluation and r.evaluated_name):
+        name = ev.evaluated_name
+        assert name is not None
+        for host in (r for r in runs if not r.is_evaluation):
+            for grid in grids.get(host.label, []):
+                for row in grid["rows"]:
+                    img = open_rgb(ev.path / "images" / "style" / grid["style"] / f"{row['content']}_{name}.png")
+                    if img is None:
+                        continue
+                    img.thumbnail((STYLE_THUMB, STYLE_THUMB))
+                    asset = safe_name(host.label, "style", grid["style"], row["content"], name, "from", ev.label)
+                    write_image(img, assets_dir / f"{asset}.jpg", "JPEG")
+                    at = next((i for i, c in enumerate(row["cells"]) if c["kind"] == "style"), len(row["cells"]))
+                    row["cells"].insert(at, {"kind": name, "label": f"{name} (evaluated, run {ev.label})",
+                                             "src": f"{href}/{asset}.jpg", "status": "ok"})
+                    placed.add((ev.label, grid["style"], row["content"]))
+        for grid in grids.get(ev.label, []):
+            grid["rows"] = [r for r in grid["rows"] if (ev.label, grid["style"], r["content"]) not in placed]
+        grids[ev.label] = [g for g in grids.get(ev.label, []) if g["rows"]]

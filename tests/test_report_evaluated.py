@@ -9,6 +9,7 @@ back from those files and formatted by this file's own rules.
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
@@ -80,6 +81,13 @@ def write_style_evaluation(root: Path, *, name: str = STYLE_NAME, sizes: tuple[s
                           ("seconds_to_match", secs.mean()), ("seconds", 0.0123 * (int(size) / 256) ** 2)):
             rows.append(["style", size, "", name, "__mean__", metric, repr(float(v))])
     _write_csv(root / "results.csv", FIELDS, rows)
+    folder = root / "images" / "style" / "la_muse"  # the outputs on the reproduce run's content images
+    folder.mkdir(parents=True, exist_ok=True)
+    _pattern(96, 128, 51).save(folder / "style.png")
+    for i, c in enumerate(contents):
+        base = _pattern(96, 96, seed + i)
+        base.save(folder / f"{c}_content.png")
+        base.filter(ImageFilter.EMBOSS).save(folder / f"{c}_{name}.png")
     info = run_json(task="style", profile="evaluate", device="cpu", corpus=None,
                     stages={f"evaluate:{s}": {"status": "ok", "wall_time_s": 1.0, "error": None} for s in sizes})
     info |= {"identity": {"task": "style", "mode": "evaluate", "name": name, "style": "la_muse",
@@ -212,3 +220,33 @@ def test_an_evaluation_alone_shows_only_its_method_and_the_ground_truth(tmp_path
     card = soup.find(id="run-A").get_text(" ", strip=True)
     assert "evaluation of an external method" in card and "means over" not in card
     assert not soup.select("#sr p.coverage") and soup.find(id="run-A").find("details", class_="skipped") is None
+
+
+def test_the_evaluated_stylizer_sits_in_the_reproduce_runs_style_grid(built):
+    soup, out = built["soup"], built["out"]
+    heading = soup.find("h4", string=re.compile(r"Run C: .*style la_muse"))
+    rows = heading.find_next_siblings("div", class_="grid")[:3]
+    for row, content in zip(rows, ("000000000139", "amber", "chicago")):
+        figures = row.find_all("figure")
+        labels = [f.find("b").get_text() for f in figures]
+        assert labels == ["content image", "ours (network)", "Gatys (L-BFGS)", f"{STYLE_NAME} (evaluated, run D)",
+                          "style image"], labels
+        shown = Image.open(out / figures[3].find("img")["src"]).convert("RGB")
+        mine = Image.open(built["runs"][3] / f"images/style/la_muse/{content}_{STYLE_NAME}.png").convert("RGB")
+        buf = io.BytesIO()
+        mine.save(buf, format="JPEG", quality=92)  # the page's thumbnails are JPEG: the same encoding, bit for bit
+        assert (np.asarray(shown) == np.asarray(Image.open(buf).convert("RGB"))).all()
+        assert content in figures[3].get_text()
+    # every row was placed beside run C's: run D has no grid of its own left
+    assert soup.find("h4", string=re.compile(r"Run D: .*style la_muse")) is None
+
+
+def test_an_evaluated_stylizer_alone_has_its_own_grid(tmp_path):
+    run = write_style_evaluation(tmp_path / "style_eval")
+    html = build_report([run], [], tmp_path / "report")
+    soup = BeautifulSoup(html.read_text(encoding="utf-8"), "html.parser")
+    heading = soup.find("h4", string=re.compile(r"Run A: .*style la_muse"))
+    row = heading.find_next_sibling("div", class_="grid")
+    assert [f.find("b").get_text() for f in row.find_all("figure")] == [
+        "content image", f"{STYLE_NAME} (evaluated)", "style image"]
+    assert all(f.find("img") is not None for f in row.find_all("figure"))

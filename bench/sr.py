@@ -1046,8 +1046,9 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         iterations=args.iterations, curve_iterations=args.curve_every,
         srcnn_iterations=args.srcnn_iterations, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
         tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=args.eval_protocol, lpips=lpips,
+        skip_unreadable=args.skip_unreadable,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
-        skip_unreadable=args.skip_unreadable, num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
+        num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
         progress=not args.no_progress, argv=None if argv is None else tuple(argv))
 
 

@@ -13,6 +13,8 @@ needs to reach the network's objective, per image and for the mean curve.
 
 Rows (results.csv, task=style, dataset = size): method NAME, metrics `objective` (per image, mean),
 `objective_std`, `seconds` (one forward pass, batch 1), and with --compare `iters_to_match` / `seconds_to_match`.
+Images: the network's outputs on the content set a reproduce run stylizes (`images/style/<style>/<content>_NAME.png`,
+with `<content>_content.png` and `style.png`), so the report shows them beside the suite's network and Gatys.
 Bad input (exit status 2, nothing written): name clash, unknown style, a --compare folder that is not a style run
 or lacks traces at a size, a network that returns a wrong shape / NaN (named with the image and the shapes), an
 error in the user's code (their traceback only).
@@ -132,6 +134,9 @@ def _settings_from_run(run_dir: Path, style: str, out: Path, device: str) -> tup
                       style_size=ident.get("style_size"),
                       vgg_weights=cast(Literal["imagenet", "random"], str(ident.get("vgg_weights", "imagenet"))),
                       stages=())
+    content = ((info.get("datasets") or {}).get("outputs") or {}).get("spec")
+    if content:  # the images the compared run stylized: the report shows the two networks' outputs side by side
+        s.content_set = str(content)
     return s, info
 
 
@@ -205,14 +210,16 @@ def evaluate_main(argv: Sequence[str]) -> int:
                                      device=device, weights=LossWeights(), p=PROFILES[profile], stages=())
             sizes = tuple(args.sizes or PROFILES[profile].sizes)
         settings.sizes = sizes
-        settings.stages = ("fig5",)
+        settings.stages = ("fig5", "outputs")
         run = StyleRun(settings)
-        run.check_inputs()  # style image, Fig. 5 images: decoded and hashed before anything is written
+        run.check_inputs()  # style image, Fig. 5 and content images: decoded and hashed before anything is written
         net = _Checked(build_model(args.model, args.weights, device), args.model)
         guard = OutGuard(out, args.overwrite)
         rows, summary = _evaluate(run, net, name, style, sizes, args.compare, compare_info)
+        outputs = _stylize_contents(run, net, style)
         guard.prepare()
         atomic_write_text(out / "results.csv", rows_csv(rows))
+        _save_outputs(run, style, name, outputs, out)
         doc = environment(device, settings.seed, "evaluate", command_line("bench.style", ("evaluate", *argv))) | {
             "task": TASK, "identity": {"task": TASK, "mode": "evaluate", "name": name, "style": style,
                                        "sizes": list(sizes), "model": args.model},
@@ -285,6 +292,32 @@ def _evaluate(run: StyleRun, net: _Checked, name: str, style: str, sizes: Sequen
         entry["wall_time_s"] = round(time.perf_counter() - t0, 3)
         summary["sizes"][str(size)] = entry
     return rows, summary
+
+
+def _stylize_contents(run: StyleRun, net: _Checked, style: str) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(stem, content, output) for the content images a reproduce run's `outputs` stage stylizes (same size)."""
+    s = run.s
+    out = []
+    for stem, x in run.load_eval_images(s.content_set, s.p.n_outputs, s.p.output_size, square=False):
+        net.image = f"{s.content_set}/{stem} at {s.p.output_size} px (outputs for the report)"
+        try:
+            _, y = run.network_objective(style, x.to(run.device))
+        except (ModelOutputError, RuntimeError, ValueError) as e:  # the scores stand; only the pictures are missing
+            log.warning("no output image of %s for the report: %s", stem, e)
+            continue
+        out.append((stem, x, y.detach().cpu()))
+    return out
+
+
+def _save_outputs(run: StyleRun, style: str, name: str, outputs: list[tuple[str, torch.Tensor, torch.Tensor]],
+                  out: Path) -> None:
+    from data.images import save_image
+
+    folder = out / "images" / "style" / run.style_name(style)
+    save_image(run.style_image(style), folder / "style.png")
+    for stem, x, y in outputs:
+        save_image(x, folder / f"{stem}_content.png")
+        save_image(y, folder / f"{stem}_{name}.png")
 
 
 def _print(name: str, sizes: Sequence[int], summary: dict[str, Any], out: Path) -> None:

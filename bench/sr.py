@@ -320,6 +320,7 @@ class SRRunConfig:
     eval_protocol: str = "standard"  # data.eval_protocol.EVAL_PROTOCOLS
     lpips: tuple[str, ...] = ()
     save_images: int = 0
+    skip_unreadable: bool = False  # score the readable images of a --datasets set; the rest listed, means "over N of M"
     num_workers: int | None = None
     resume: bool = False
     overwrite: bool = False
@@ -505,10 +506,28 @@ class SRHarness:
         # small image of every set stops the run here, in one message, before anything is written
         from data.checks import FolderCheckError, check_eval_images
 
-        problems = [pr for files in resolved.values() for pr in check_eval_images(files, max(self.cfg.scales))[1]]
-        if problems:
-            raise FolderCheckError(problems, "the evaluation sets (--datasets)", "Fix or remove these files")
+        checked = {label: check_eval_images(files, max(self.cfg.scales))[1] for label, files in resolved.items()}
+        problems = [pr for bad in checked.values() for pr in bad]
+        if problems and not self.cfg.skip_unreadable:
+            raise FolderCheckError(problems, "the evaluation sets (--datasets)",
+                                   "Fix or remove these files, or pass --skip-unreadable to score the rest (what is "
+                                   "skipped is listed in the log, run.json and the report)")
+        # --skip-unreadable: score the rest; the skipped files go to the log, run.json (skipped_files) and the report
+        self.dataset_totals = {label: len(files) for label, files in resolved.items()}
+        self.skipped_files = [pr.as_dict() | {"dataset": label} for label, bad in checked.items() for pr in bad]
+        for label, bad in checked.items():
+            gone = {pr.path for pr in bad}
+            resolved[label] = [f for f in resolved[label] if f not in gone]
+            if not resolved[label]:
+                raise FolderCheckError(bad, f"--datasets {label}", "No image is left to score: fix these files")
+        for skipped in self.skipped_files:
+            log.warning("skipped %s (%s): %s", skipped["file"], skipped["kind"], skipped["reason"])
         return resolved
+
+    def mean_over(self, dataset: str) -> str:
+        """How many images a dataset mean is over: "over all M images" or, after --skip-unreadable, "over N of M"."""
+        n, m = len(self.datasets[dataset]), getattr(self, "dataset_totals", {}).get(dataset, len(self.datasets[dataset]))
+        return f"over {n} of {m} images" if n != m else f"over all {m} images"
 
     def _start_record(self, resumed: bool) -> None:
         cfg = self.cfg
@@ -589,6 +608,16 @@ class SRHarness:
         info = self.record.info
         info["datasets"] = {name: {"n_images": len(files), "path": str(files[0].parent), "sha256": _sha_list(files)}
                             for name, files in self.datasets.items()}
+        if self.cfg.skip_unreadable:
+            skipped = getattr(self, "skipped_files", [])
+            info["skipped_files"] = skipped
+            for name, entry in info["datasets"].items():
+                entry["n_images_total"] = self.dataset_totals[name]
+                entry["mean_over"] = self.mean_over(name)
+                gone = [s["file"] for s in skipped if s["dataset"] == name]
+                if gone:
+                    info["notes"].append(f"{name}: means {self.mean_over(name)}; skipped (--skip-unreadable): "
+                                         f"{', '.join(gone)}")
         for key, corpus, what in (("corpus", self.corpus, PAPER_CORPUS),
                                   ("srcnn_corpus", self.srcnn_corpus,
                                    "SRCNN's 91-image training set (Dong et al.); this corpus includes it")):
@@ -906,6 +935,9 @@ class SRHarness:
             self.record.info["weights"] = {"error": str(e)}
         self.record.save()
         _print_summary(self.results, self.cfg, failed)
+        for dataset in {s["dataset"]: None for s in getattr(self, "skipped_files", [])}:
+            print(f"  {dataset}: means {self.mean_over(dataset)} (--skip-unreadable; skipped files in run.json)",
+                  flush=True)
         return 1 if failed else 0
 
 
@@ -940,7 +972,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "networks (feature and pixel loss) and SRCNN, evaluate them with bicubic on Set5/Set14/BSD100 "
                     "(PSNR/SSIM on Y, LPIPS), write results.csv, run.json, logs, images and an HTML report.",
         epilog=f"profiles:\n{table}\n\nThe default corpus ({DEFAULT_CORPUS}; SRCNN: {DEFAULT_SRCNN_CORPUS}) stands in "
-               f"for the paper's {PAPER_CORPUS}; run.json and the report say so.",
+               f"for the paper's {PAPER_CORPUS}; run.json and the report say so.\n\n"
+               "subcommands (each has its own --help):\n"
+               "  python -m bench.sr evaluate --outputs DIR | --model SPEC --scale 4 --name NAME --out RUN\n"
+               "      score your own SR method (a folder of outputs or a network) under this protocol\n"
+               "  python -m bench.sr upscale --checkpoint CKPT --out DIR IMAGES...\n"
+               "      apply a trained SR network of a run to your images",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=SR_PROFILES, default=None,
                         help=f"run size (default: {default_profile()} here: 'paper' with CUDA, else 'quick')")
@@ -994,6 +1031,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images per dataset and scale saved under images/ for the report (default: profile's)")
     parser.add_argument("--num-workers", type=non_negative_int, default=None,
                         help="data-loading worker processes (default: the profile's)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="score the readable images of each --datasets set and skip unreadable/too-small ones "
+                             "(listed in the log, run.json and the report; means are then over N of M images)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true",
                        help="continue the run already in --out (training resumes from its checkpoints)")
@@ -1028,6 +1068,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         iterations=args.iterations, curve_iterations=args.curve_every,
         srcnn_iterations=args.srcnn_iterations, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
         tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=args.eval_protocol, lpips=lpips,
+        skip_unreadable=args.skip_unreadable,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
         num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
         progress=not args.no_progress, argv=None if argv is None else tuple(argv), path=args.path,

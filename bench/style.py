@@ -593,6 +593,7 @@ class StyleRun:
         """Every name and file the requested stages need, checked before --out is touched, so a bad --styles,
         --train-corpus, --eval-set or --content-set is an argument error (exit 2, nothing written). Records what the
         run reads and the sha256 of each file it reads directly (style, Fig. 5 and content images) for run.json."""
+        from data.checks import check_eval_images, problems_message
         from data.fetch import resolve_images, style_image
         from data.images import check_decodable
 
@@ -619,14 +620,22 @@ class StyleRun:
         if "outputs" in s.stages:
             sets["outputs"] = ("--content-set", s.content_set, s.p.n_outputs)
         datasets: dict[str, Any] = {}
+        problems: list[str] = []
         for role, (option, spec, n) in sets.items():
             with _argument(option, spec):
                 label, files = resolve_images(spec)
                 files = sorted(files, key=lambda p: p.name)[:n]
-                for f in files:  # the images are scored: an unreadable one stops the run here
-                    check_decodable(f)
+            # the images are scored: every file of every set is decoded first, and all problems stop the run in one
+            # message (a user with four broken files learns of all four at once)
+            bad = check_eval_images(files, None)[1]
+            if bad:
+                problems.append(f"{option} {spec}: " + problems_message(bad, f"the images it reads ({label})", ""))
+                continue
             datasets[role] = {"name": label, "spec": spec, "n_images": len(files), "path": str(files[0].parent),
                               "sha256": file_hashes(files)}
+        if problems:
+            raise ArgumentError("\n".join(problems) + "\nFix or remove these files (the run reads the first images of "
+                                "each set in name order), or point the option at another folder")
         self.info["datasets"] = datasets
 
     def stage_train(self, style: str) -> list[dict[str, Any]]:
@@ -989,7 +998,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="reproduce-style", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Reproduce the paper's style-transfer results: train transform networks, run the Gatys L-BFGS "
                     "baseline on the same objective, and write Fig. 5, Table 1 and stylised outputs.",
-        epilog="profiles (override any value with the options above):\n" + profile_table())
+        epilog="profiles (override any value with the options above):\n" + profile_table() + "\n\n"
+               "subcommands (each has its own --help):\n"
+               "  python -m bench.style evaluate --model SPEC --styles STYLE --name NAME --out RUN\n"
+               "      score your own stylizer on the paper's objective (Fig. 5) and its speed (Table 1)\n"
+               "  python -m bench.style stylize --checkpoint CKPT --out DIR IMAGES...\n"
+               "      apply a trained transform network of a run to your images")
     p.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                    help="smoke (CI, seconds), quick (CPU, ~30 min), paper (the protocol, CUDA). Default: paper with "
                         "CUDA, else quick")

@@ -30,7 +30,7 @@ from reports import figures, grids, tables
 from reports.benchjson import load_bench
 from reports.formatting import fmt_value, method_label, metric_label
 from reports.references import CONFIDENCE_NOTE, load_references, reference
-from reports.runs import MEAN, Run, load_runs
+from reports.runs import MEAN, Run, evaluated_methods, load_runs
 
 DEFAULT_OUT = Path("reports/generated")
 DEFAULT_BENCH_GLOB = "results/bench/*.json"
@@ -113,7 +113,8 @@ def _run_context(run: Run) -> dict[str, Any]:
             "corpus": run.corpus_text, "commit": run.commit, "date": run.date, "variant": run.variant,
             "path": str(run.path), "notes": run.notes, "deviations": run.deviations(),
             "harness_notes": run.harness_notes,
-            "paper_protocol": run.paper_protocol}
+            "paper_protocol": run.paper_protocol, "evaluated": run.evaluated_name if run.is_evaluation else None,
+            "skipped_files": run.skipped_files}
 
 
 def _md_sr_rows(runs: list[Run], sections: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -123,6 +124,7 @@ def _md_sr_rows(runs: list[Run], sections: list[dict[str, Any]]) -> list[dict[st
         methods = set()
         for run in runs:
             methods.update(run.rows(task="sr", scale=sec["scale"], dataset=sec["dataset"], image=MEAN)["method"])
+        evaluated = evaluated_methods(runs)
         for method in tables.ordered(methods, tables.SR_METHOD_ORDER):
             cells = []
             for run in runs:
@@ -132,7 +134,7 @@ def _md_sr_rows(runs: list[Run], sections: list[dict[str, Any]]) -> list[dict[st
                 s = run.value(task="sr", scale=sec["scale"], dataset=sec["dataset"], method=method, metric="ssim_y")
                 cells.append(f"{fmt_value('psnr_y', p)} / {fmt_value('ssim_y', s)}" if p is not None or s is not None
                              else run.missing_text)
-            rows.append({"scale": sec["scale"], "dataset": sec["dataset"], "method": method_label(method),
+            rows.append({"scale": sec["scale"], "dataset": sec["dataset"], "method": method_label(method, evaluated),
                          "cells": cells})
     return rows
 
@@ -177,9 +179,13 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
         sr_grid = {r.label: problems.guard(f"the SR image grids of run {r.label}",
                                            partial(grids.sr_grids, r, staging, href=ASSETS), [])
                    for r in runs}
+        problems.guard("the evaluated methods beside the SR image grids",
+                       partial(grids.place_evaluated_sr, runs, sr_grid, staging, href=ASSETS), None)
         style_grid = {r.label: problems.guard(f"the style grids of run {r.label}",
                                               partial(grids.style_grids, r, staging, href=ASSETS), [])
                       for r in runs}
+        problems.guard("the evaluated stylizers beside the style grids",
+                       partial(grids.place_evaluated_style, runs, style_grid, staging, href=ASSETS), None)
         html_tables: dict[str, Any] = {
             "summary": tables.summary_html(summary, attempted=True),
             "summary_not_run": tables.summary_html(summary, attempted=False),

@@ -498,11 +498,14 @@ def check_claims(runs: list[Run], refs: pd.DataFrame) -> pd.DataFrame:
     """One row per claim x reference number x run that does the claim's task (a `not run` row when no run does)."""
     records = []
     for spec in CLAIMS:
-        task_runs: list[Run | None] = [r for r in runs if spec.task in r.tasks]
+        # an evaluated external method is not one of the paper's: it is shown beside them, never judged against them
+        task_runs: list[Run | None] = [r for r in runs if spec.task in r.tasks and not r.is_evaluation]
         for target in targets(spec, refs, runs):
             for run in task_runs or [None]:  # None: no run does this task, one "not run" row
                 if run is None:
-                    value, klass, text, detail = None, "not run", "not run", f"no {spec.task} run given"
+                    value, klass, text, detail = None, "not run", "not run", f"no {spec.task} run given" + (
+                        " (evaluations of external methods are not judged against the paper)"
+                        if any(spec.task in r.tasks for r in runs) else "")
                 else:
                     value, klass, text, detail = judge(spec, target, run)
                 paper = target.paper.value if target.paper else float("nan")

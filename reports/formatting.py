@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 # Decimals per metric: PSNR to 0.01 dB and SSIM to 1e-4, the precision the published tables use.
 DECIMALS = {"psnr_y": 2, "ssim_y": 4, "lpips_vgg": 4, "lpips_alex": 4, "ratio": 0, "ratio_extrapolated": 0,
@@ -34,8 +35,11 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
-def method_label(method: str) -> str:
-    """Human label of a results.csv method name (unknown names pass through)."""
+def method_label(method: str, evaluated: Collection[str] = ()) -> str:
+    """Human label of a results.csv method name (unknown names pass through; a user's evaluated method, one of
+    `evaluated`, reads "NAME (evaluated)")."""
+    if method in evaluated:
+        return f"{method} (evaluated)"
     return METHOD_LABELS.get(method, method)
 
 

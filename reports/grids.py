@@ -3,7 +3,9 @@
 Reads the saved full images of a run (`images/sr/x<scale>/<dataset>/<image>_<method>.png` with `<image>_hr.png`;
 `images/style/<style>/<content>_{network,gatys}.png`), crops / thumbnails them with PIL and writes the results beside
 the report, so the page needs nothing outside its folder. The SR crop is the window of the ground truth with the most
-detail (highest variance), the same box for every method.
+detail (highest variance), the same box for every method. A user's evaluated method (`bench.sr evaluate`, saved as
+`<image>_<NAME>.png`) is a cell of its own run's grid and, where another run saved the same image, a cell of that
+run's grid too ("NAME (evaluated, run B)", the same box), so it is seen beside the suite's methods.
 """
 from __future__ import annotations
 
@@ -90,6 +92,8 @@ def sr_grids(run: Run, assets_dir: Path, href: str = "assets", max_images: int =
             hr_files = sorted(ds_dir.glob("*_hr.png"), key=lambda p: [int(t) if t.isdigit() else t
                                                                        for t in re.split(r"(\d+)", p.name)])
             optional = [m for m in SR_OPTIONAL_METHODS if any(ds_dir.glob(f"*_{m}.png"))]
+            # an evaluation run holds only the user's method: no "not run" cells for the suite's own
+            shown = [run.evaluated_name] if run.is_evaluation and run.evaluated_name else [*SR_GRID_METHODS, *optional]
             for hr_path in hr_files[:max_images]:
                 stem = hr_path.name[: -len("_hr.png")]
                 hr = open_rgb(hr_path)
@@ -97,9 +101,9 @@ def sr_grids(run: Run, assets_dir: Path, href: str = "assets", max_images: int =
                     continue
                 box = detail_box(hr, crop)
                 cells = []
-                for method in (*SR_GRID_METHODS, *optional, "hr"):
+                for method in (*shown, "hr"):
                     src_path = hr_path if method == "hr" else ds_dir / f"{stem}_{method}.png"
-                    cell = {"method": method, "label": method_label(method), "src": None, "status": "not run",
+                    cell = {"method": method, "label": method_label(method, shown if run.is_evaluation else ()), "src": None, "status": "not run",
                             "caption": "" if method == "hr" else _sr_caption(run, scale, dataset=ds_dir.name,
                                                                              image=stem, method=method)}
                     img = hr if method == "hr" else open_rgb(src_path) if src_path.is_file() else None
@@ -119,8 +123,41 @@ def sr_grids(run: Run, assets_dir: Path, href: str = "assets", max_images: int =
                 ov_name = safe_name(run.label, "sr", f"x{scale}", ds_dir.name, stem, "overview") + ".png"
                 write_image(overview, assets_dir / ov_name)
                 grids.append({"run": run.label, "scale": scale, "dataset": ds_dir.name, "image": stem,
-                              "box": box, "overview": f"{href}/{ov_name}", "cells": cells})
+                              "box": box, "hr_size": hr.size, "overview": f"{href}/{ov_name}", "cells": cells})
     return grids
+
+
+def place_evaluated_sr(runs: list[Run], grids: dict[str, list[dict[str, Any]]], assets_dir: Path,
+                       href: str = "assets") -> None:
+    """Put each evaluated method's crop into the other runs' grids of the same image (before the ground truth).
+
+    `grids` maps run label -> `sr_grids` of that run and is changed in place: an evaluation run's own grid of an
+    image that is now shown beside another run's methods is dropped (it would repeat the same crop)."""
+    placed: set[tuple[str, str, str, str]] = set()
+    for ev in (r for r in runs if r.is_evaluation and r.evaluated_name):
+        name = ev.evaluated_name
+        assert name is not None
+        for host in (r for r in runs if not r.is_evaluation):
+            for grid in grids.get(host.label, []):
+                src = ev.path / "images" / "sr" / f"x{grid['scale']}" / grid["dataset"] / f"{grid['image']}_{name}.png"
+                img = open_rgb(src) if src.is_file() else None
+                if img is None:
+                    continue
+                cell = {"method": name, "label": f"{name} (evaluated, run {ev.label})", "src": None, "status": "ok",
+                        "caption": _sr_caption(ev, grid["scale"], grid["dataset"], grid["image"], name)}
+                if img.size != tuple(grid["hr_size"]):
+                    cell["status"] = (f"size {img.size[0]}x{img.size[1]} != ground truth "
+                                      f"{grid['hr_size'][0]}x{grid['hr_size'][1]}")
+                else:
+                    asset = safe_name(host.label, "sr", f"x{grid['scale']}", grid["dataset"], grid["image"], name,
+                                      "from", ev.label) + ".png"
+                    write_image(img.crop(grid["box"]), assets_dir / asset)
+                    cell["src"] = f"{href}/{asset}"
+                    placed.add((ev.label, grid["scale"], grid["dataset"], grid["image"]))
+                at = next((i for i, c in enumerate(grid["cells"]) if c["method"] == "hr"), len(grid["cells"]))
+                grid["cells"].insert(at, cell)
+        grids[ev.label] = [g for g in grids.get(ev.label, [])
+                           if (ev.label, g["scale"], g["dataset"], g["image"]) not in placed]
 
 
 def _find_image(candidates: list[Path]) -> Path | None:
@@ -166,8 +203,11 @@ def style_grids(run: Run, assets_dir: Path, href: str = "assets", max_contents: 
         return grids
     for style_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "content"):
         style = style_dir.name
-        stems = sorted({p.name.rsplit("_", 1)[0] for p in style_dir.glob("*_network.png")}
-                       | {p.name.rsplit("_", 1)[0] for p in style_dir.glob("*_gatys.png")})
+        # an evaluation run's outputs are <content>_<NAME>.png: content, the user's network, the style image
+        own = run.evaluated_name if run.is_evaluation else None
+        outputs = [(f"_{own}.png", own, f"{own} (evaluated)")] if own else [
+            ("_network.png", "network", "ours (network)"), ("_gatys.png", "gatys", "Gatys (L-BFGS)")]
+        stems = sorted({p.name[: -len(suffix)] for suffix, _, _ in outputs for p in style_dir.glob(f"*{suffix}")})
         style_path = style_image_path(run, style)
         style_src = None
         if style_path is not None and (img := open_rgb(style_path)) is not None:
@@ -179,8 +219,7 @@ def style_grids(run: Run, assets_dir: Path, href: str = "assets", max_contents: 
         for content in stems[:max_contents]:
             cells = []
             kinds = [("content", "content image", content_image_path(run, style, content)),
-                     ("network", "ours (network)", style_dir / f"{content}_network.png"),
-                     ("gatys", "Gatys (L-BFGS)", style_dir / f"{content}_gatys.png")]
+                     *((kind, label, style_dir / f"{content}{suffix}") for suffix, kind, label in outputs)]
             for kind, label, path in kinds:
                 cell = {"kind": kind, "label": label, "src": None, "status": "not run"}
                 img = open_rgb(path) if path is not None and path.is_file() else None
@@ -197,3 +236,29 @@ def style_grids(run: Run, assets_dir: Path, href: str = "assets", max_contents: 
             rows.append({"content": content, "cells": cells})
         grids.append({"run": run.label, "style": style, "rows": rows, "n_contents": len(stems)})
     return grids
+
+
+def place_evaluated_style(runs: list[Run], grids: dict[str, list[dict[str, Any]]], assets_dir: Path,
+                          href: str = "assets") -> None:
+    """Put each evaluated stylizer's output into the other runs' style grids of the same style and content image
+    (after Gatys); an evaluation run's own row that is now shown beside another run's is dropped from its grid."""
+    placed: set[tuple[str, str, str]] = set()
+    for ev in (r for r in runs if r.is_evaluation and r.evaluated_name):
+        name = ev.evaluated_name
+        assert name is not None
+        for host in (r for r in runs if not r.is_evaluation):
+            for grid in grids.get(host.label, []):
+                for row in grid["rows"]:
+                    img = open_rgb(ev.path / "images" / "style" / grid["style"] / f"{row['content']}_{name}.png")
+                    if img is None:
+                        continue
+                    img.thumbnail((STYLE_THUMB, STYLE_THUMB))
+                    asset = safe_name(host.label, "style", grid["style"], row["content"], name, "from", ev.label)
+                    write_image(img, assets_dir / f"{asset}.jpg", "JPEG")
+                    at = next((i for i, c in enumerate(row["cells"]) if c["kind"] == "style"), len(row["cells"]))
+                    row["cells"].insert(at, {"kind": name, "label": f"{name} (evaluated, run {ev.label})",
+                                             "src": f"{href}/{asset}.jpg", "status": "ok"})
+                    placed.add((ev.label, grid["style"], row["content"]))
+        for grid in grids.get(ev.label, []):
+            grid["rows"] = [r for r in grid["rows"] if (ev.label, grid["style"], r["content"]) not in placed]
+        grids[ev.label] = [g for g in grids.get(ev.label, []) if g["rows"]]

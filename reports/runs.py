@@ -151,14 +151,46 @@ class Run:
         """What a table cell says for a number this run does not have."""
         return "malformed" if self.status == "malformed" else "not run"
 
+    # ---- evaluations of external methods (bench.sr / bench.style `evaluate`) -----------------------------------
+    @property
+    def evaluated_name(self) -> str | None:
+        """The user's method name (results.csv `method`) when this run evaluated an external method."""
+        name = self._get("evaluated", "name")
+        return None if name is None else str(name)
+
+    @property
+    def is_evaluation(self) -> bool:
+        """True for a run of `evaluate`: an external method scored under the protocol, nothing of the paper trained."""
+        return self._get("identity", "mode") == "evaluate" or self.evaluated_name is not None
+
+    @property
+    def skipped_files(self) -> list[dict[str, str]]:
+        """Files left out with --skip-unreadable (run.json `skipped_files`): file, kind, reason, dataset."""
+        value = self._get("skipped_files", default=[])
+        if not isinstance(value, list):
+            return []
+        return [{k: str(v) for k, v in s.items()} if isinstance(s, dict) else {"file": str(s)} for s in value]
+
+    def mean_over(self, dataset: str) -> str | None:
+        """"over N of M images" when --skip-unreadable left images of `dataset` out (None when none were)."""
+        text = self._get("datasets", dataset, "mean_over")
+        return None if text is None or str(text).startswith("over all") else str(text)
+
     def deviations(self) -> list[str]:
         """Why this run's numbers are not the paper's protocol (empty when they are)."""
         out = []
         if self.info is None:
             out.append("provenance unknown (no readable run.json)")
             return out
-        if self.profile != "paper":
+        if self.is_evaluation:
+            out.append(f"evaluation of an external method ({self.evaluated_name or 'unnamed'}; nothing of the "
+                       f"paper trained in this run)")
+        elif self.profile != "paper":
             out.append(f"{self.profile} profile (not the paper's schedule)")
+        datasets = self._get("datasets", default={})
+        for name in datasets if isinstance(datasets, dict) else {}:
+            if (over := self.mean_over(str(name))) is not None:
+                out.append(f"{name}: means {over} (unreadable files skipped)")
         if self.substitute_corpus():
             out.append(f"substitute training corpus: {self.corpus_text}")
         vgg = self._get("vgg_weights", default=self._get("identity", "vgg_weights"))
@@ -288,6 +320,11 @@ def load_run(path: Path, label: str) -> Run:
     for stage, error in run.failed_stages.items():
         run.notes.append(f"stage {stage} failed: {error}")
     return run
+
+
+def evaluated_methods(runs: list[Run]) -> set[str]:
+    """The method names of every evaluated external method among `runs` (labelled "NAME (evaluated)")."""
+    return {r.evaluated_name for r in runs if r.evaluated_name}
 
 
 def run_labels(n: int) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 from reports.claims import CLAIMS
 from reports.formatting import HIGHER_IS_BETTER, fmt_value, method_label, metric_label
 from reports.references import misprints, reference
-from reports.runs import MEAN, Run
+from reports.runs import MEAN, Run, evaluated_methods
 
 SR_METHOD_ORDER = ("bicubic", "srcnn", "johnson_pixel", "johnson_pixel_histmatch", "johnson_feat",
                    "johnson_feat_histmatch")
@@ -270,7 +271,8 @@ def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str)
                 value = run.value(task="sr", scale=scale, dataset=dataset, method=method, metric=metric)
                 display[col].append(fmt_value(metric, value) if value is not None else missing_for(run))
                 numbers[col].append(np.nan if value is None else value)
-    index = pd.Index([method_label(m) for m in methods_list])
+    evaluated = evaluated_methods(runs)  # a user's method: beside the paper's, with no paper number of its own
+    index = pd.Index([method_label(m, evaluated) for m in methods_list])
     columns = pd.MultiIndex.from_tuples(list(display.keys()), names=["source", "metric"])
     disp = pd.DataFrame(list(zip(*display.values())), index=index, columns=columns)
     nums = pd.DataFrame(list(zip(*numbers.values())), index=index, columns=columns)
@@ -299,12 +301,13 @@ def per_image_table(runs: list[Run], *, task: str, dataset: str, scale: str = ""
     metric_list = ordered(set(long["metric"]), metrics)
     run_headers = [r.header for r in task_runs if r.header in set(long["run"])]
     lookup = {(r.run, r.image, r.method, r.metric): r.value for r in long.itertuples()}
+    evaluated = evaluated_methods(runs)
     index_tuples, rows = [], []
     for image in images:
         for method in method_list:
             if not any((h, image, method, m) in lookup for h in run_headers for m in metric_list):
                 continue
-            index_tuples.append((image, method_label(method)))
+            index_tuples.append((image, method_label(method, evaluated)))
             row = []
             for header in run_headers:
                 for metric in metric_list:
@@ -324,7 +327,10 @@ def sr_sections(runs: list[Run], published: pd.DataFrame) -> list[dict[str, Any]
         tid = slug("sr", f"x{scale}", dataset)
         n_images = max((len(set(r.rows(task="sr", scale=scale, dataset=dataset)["image"]) - {MEAN}) for r in runs),
                        default=0)
-        out.append({"id": tid, "scale": scale, "dataset": dataset, "n_images": n_images,
+        coverage = [f"Run {r.label}: means {over} (unreadable files skipped: "
+                    f"{', '.join(Path(s['file']).name for s in r.skipped_files if s.get('dataset') == dataset)})"
+                    for r in runs if (over := r.mean_over(dataset)) is not None]
+        out.append({"id": tid, "scale": scale, "dataset": dataset, "n_images": n_images, "coverage": coverage,
                     "table": sr_table(runs, published, scale, dataset),
                     "per_image": per_image_table(runs, task="sr", dataset=dataset, scale=scale,
                                                  table_id=f"{tid}-per-image")})
@@ -343,18 +349,22 @@ def style_sizes(runs: list[Run], methods: tuple[str, ...]) -> list[str]:
 def table1_html(runs: list[Run], published: pd.DataFrame) -> str | None:
     """Seconds for 100/300/500 L-BFGS iterations and one feed-forward pass, and the speedup, per size."""
     style_runs = [r for r in runs if "style" in r.tasks]
-    sizes = sorted(set(style_sizes(style_runs, TABLE1_METHODS)) | {"256", "512", "1024"}, key=natural_key)
+    # a user's evaluated stylizer: its forward time is a Table 1 row beside "ours, feed-forward"
+    evaluated = sorted(m for m in evaluated_methods(style_runs)
+                       if any(not r.rows(task="style", method=m, metric="seconds").empty for r in style_runs))
+    methods = (*TABLE1_METHODS, *evaluated)
+    sizes = sorted(set(style_sizes(style_runs, methods)) | {"256", "512", "1024"}, key=natural_key)
     if style_runs:
         sizes = [s for s in sizes if s in ("256", "512", "1024") or any(
-            not r.rows(task="style", dataset=s, method=m).empty for r in style_runs for m in TABLE1_METHODS)]
+            not r.rows(task="style", dataset=s, method=m).empty for r in style_runs for m in methods)]
     if not style_runs:
         return None
     columns, data = [], []
     for size in sizes:
         columns.append((f"{size} px", "paper (Titan X)"))
         columns.extend((f"{size} px", run.header) for run in style_runs)
-    for method in TABLE1_METHODS:
-        metric = TABLE1_METRIC[method]
+    for method in methods:
+        metric = TABLE1_METRIC.get(method, "seconds")
         row = []
         for size in sizes:
             ref = reference(published, task="style", dataset=size, method=method, metric=metric)
@@ -368,9 +378,16 @@ def table1_html(runs: list[Run], published: pd.DataFrame) -> str | None:
                 value = run.value(task="style", dataset=size, method=method, metric=f"{metric}_extrapolated")
                 row.append(f"{fmt_value(metric, value)} (extrapolated)" if value is not None else missing_for(run))
         data.append(row)
-    index = pd.Index([f"{method_label(m)} ({metric_label(TABLE1_METRIC[m])})" for m in TABLE1_METHODS])
+    index = pd.Index([f"{method_label(m)} ({metric_label(TABLE1_METRIC[m])})" for m in TABLE1_METHODS]
+                     + [f"{method_label(m, evaluated)}, feed-forward ({metric_label('seconds')})" for m in evaluated])
     frame = pd.DataFrame(data, index=index, columns=pd.MultiIndex.from_tuples(columns, names=["size", "source"]))
     return render(frame, table_id="table1", css_class="results table1")
+
+
+def fig5_methods(style_runs: list[Run]) -> tuple[str, ...]:
+    """The Fig. 5 rows: the suite's network, the content image, L-BFGS, then each evaluated stylizer (its objective
+    on the same images and, with --compare, the L-BFGS iterations to match it)."""
+    return (*FIG5_METHODS, *sorted(evaluated_methods(style_runs)))
 
 
 def fig5_html(runs: list[Run]) -> str | None:
@@ -378,20 +395,24 @@ def fig5_html(runs: list[Run]) -> str | None:
     style_runs = [r for r in runs if "style" in r.tasks]
     if not style_runs:
         return None
-    sizes = style_sizes(style_runs, FIG5_METHODS) or ["256", "512", "1024"]
+    evaluated = evaluated_methods(style_runs)
+    methods = fig5_methods(style_runs)
+    sizes = style_sizes(style_runs, methods) or ["256", "512", "1024"]
     pairs: set[tuple[str, str]] = set()
     for run in style_runs:
         sel = run.rows(task="style", image=MEAN)
-        sel = sel[sel["method"].isin(FIG5_METHODS)]
+        # an evaluated stylizer's forward time is Table 1's; its Fig. 5 quantities are these
+        sel = sel[sel["method"].isin(FIG5_METHODS) | (sel["method"].isin(evaluated)
+                                                     & sel["metric"].isin(FIG5_METRIC_ORDER))]
         pairs.update(zip(sel["method"], sel["metric"]))
-    order = {m: i for i, m in enumerate(FIG5_METHODS)} | {m: 10 + i for i, m in enumerate(FIG5_METRIC_ORDER)}
+    order = {m: i for i, m in enumerate(methods)} | {m: 10 + i for i, m in enumerate(FIG5_METRIC_ORDER)}
     pairs_list = sorted(pairs, key=lambda p: (order.get(p[0], 99), order.get(p[1], 99), p))
     if not pairs_list:
         pairs_list = [("gatys_lbfgs", "iters_to_match")]
     index, data = [], []
     for size in sizes:
         for method, metric in pairs_list:
-            index.append((f"{size} px", f"{method_label(method)}: {metric_label(metric)}"))
+            index.append((f"{size} px", f"{method_label(method, evaluated)}: {metric_label(metric)}"))
             row = ["50\u2013100 (printed)" if (method, metric) == ("gatys_lbfgs", "iters_to_match") else "\u2014"]
             for run in style_runs:
                 value = run.value(task="style", dataset=size, method=method, metric=metric)
@@ -405,8 +426,9 @@ def fig5_html(runs: list[Run]) -> str | None:
 def fig5_per_image_html(runs: list[Run]) -> list[dict[str, str]]:
     """Per content image Fig. 5 quantities, one drill-down table per size."""
     out = []
-    for size in style_sizes([r for r in runs if "style" in r.tasks], FIG5_METHODS):
-        html = per_image_table(runs, task="style", dataset=size, methods=FIG5_METHODS, metrics=FIG5_METRIC_ORDER,
+    methods = fig5_methods([r for r in runs if "style" in r.tasks])
+    for size in style_sizes([r for r in runs if "style" in r.tasks], methods):
+        html = per_image_table(runs, task="style", dataset=size, methods=methods, metrics=FIG5_METRIC_ORDER,
                                table_id=slug("fig5", size, "per-image"))
         if html:
             out.append({"size": size, "html": html})

@@ -9,6 +9,7 @@ test_weights.py), SR --out rules (test_sr_harness.py), the NaN checkpoint (test_
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import re
@@ -104,6 +105,28 @@ def test_style_refuses_an_unreadable_evaluation_image(tmp_path, capsys):
     assert "--eval-set" in err and "img1.png" in err and not out.exists()
 
 
+def test_style_checks_the_evaluation_and_content_sets_whole_and_names_every_broken_file(tmp_path, capsys):
+    folder = tmp_path / "eval"
+    _images(folder, [(40, 40)] * 4)
+    (folder / "img1.png").write_bytes(b"")
+    data = (folder / "img3.png").read_bytes()
+    (folder / "img3.png").write_bytes(data[: len(data) // 2])  # truncated: only a full decode finds it
+    content = tmp_path / "content"
+    _images(content, [(40, 40)] * 2, seed=1)
+    (content / "img0.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    args = [*TINY_STYLE, "--n-images", "4", "--eval-set", str(folder), "--content-set", str(content), "--stages",
+            "fig5", "outputs", "--out", str(out)]
+    assert style.main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and not out.exists()
+    assert f"--eval-set {folder}" in err and f"--content-set {content}" in err
+    for name in (folder / "img1.png", folder / "img3.png", content / "img0.png"):
+        assert str(name) in err, (name, err)
+    assert str(folder / "img0.png") not in err and str(folder / "img2.png") not in err
+    assert "2 problems" in err and "1 problem " in err
+
+
 def test_style_refuses_a_folder_holding_another_run_and_changes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
@@ -179,6 +202,35 @@ def test_sr_names_the_option_of_a_bad_name_and_refuses_an_unreadable_evaluation_
     err = capsys.readouterr().err
     assert "--datasets" in err and "img1.png" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_sr_skip_unreadable_scores_the_rest_and_lists_what_it_skipped(tmp_path, capsys, caplog):
+    folder = tmp_path / "eval"
+    _images(folder, [(40, 40), (40, 48), (48, 40), (40, 40)])
+    (folder / "img1.png").write_bytes(b"")
+    data = (folder / "img2.png").read_bytes()
+    (folder / "img2.png").write_bytes(data[: len(data) // 2])  # truncated
+    out = tmp_path / "out"
+    args = ["--profile", "smoke", "--methods", "bicubic", "--scales", "4", "--datasets", str(folder),
+            "--out", str(out)]
+    assert sr.main([*args, "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "img1.png" in err and "img2.png" in err and "--skip-unreadable" in err and not out.exists()
+    caplog.set_level("WARNING")
+    assert sr.main([*args, "--skip-unreadable"]) == 0
+    assert "means over 2 of 4 images" in capsys.readouterr().out
+    assert f"skipped {folder / 'img1.png'} (unreadable)" in caplog.text
+    assert f"skipped {folder / 'img2.png'} (unreadable)" in caplog.text
+    info = json.loads((out / "run.json").read_text())
+    assert sorted(s["file"] for s in info["skipped_files"]) == [str(folder / "img1.png"), str(folder / "img2.png")]
+    assert {s["dataset"] for s in info["skipped_files"]} == {"eval"}
+    entry = info["datasets"]["eval"]
+    assert (entry["n_images"], entry["n_images_total"], entry["mean_over"]) == (2, 4, "over 2 of 4 images")
+    assert any("over 2 of 4 images" in n and "img2.png" in n for n in info["notes"])
+    rows = [r for r in csv.DictReader((out / "results.csv").open()) if r["metric"] == "psnr_y"]
+    assert sorted(r["image"] for r in rows) == ["__mean__", "img0", "img3"]
+    report = (out / "report" / "report.html").read_text()
+    assert "over 2 of 4 images" in report and "img2.png" in report
 
 
 def test_sr_refuses_a_folder_holding_another_run_and_changes_nothing(tmp_path, capsys):

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bench import style
 
@@ -68,6 +69,14 @@ def test_smoke_network_reproduces_its_runs_fig5_values(tmp_path, smoke_run, fact
     assert info["objective_settings"]["loss_weights"] == json.loads((smoke_run / "run.json").read_text())[
         "loss_weights_per_style"]["la_muse"]
     assert info["fig5"]["sizes"]["64"]["match"] == info["fig5"]["sizes"]["64"]["compared_match"]
+    # the outputs on the content set a reproduce run stylizes, for the report's style grid (smoke: 2 images)
+    folder = out / "images" / "style" / "la_muse"
+    made = sorted(p.name.removesuffix("_theirs.png") for p in folder.glob("*_theirs.png"))
+    assert len(made) == style.PROFILES["smoke"].n_outputs and (folder / "style.png").is_file()
+    for stem in made:
+        with Image.open(folder / f"{stem}_theirs.png") as y, Image.open(folder / f"{stem}_content.png") as x:
+            assert y.size == x.size and min(x.size) == style.PROFILES["smoke"].output_size
+    assert info["datasets"]["outputs"]["n_images"] == len(made)
 
 
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, smoke_run, factory, capsys):

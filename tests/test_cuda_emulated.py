@@ -176,14 +176,29 @@ def test_configure_sets_cuda_flags_and_leaves_cpu_alone(flags):
     assert det["cudnn_deterministic"] and not det["cudnn_benchmark"] and det["deterministic_algorithms"]
 
 
-def test_style_and_sr_harnesses_record_device_settings(cuda, tmp_path):
-    """Both harnesses call perceptual.device.configure for their device and record its result."""
-    import inspect
+def test_style_and_sr_harnesses_record_device_settings(tmp_path, monkeypatch):
+    """Both harnesses call perceptual.device.configure for their device and record what it returned in run.json."""
+    import json
 
     from bench import sr, style
 
-    assert "device_settings" in inspect.getsource(sr.SRHarness._start_record)
-    assert "configure_device(self.device)" in inspect.getsource(style.StyleRun.run)
+    calls = []
+
+    def fake_configure(device, *args, **kwargs):
+        calls.append(str(device))
+        return {"applied": False, "marker": len(calls)}
+
+    monkeypatch.setattr(sr, "configure_device", fake_configure)
+    monkeypatch.setattr(style, "configure_device", fake_configure)
+    out = tmp_path / "sr"
+    assert sr.main(["--profile", "smoke", "--methods", "bicubic", "--scales", "4", "--out", str(out), "--no-report",
+                    "--no-progress", "--no-lpips"]) == 0
+    assert calls == ["cpu"]
+    assert json.loads((out / "run.json").read_text())["device_settings"] == {"applied": False, "marker": 1}
+    out = tmp_path / "style"
+    assert style.main(["--profile", "smoke", "--vgg-weights", "random", "--stages", "report", "--out", str(out)]) == 0
+    assert calls == ["cpu", "cpu"]
+    assert json.loads((out / "run.json").read_text())["device_settings"] == {"applied": False, "marker": 2}
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints

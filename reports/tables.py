@@ -25,6 +25,9 @@ SR_DATASET_ORDER = ("Set5", "Set14", "BSD100")
 TABLE1_METHODS = ("gatys_lbfgs_100", "gatys_lbfgs_300", "gatys_lbfgs_500", "johnson_feedforward", "speedup_vs_500")
 TABLE1_METRIC = {m: "seconds" for m in TABLE1_METHODS[:-1]} | {"speedup_vs_500": "ratio"}
 TABLE1_ALL_METRICS = ("seconds", "ratio", "seconds_extrapolated", "ratio_extrapolated")
+# The training step's execution paths (bench.steps.PATHS; reports sits below bench): the style harness also times
+# Table 1 on each, as rows `<method>_<path>` beside the unsuffixed rows of the run's own path.
+TABLE1_PATHS = ("fast", "reference")
 FIG5_METHODS = ("johnson_network", "content_image", "gatys_lbfgs")
 FIG5_METRIC_ORDER = ("objective", "objective_std", "objective_final", "iters_to_match", "seconds_to_match")
 PAPER = "paper"
@@ -359,12 +362,20 @@ def table1_html(runs: list[Run], published: pd.DataFrame) -> str | None:
             not r.rows(task="style", dataset=s, method=m).empty for r in style_runs for m in methods)]
     if not style_runs:
         return None
+    # (results.csv method, its metric, row label): the paper's rows, each evaluated stylizer's, then per path
+    # the rows `<method>_<path>` a run that timed both execution paths wrote (none in older runs)
+    rows: list[tuple[str, str, str]] = [
+        (m, TABLE1_METRIC[m], f"{method_label(m)} ({metric_label(TABLE1_METRIC[m])})") for m in TABLE1_METHODS]
+    rows += [(m, "seconds", f"{method_label(m, evaluated)}, feed-forward ({metric_label('seconds')})")
+             for m in evaluated]
+    present = {m for r in style_runs for m in r.rows(task="style")["method"]}
+    rows += [(f"{m}_{path}", TABLE1_METRIC[m], f"{method_label(m)} ({path} path) ({metric_label(TABLE1_METRIC[m])})")
+             for path in TABLE1_PATHS for m in TABLE1_METHODS if f"{m}_{path}" in present]
     columns, data = [], []
     for size in sizes:
         columns.append((f"{size} px", "paper (Titan X)"))
         columns.extend((f"{size} px", run.header) for run in style_runs)
-    for method in methods:
-        metric = TABLE1_METRIC.get(method, "seconds")
+    for method, metric, _ in rows:
         row = []
         for size in sizes:
             ref = reference(published, task="style", dataset=size, method=method, metric=metric)
@@ -378,10 +389,12 @@ def table1_html(runs: list[Run], published: pd.DataFrame) -> str | None:
                 value = run.value(task="style", dataset=size, method=method, metric=f"{metric}_extrapolated")
                 row.append(f"{fmt_value(metric, value)} (extrapolated)" if value is not None else missing_for(run))
         data.append(row)
-    index = pd.Index([f"{method_label(m)} ({metric_label(TABLE1_METRIC[m])})" for m in TABLE1_METHODS]
-                     + [f"{method_label(m, evaluated)}, feed-forward ({metric_label('seconds')})" for m in evaluated])
+    index = pd.Index([label for _, _, label in rows])
     frame = pd.DataFrame(data, index=index, columns=pd.MultiIndex.from_tuples(columns, names=["size", "source"]))
-    return render(frame, table_id="table1", css_class="results table1")
+    caption = ("Rows labelled (fast path) / (reference path) time that execution path of the same run; the "
+               "unlabelled rows are each run's own path (see its run.json table1.paths)."
+               if len(rows) > len(TABLE1_METHODS) + len(evaluated) else None)
+    return render(frame, table_id="table1", css_class="results table1", caption=caption)
 
 
 def fig5_methods(style_runs: list[Run]) -> tuple[str, ...]:

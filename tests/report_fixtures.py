@@ -247,6 +247,43 @@ def set_style_value(root: Path, *, size: str, method: str, metric: str, value: f
     _write_csv(path, rows[0], rows[1:])
 
 
+def add_table1_paths(root: Path, *, own: str = "fast", other_factor: float = 3.0,
+                     other_extrapolated: tuple[int, ...] = (300, 500)) -> None:
+    """Append the rows a style run that timed both execution paths writes: `<method>_<path>` for Table 1's methods.
+
+    The run's own path (`own`) repeats its unsuffixed rows; the other path is `other_factor` times slower, and its
+    L-BFGS counts in `other_extrapolated` are written as seconds_extrapolated (the harness runs it shorter). run.json
+    gets the harness's `table1.paths` note and `table1.sizes.<size>.paths`."""
+    path = root / "results.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    table1 = [r for r in body if r[0] == "style" and r[4] == "__mean__"
+              and (r[3] in ("johnson_feedforward", "speedup_vs_500") or r[3].startswith("gatys_lbfgs_"))]
+    assert table1, f"no Table 1 rows in {path}"
+    other = "reference" if own == "fast" else "fast"
+    sizes: dict = {}
+    for r in table1:
+        size, method, metric, value = r[1], r[3], r[5], float(r[6])
+        body.append([*r[:3], f"{method}_{own}", r[4], metric, repr(value)])
+        base = metric.removesuffix("_extrapolated")
+        if method.startswith("gatys_lbfgs_"):
+            n = int(method.rsplit("_", 1)[1])
+            metric = f"{base}_extrapolated" if n in other_extrapolated else base
+            value = value * other_factor
+        elif method == "speedup_vs_500":
+            metric = f"{base}_extrapolated" if 500 in other_extrapolated else base
+        else:  # feed-forward
+            value = value * other_factor
+        body.append([*r[:3], f"{method}_{other}", r[4], metric, repr(value)])
+        sizes.setdefault(size, {"paths": {own: {}, other: {}}})
+    _write_csv(path, header, body)
+    info = json.loads((root / "run.json").read_text())
+    info["table1"] = {"paths": f"both paths timed: rows <method>_<path> (fast, reference); the unsuffixed rows are "
+                               f"the run's own path ({own})", "sizes": sizes}
+    (root / "run.json").write_text(json.dumps(info, indent=2))
+
+
 def write_bench_json(path: Path, *, device: str = "cpu", sizes: tuple[int, ...] = (256, 512, 1024)) -> Path:
     """pytest-benchmark JSON with style-forward benchmarks (reference and fast path) at several sizes."""
     benchmarks = []

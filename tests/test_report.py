@@ -19,7 +19,7 @@ from bs4 import BeautifulSoup
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_fixtures import write_bench_json, write_sr_run, write_style_run
+from report_fixtures import add_table1_paths, write_bench_json, write_sr_run, write_style_run
 
 from reports.build import build_report, main
 from reports.claims import CLAIMS, Tolerance, check_claims
@@ -303,6 +303,52 @@ def test_quick_style_run_sizes_and_extrapolated_speed(tmp_path):
     assert td.get_text(strip=True) == f"{means[('256', 'gatys_lbfgs_500', 'seconds_extrapolated')]:.4g} (extrapolated)"
     td = cell(table1, ("Gatys, 100 L-BFGS iters (seconds)",), ("128 px", header))
     assert td.get_text(strip=True) == f"{means[('128', 'gatys_lbfgs_100', 'seconds')]:.4g}"
+
+
+def test_table1_shows_both_paths_labelled_only_when_a_run_timed_them(tmp_path):
+    """Issue 13: a run that timed both execution paths shows each path's Table 1 rows, labelled by path; an older run
+    without those rows renders the table as before (the paper's five rows, no path rows, no caption)."""
+    paths_run = write_style_run(tmp_path / "paths", sizes=("256",), iters=120, seed=3)
+    add_table1_paths(paths_run, own="fast", other_extrapolated=(300, 500))
+    old_run = write_style_run(tmp_path / "old", sizes=("256",), iters=120, seed=4)
+    base_labels = [f"{method_label(m)} ({metric_label(k)})" for m, k in
+                   (("gatys_lbfgs_100", "seconds"), ("gatys_lbfgs_300", "seconds"), ("gatys_lbfgs_500", "seconds"),
+                    ("johnson_feedforward", "seconds"), ("speedup_vs_500", "ratio"))]
+
+    html = build_report([paths_run, old_run], [], tmp_path / "both")
+    table1 = BeautifulSoup(html.read_text(), "html.parser").find("table", id="table1")
+    new_header, old_header = (r.header for r in load_runs([paths_run, old_run]))
+    values = {(r["method"], r["metric"]): r["value"] for r in read_results(paths_run / "results.csv")
+              if r["dataset"] == "256" and r["image"] == "__mean__"}
+    labels = {"gatys_lbfgs_100": "Gatys, 100 L-BFGS iters", "gatys_lbfgs_300": "Gatys, 300 L-BFGS iters",
+              "gatys_lbfgs_500": "Gatys, 500 L-BFGS iters", "johnson_feedforward": "ours, feed-forward",
+              "speedup_vs_500": "speedup vs 500 iters"}
+    checked = 0
+    for path in ("fast", "reference"):
+        for method, label in labels.items():
+            unit = "speedup" if method == "speedup_vs_500" else "seconds"
+            row = (f"{label} ({path} path) ({unit})",)
+            metric = "ratio" if method == "speedup_vs_500" else "seconds"
+            if (f"{method}_{path}", metric) in values:
+                want = fmt(metric, values[(f"{method}_{path}", metric)])
+            else:  # the other path's 300/500 iterations: extrapolated from its shorter trace, and labelled so
+                want = f"{fmt(metric, values[(f'{method}_{path}', f'{metric}_extrapolated')])} (extrapolated)"
+            assert cell(table1, row, ("256 px", new_header)).get_text(strip=True) == want
+            assert cell(table1, row, ("256 px", old_header)).get_text(strip=True) == "not run"
+            assert cell(table1, row, ("256 px", "paper (Titan X)")).get_text(strip=True) == "\u2014"
+            checked += 1
+    assert checked == 10
+    # the reference path is slower in the fixture: the two labelled rows carry different numbers
+    ff = {p: cell(table1, (f"ours, feed-forward ({p} path) (seconds)",), ("256 px", new_header)).get_text(strip=True)
+          for p in ("fast", "reference")}
+    assert ff["fast"] != ff["reference"]
+    assert table1.find("caption") is not None and "(reference path)" in table1.find("caption").get_text()
+
+    html = build_report([old_run], [], tmp_path / "old-only")
+    table1 = BeautifulSoup(html.read_text(), "html.parser").find("table", id="table1")
+    _, row_keys, _ = table_grid(table1)
+    assert [k[0] for _, k in sorted(row_keys.items())] == base_labels
+    assert table1.find("caption") is None and "path)" not in table1.get_text()
 
 
 def test_tolerances():

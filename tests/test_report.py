@@ -573,3 +573,11 @@ def test_set5_only_run_folds_what_it_never_attempted(tmp_path):
     folded_claims = soup.find("details", id="claims-not-attempted")
     assert folded_claims is not None and "Fig. 5" in folded_claims.get_text()
     assert soup.find("table", id="claims-summary-not-run").find_parent("details") is not None
+
+
+def test_table1_paths_are_the_harness_paths():
+    """reports may not import bench (layers), so it keeps its own copy of the execution paths' names."""
+    from bench.steps import PATHS
+    from reports.tables import TABLE1_PATHS
+
+    assert tuple(TABLE1_PATHS) == tuple(PATHS)

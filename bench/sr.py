@@ -171,7 +171,9 @@ PROFILE_TABLE: dict[str, SRProfile] = {
 # CPU-scale evidence for the paper's x4 *relative* claims (issue 15): x4 only, l_pixel, l_feat and SRCNN long
 # enough to see where each is heading, a Set5 curve every 500 iterations. Sized from the quick profile's measured
 # single-thread step times (pixel 0.45 s, feat 0.71 s, SRCNN 0.23 s per step): 5000 x (0.45 + 0.71) + 2000 x 0.23
-# ~ 104 min of training, plus ~7 min of x4 evaluation with LPIPS-AlexNet: about 2 hours on this 2-core machine.
+# ~ 104 min of training, plus ~7 min of x4 evaluation with LPIPS-AlexNet. Measured (results/runs/sr-cpu-x4,
+# 2026-12-02, 2 threads, the machine shared with other jobs): 58 min (steps 0.32 s pixel, 0.21 s feat, 0.33 s SRCNN),
+# so twice these lengths would still fit about 2 hours.
 PROFILE_TABLE["cpu-x4"] = SRProfile(
     "cpu-x4", iterations=5000, batch_size=4, patch_size=72, lr=1e-3,
     srcnn_iterations=2000, srcnn_batch_size=64, srcnn_lr=1e-3,

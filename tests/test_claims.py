@@ -216,6 +216,22 @@ def test_srcnn_beats_pixel_both_signs(tmp_path):
     assert row["verdict_class"] == "does not hold" and row["Tolerance"] == "> 0"
 
 
+def test_feat_lowest_at_x4_both_signs(tmp_path):
+    run = write_sr_run(tmp_path / "sr", datasets={"Set5": 5})
+    method = claims_method("feat_hm_lowest")
+    rows = claims_for(run)
+    rows = rows[(rows["claim"] == "rel_feat_lowest_x4") & (rows["Dataset"] == "Set5") & (rows["Method"] == method)]
+    assert set(rows["metric"]) == {"psnr_y", "ssim_y"}
+    for metric, below, above in (("psnr_y", 1.0, 50.0), ("ssim_y", 0.01, 0.999)):
+        set_mean(run, dataset="Set5", scale=4, method="johnson_feat_histmatch", metric=metric, value=below)
+        row = one(claims_for(run), "rel_feat_lowest_x4", Dataset="Set5", Method=method, metric=metric)
+        assert row["verdict_class"] == "holds" and row["reproduced_value"] < 0 and row["Tolerance"] == "< 0"
+        set_mean(run, dataset="Set5", scale=4, method="johnson_feat_histmatch", metric=metric, value=above)
+        row = one(claims_for(run), "rel_feat_lowest_x4", Dataset="Set5", Method=method, metric=metric)
+        assert row["verdict_class"] == "does not hold" and row["reproduced_value"] > 0
+        assert row["paper_value"] < 0  # the paper's own ordering (Fig. 8)
+
+
 def test_relative_claim_on_a_partial_set_is_not_comparable(tmp_path):
     run = write_sr_run(tmp_path / "sr", datasets={"Set5": 3})
     row = one(claims_for(run), "rel_srcnn_beats_pixel", Dataset="Set5", Method="SRCNN \u2212 ours-pixel (raw)")

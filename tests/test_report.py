@@ -557,7 +557,7 @@ def test_set5_only_run_folds_what_it_never_attempted(tmp_path):
     soup = BeautifulSoup(build_report([run], [], tmp_path / "out").read_text(), "html.parser")
     summary = soup.find("table", id="claims-summary")
     lines = [[td.get_text(" ", strip=True) for td in tr.find_all("td")] for tr in summary.find("tbody").find_all("tr")]
-    attempted = {"bicubic_protocol", "srcnn", "ours_pixel", "ours_feat", "rel_pixel_vs_bicubic",
+    attempted = {"bicubic_protocol", "srcnn", "ours_pixel", "ours_feat", "rel_pixel_vs_bicubic", "rel_feat_lowest_x4",
                  "rel_srcnn_beats_pixel"}
     assert len(lines) == len(attempted)
     assert all(line[1].startswith("A:") and not line[2].startswith("not run") for line in lines), lines

@@ -55,6 +55,15 @@ def _user_traceback(error: BaseException, user_files: set[str]) -> str:
     return text
 
 
+def call_user_network(net: Callable[[Any], Any], x: Any, where: str) -> Any:
+    """`net(x)` for a user's network: an exception it raises stops as a UserCodeError that shows the user's own
+    traceback once (`where` names the model spec, image and input shape)."""
+    try:
+        return net(x)
+    except Exception as e:  # noqa: BLE001 - the user's network raised: their traceback, once
+        raise UserCodeError(f"{where}: the network raised {type(e).__name__}: {e}", _user_traceback(e, set())) from None
+
+
 def _split(spec: str) -> tuple[str, str]:
     target, sep, factory = spec.rpartition(":")
     if not sep or not target or not factory.isidentifier():

@@ -35,7 +35,7 @@ from torch import nn
 from bench.errors import ArgumentError, RunFolderError, checked_device, positive_int
 from bench.errors import naming_option as _argument
 from bench.metrics import to_uint8
-from bench.model_loader import UserCodeError, build_model, load_state_dict_file
+from bench.model_loader import UserCodeError, build_model, call_user_network, load_state_dict_file
 from bench.own_common import OutGuard, check_name, print_error
 from bench.profiles import default_device
 from bench.sr import (
@@ -254,13 +254,7 @@ class ModelFamily(NamedFamily):
         x = rgb_to_ycbcr(lr_t)[:, :1] if self.input_kind == "y" else lr_t
         c = x.shape[1]
         where = f"--model {self.spec} on {dataset}/{path.name} (LR input {tuple(x.shape)})"
-        try:
-            y = self.forward(x)
-        except Exception as e:  # noqa: BLE001 - the user's network raised: their traceback, once
-            from bench.model_loader import _user_traceback
-
-            raise UserCodeError(f"{where}: the network raised {type(e).__name__}: {e}",
-                                _user_traceback(e, set())) from None
+        y = call_user_network(self.forward, x, where)
         want = (1, c, x.shape[2] * s, x.shape[3] * s)
         if not isinstance(y, torch.Tensor):
             raise ModelOutputError(f"{where}: returned {type(y).__name__}, expected a tensor of shape {want}")

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from bench.errors import ArgumentError, RunFolderError, checked_device
-from bench.model_loader import UserCodeError, build_model
+from bench.model_loader import UserCodeError, build_model, call_user_network
 from bench.own_common import OutGuard, check_name, print_error
 from bench.profiles import PROFILES as PROFILE_NAMES
 from bench.profiles import check_profile, default_device, default_profile
@@ -89,14 +89,7 @@ class _Checked(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         where = f"--model {self.spec} on {self.image} (input {tuple(x.shape)})"
-        try:
-            y = self.net(x)
-        except Exception as e:  # noqa: BLE001 - the user's network raised: their traceback, once
-            from bench.model_loader import _user_traceback
-
-            raise UserCodeError(f"{where}: the network raised {type(e).__name__}: {e}",
-                                _user_traceback(e, set())) from None
-        return _check_output(y, x, where)
+        return _check_output(call_user_network(self.net, x, where), x, where)
 
 
 def _style_name(style: str) -> str:

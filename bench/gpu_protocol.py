@@ -268,16 +268,28 @@ def run_step(step: Step, limit_s: float, log: IO[str]) -> dict[str, Any]:
     return {"status": status, "seconds": round(time.monotonic() - t0, 1)}
 
 
+def _run_info(folder: Path) -> dict[str, Any] | None:
+    """A harness run folder's run.json, or None when the step left none (or a broken one)."""
+    try:
+        return json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _session_rate(t: dict[str, Any]) -> tuple[int, float]:
+    """(iterations trained in this session, seconds per iteration) of one run.json `training` entry."""
+    its = max(1, int(t.get("iterations", 0)) - int(t.get("start_iteration", 0)))
+    return its, float(t.get("session_time_s", 0.0)) / its
+
+
 def collect_style_run(folder: Path) -> list[dict[str, Any]]:
     """Records from a style harness run folder: training rate (-> 40k iterations), Fig. 5 and Table 1 rows."""
     out: list[dict[str, Any]] = []
-    try:
-        info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    info = _run_info(folder)
+    if info is None:
         return out
     for name, t in (info.get("training") or {}).items():
-        its = max(1, int(t.get("iterations", 0)) - int(t.get("start_iteration", 0)))
-        per = float(t.get("session_time_s", 0.0)) / its
+        its, per = _session_rate(t)
         out.append({"kind": "style_run", "name": f"style training {name}", "iterations": its,
                     "seconds": t.get("session_time_s"), "seconds_per_iteration": per,
                     "seconds_for_40k": per * 40_000, "path": info.get("path", "harness default"),
@@ -291,14 +303,13 @@ def collect_style_run(folder: Path) -> list[dict[str, Any]]:
 
 def collect_sr_run(folder: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    try:
-        info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    info = _run_info(folder)
+    if info is None:
         return out
     for name, t in (info.get("training") or {}).items():
-        its = max(1, int(t.get("iterations", 0)) - int(t.get("start_iteration", 0)))
+        its, per = _session_rate(t)
         out.append({"kind": "sr_run", "name": f"SR training {name}", "iterations": its,
-                    "seconds": t.get("session_time_s"), "seconds_per_iteration": float(t.get("session_time_s", 0)) / its,
+                    "seconds": t.get("session_time_s"), "seconds_per_iteration": per,
                     "vgg_weights": info.get("loss_network", {}).get("weights")})
     try:
         import csv

@@ -338,24 +338,8 @@ class EvalHarness(SRHarness):
             error = family.fatal
             raise error if isinstance(error, (ModelOutputError, UserCodeError)) else ModelOutputError(
                 f"evaluating {plan.name} failed: {type(error).__name__}: {error}")
-        if cfg.report:
-            try:
-                from reports.build import build_report
-            except ImportError as e:
-                self.record.skip("report", f"reports.build is not importable ({e})")
-            else:
-                with self.record.stage("report"):
-                    self.record.info["report"] = str(build_report([self.out], None, self.out / "report"))
-        failed = self.record.failed()
-        self.record.info["status"] = "partial" if failed else "ok"
-        self.record.info["wall_time_s"] = round(time.perf_counter() - t0, 3)
-        try:
-            from perceptual.weights import weights_manifest
-
-            self.record.info["weights"] = weights_manifest()
-        except Exception as e:  # noqa: BLE001 - provenance must not fail a finished run
-            self.record.info["weights"] = {"error": str(e)}
-        self.record.save()
+        self._report_stage()
+        failed = self._close_record(t0)
         self._summary(failed)
         return 1 if failed else 0
 

@@ -908,24 +908,31 @@ class SRHarness:
                 if model is None:
                     self.record.skip(f"eval_{cli}_x{scale}", f"training {name} failed")
                     continue
-                families.append(srcnn_family(model, scale) if cli == "srcnn" else johnson_family(cli, self.inference(model), scale))
+                families.append(srcnn_family(model, scale) if cli == "srcnn"
+                                else johnson_family(cli, self.inference(model), scale))
             self.evaluate(families, scale)
             del families
 
-        # 4. the report (its failure loses nothing: results are on disk)
-        if cfg.report:
-            try:
-                from reports.build import build_report
-            except ImportError as e:
-                self.record.skip("report", f"reports.build is not importable ({e}); rebuild it later with "
-                                           f"`python -m reports.build {self.out}`")
-            else:
-                with self.record.stage("report"):
-                    html = build_report([self.out], None, self.out / "report")
-                    self.record.info["report"] = str(html)
+        # 4. the report
+        self._report_stage()
         return self._finish(t_start)
 
-    def _finish(self, t_start: float) -> int:
+    def _report_stage(self) -> None:
+        """The run folder's HTML report (its failure loses nothing: results are on disk)."""
+        if not self.cfg.report:
+            return
+        try:
+            from reports.build import build_report
+        except ImportError as e:
+            self.record.skip("report", f"reports.build is not importable ({e}); rebuild it later with "
+                                       f"`python -m reports.build {self.out}`")
+        else:
+            with self.record.stage("report"):
+                html = build_report([self.out], None, self.out / "report")
+                self.record.info["report"] = str(html)
+
+    def _close_record(self, t_start: float) -> dict[str, str]:
+        """Status, wall time and the weights used into run.json (saved); returns the failed stages."""
         failed = self.record.failed()
         self.record.info["status"] = "partial" if failed else "ok"
         self.record.info["wall_time_s"] = round(time.perf_counter() - t_start, 3)
@@ -936,6 +943,10 @@ class SRHarness:
         except Exception as e:  # noqa: BLE001 - provenance must not fail a finished run
             self.record.info["weights"] = {"error": str(e)}
         self.record.save()
+        return failed
+
+    def _finish(self, t_start: float) -> int:
+        failed = self._close_record(t_start)
         _print_summary(self.results, self.cfg, failed)
         for dataset in {s["dataset"]: None for s in getattr(self, "skipped_files", [])}:
             print(f"  {dataset}: means {self.mean_over(dataset)} (--skip-unreadable; skipped files in run.json)",

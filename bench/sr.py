@@ -751,9 +751,7 @@ class SRHarness:
                 live = [f for f in live if f.cli not in errors]
                 if not live:
                     break
-                hr, lr = make_eval_lr(load_image_uint8(path, keep_gray=True), scale, self.cfg.eval_protocol)
-                lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
-                lr_t = _lr_tensor(lr_rgb, self.device)
+                hr, lr, lr_t = self._eval_pair(path, scale)
                 save = index < self.cfg.save_images
                 self.image = (dataset, path)  # the image being scored (read by bench.own_sr's families)
                 if save:
@@ -784,6 +782,13 @@ class SRHarness:
                 "status": "failed" if fam.cli in errors else "ok", "wall_time_s": round(spent[fam.cli], 3),
                 "error": errors.get(fam.cli)}
         self.record.save()
+
+    def _eval_pair(self, path: Path, scale: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """One evaluation image by the run's protocol: HR ground truth, 8-bit LR (gray stays 2-D), and the LR as a
+        float RGB batch of one on the run's device (a gray LR as three equal channels)."""
+        hr, lr = make_eval_lr(load_image_uint8(path, keep_gray=True), scale, self.cfg.eval_protocol)
+        lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
+        return hr, lr, _lr_tensor(lr_rgb, self.device)
 
     def _score(self, fam: Family, lr: np.ndarray, lr_t: torch.Tensor, hr: np.ndarray,
                scale: int) -> dict[str, tuple[np.ndarray, dict[str, float]]]:
@@ -822,9 +827,8 @@ class SRHarness:
         sums: dict[str, dict[str, list[float]]] = {name: {} for name in fam.names}
         with torch.no_grad():
             for path in self._curve_files():
-                hr, lr = make_eval_lr(load_image_uint8(path, keep_gray=True), scale, self.cfg.eval_protocol)
-                lr_rgb = lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=2)
-                for method, (_, metrics) in self._score(fam, lr, _lr_tensor(lr_rgb, self.device), hr, scale).items():
+                hr, lr, lr_t = self._eval_pair(path, scale)
+                for method, (_, metrics) in self._score(fam, lr, lr_t, hr, scale).items():
                     for metric, value in metrics.items():
                         sums[method].setdefault(metric, []).append(float(value))
         model.train()

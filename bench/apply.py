@@ -28,11 +28,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import ArgumentError, checked_device, non_negative_int, positive_int
+from bench.errors import ArgumentError, checked_device
 from bench.metrics import to_uint8
 from bench.model_loader import SuiteModel, load_suite_checkpoint
+from bench.options import non_negative_int, positive_int
 from bench.profiles import default_device
 from data.checks import FolderCheckError, check_eval_images
+from data.files import safe_name
 from data.images import load_image, load_image_uint8, save_image
 
 log = logging.getLogger("bench.apply")
@@ -156,7 +158,7 @@ def _run(prog: str, argv: Sequence[str], kind: str) -> int:
             other = "python -m bench.style stylize" if model.kind == "style" else "python -m bench.sr upscale"
             raise ArgumentError(f"--checkpoint {args.checkpoint} holds a {model.kind} network; use `{other}`")
         suffix = (f"{model.name}_x{model.scale}" + ("_histmatch" if args.histmatch else "")) if kind == "sr" \
-            else _safe(model.name)
+            else safe_name(model.name)
         targets = _targets(args.images, args.out, suffix, args.overwrite)
     except (ArgumentError, FolderCheckError, ValueError, FileNotFoundError, PermissionError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
@@ -187,8 +189,6 @@ def _run(prog: str, argv: Sequence[str], kind: str) -> int:
     return 0
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def upscale_main(argv: Sequence[str]) -> int:

@@ -52,7 +52,7 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import torch
 from torch import nn
@@ -64,6 +64,7 @@ __all__ = [
     "Abort",
     "DistContext",
     "DistributedConfigError",
+    "Harness",
     "Interrupted",
     "JobMismatchError",
     "RankZeroError",
@@ -443,72 +444,23 @@ def follow(build: Callable[[str, dict[str, Any]], Callable[[], Any] | None]) -> 
                 torch.cuda.empty_cache()
 
 
-def _module_of(obj: Any) -> Any:
-    """The module that defined obj's class (`__main__` when the harness runs as `python -m bench.sr`)."""
-    return sys.modules[type(obj).__module__]
+class Harness(Protocol):
+    """What a harness (bench.sr.SRHarness, bench.style.StyleRun) offers this module: nothing else is used."""
+
+    device: torch.device
+
+    def run(self) -> int:
+        """The whole run, on rank 0 (or alone); returns the exit status."""
+
+    def global_batches(self) -> list[tuple[int, str]]:
+        """(global batch, the option or setting it comes from) of every training the run does."""
+
+    def follower_jobs(self) -> Callable[[str, dict[str, Any]], Callable[[], Any] | None]:
+        """A builder: training name and rank 0's announcement -> the training to run in lockstep (None: unknown)."""
 
 
-def _sr_follower(harness: Any) -> Callable[[str, dict[str, Any]], Callable[[], Any] | None]:
-    """Builders for bench.sr's trainings (johnson_<loss>_x<scale>, srcnn_x<scale>)."""
-    sr = _module_of(harness)
-    harness.resuming = False  # rank 0 decides and shares the resume state
-    harness.record = sr.RunRecord(harness.out / "run.json", {"iterations": {}, "training": {}})  # never saved
-    built: list[bool] = []
-
-    def build(name: str, msg: dict[str, Any]) -> Callable[[], Any] | None:
-        if not built:
-            harness._build_corpora()
-            built.append(True)
-        for cli in ("srcnn", "pixel", "feat"):
-            for scale in harness.cfg.scales:
-                if name == f"{sr.METHODS[cli][0]}_x{scale}":
-                    if cli == "srcnn":
-                        return lambda: harness.train_srcnn(scale)
-                    return lambda: harness.train_johnson(cli, scale)
-        return None
-    return build
-
-
-def _style_follower(run: Any) -> Callable[[str, dict[str, Any]], Callable[[], Any] | None]:
-    """Builders for bench.style's trainings (<style>, and <style>_tv<w> during --tv-search)."""
-    tv_candidates = _module_of(run).tv_candidates
-    s = run.s
-
-    def build(name: str, msg: dict[str, Any]) -> Callable[[], Any] | None:
-        for style in s.styles:
-            base = run.style_name(style)
-            if name == base:
-                tv = msg.get("meta", {}).get("loss_weights", {}).get("tv")
-                if tv is not None:
-                    run.tv_chosen[base] = float(tv)  # rank 0's TV search chose it on images only rank 0 scored
-                return lambda: run.train(style)
-            for tv in tv_candidates():
-                tag = f"_tv{tv:g}"
-                if name == base + tag:
-                    return lambda: run.train(style, tv_weight=tv, iterations=s.p.tv_search_iterations, tag=tag)
-        return None
-    return build
-
-
-def _harness_parts(harness: Any) -> tuple[torch.device, list[tuple[int, str]], Callable]:
-    """(device, [(global batch, option)], follower builder) of a bench.sr / bench.style harness object."""
-    kind = type(harness).__name__
-    if kind == "SRHarness":
-        cfg = harness.cfg
-        SRCNN_SCALES = _module_of(harness).SRCNN_SCALES
-        batches = []
-        if cfg.needs("pixel", "feat"):
-            batches.append((cfg.batch, "--batch-size"))
-        if cfg.needs("srcnn") and any(s in SRCNN_SCALES for s in cfg.scales):
-            batches.append((cfg.profile.srcnn_batch_size, f"SRCNN's batch ({cfg.profile.name} profile)"))
-        return harness.device, batches, _sr_follower
-    if kind == "StyleRun":
-        return harness.device, [(harness.s.p.batch_size, "--batch-size")], _style_follower
-    raise TypeError(f"run_harness does not know {type(harness).__name__}")
-
-
-def run_harness(harness: Any) -> int:
-    """Run a bench.sr / bench.style harness object, alone or as one rank of a torchrun job; returns its exit status.
+def run_harness(harness: Harness) -> int:
+    """Run a harness, alone or as one rank of a torchrun job; returns its exit status.
 
     Without torchrun this is `harness.run()`. Under torchrun: check the global batch splits evenly (exit status 2
     on every rank if not), start the process group, run the harness on rank 0 and `follow` on the others, and end
@@ -516,20 +468,19 @@ def run_harness(harness: Any) -> int:
     """
     if not launched():
         return harness.run()
-    device, batches, follower = _harness_parts(harness)
     try:
-        for batch, what in batches:
+        for batch, what in harness.global_batches():
             check_global_batch(batch, what)
-        init(device)
+        init(harness.device)
         from perceptual.device import configure
 
-        configure(device)  # the followers' backend flags (rank 0's harness sets and records its own)
+        configure(harness.device)  # the followers' backend flags (rank 0's harness sets and records its own)
     except DistributedConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     clean = True
     try:
-        return harness.run() if is_rank0() else follow(follower(harness))
+        return harness.run() if is_rank0() else follow(harness.follower_jobs())
     except Exception:
         raise  # an ordinary error on rank 0 (outside a training): the followers are waiting and are released
     except BaseException:

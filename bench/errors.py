@@ -1,11 +1,9 @@
 """How both harnesses refuse bad input and record failures: the errors raised before a run starts (`main` turns
-them into exit status 2 with the message), the argparse parsers for numeric options, and the text a failed part of a
-run leaves in run.json (naming where, and for out-of-memory the fix)."""
+them into exit status 2 with the message) and the text a failed part of a run leaves in run.json (naming where,
+and for out-of-memory the fix)."""
 from __future__ import annotations
 
-import argparse
 import contextlib
-import math
 from collections.abc import Iterator
 
 import torch
@@ -61,39 +59,3 @@ def describe_failure(error: BaseException, where: str) -> str:
         text += (" -- out of memory at this size: free the device (other jobs), run with --device cpu, or leave "
                  "this size out (--sizes / --datasets); the other parts' results are kept")
     return text
-
-
-# argparse `type=` parsers shared by both harnesses: argparse prefixes the message with "argument --option:".
-
-def positive_int(text: str) -> int:
-    """An integer >= 1 (iterations, batch sizes, image sizes)."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """An integer >= 0 (worker counts, image counts where 0 means none)."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (learning rates, loss weights)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None

@@ -14,7 +14,6 @@ same run.json keys (`path`, `fast_config`), so reports and resumed runs can read
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,17 +22,7 @@ import torch
 from bench.steps import PATHS
 from perceptual.fast import FastConfig, Task, best_config
 
-__all__ = ["PATHS", "ExecPath", "add_path_arguments"]
-
-
-def add_path_arguments(parser: argparse.ArgumentParser) -> None:
-    """--path and --compile, with the same help in both harnesses."""
-    parser.add_argument("--path", choices=PATHS, default="fast",
-                        help="execution path: fast (perceptual.fast with the device's best config; on a CPU the "
-                             "same arithmetic as reference) or reference (plain eager fp32). Default fast")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile the fast path's training step and inference (default: on with CUDA, "
-                             "off on a CPU; compiling costs 60-90 s per shape on a CPU)")
+__all__ = ["PATHS", "ExecPath"]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -282,18 +282,26 @@ def _session_rate(t: dict[str, Any]) -> tuple[int, float]:
     return its, float(t.get("session_time_s", 0.0)) / its
 
 
+def _training_records(info: dict[str, Any], kind: str, label: str,
+                      extra: Callable[[float], dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per training of a harness run.json: iterations and seconds of this session, and `extra(rate)`."""
+    records = []
+    for name, t in (info.get("training") or {}).items():
+        its, per = _session_rate(t)
+        records.append({"kind": kind, "name": f"{label} {name}", "iterations": its,
+                        "seconds": t.get("session_time_s"), "seconds_per_iteration": per} | extra(per))
+    return records
+
+
 def collect_style_run(folder: Path) -> list[dict[str, Any]]:
     """Records from a style harness run folder: training rate (-> 40k iterations), Fig. 5 and Table 1 rows."""
     out: list[dict[str, Any]] = []
     info = _run_info(folder)
     if info is None:
         return out
-    for name, t in (info.get("training") or {}).items():
-        its, per = _session_rate(t)
-        out.append({"kind": "style_run", "name": f"style training {name}", "iterations": its,
-                    "seconds": t.get("session_time_s"), "seconds_per_iteration": per,
-                    "seconds_for_40k": per * 40_000, "path": info.get("path", "harness default"),
-                    "vgg_weights": info.get("vgg_weights"), "device_settings": info.get("device_settings")})
+    out += _training_records(info, "style_run", "style training", lambda per: {
+        "seconds_for_40k": per * 40_000, "path": info.get("path", "harness default"),
+        "vgg_weights": info.get("vgg_weights"), "device_settings": info.get("device_settings")})
     for key in ("fig5", "table1"):
         if key in info:
             out.append({"kind": f"style_{key}", "name": key, "detail": info[key]})
@@ -306,11 +314,8 @@ def collect_sr_run(folder: Path) -> list[dict[str, Any]]:
     info = _run_info(folder)
     if info is None:
         return out
-    for name, t in (info.get("training") or {}).items():
-        its, per = _session_rate(t)
-        out.append({"kind": "sr_run", "name": f"SR training {name}", "iterations": its,
-                    "seconds": t.get("session_time_s"), "seconds_per_iteration": per,
-                    "vgg_weights": info.get("loss_network", {}).get("weights")})
+    out += _training_records(info, "sr_run", "SR training", lambda per: {
+        "vgg_weights": info.get("loss_network", {}).get("weights")})
     try:
         import csv
 

@@ -3,7 +3,7 @@
     python -m bench.sr evaluate --outputs DIR --scale 4 --datasets Set5 Set14 BSD100 --name NAME --out RUN
     python -m bench.sr evaluate --model my_net.py:build --weights w.pt --scale 4 --name NAME --out RUN
 
-Scoring is not re-implemented here: the evaluated method is one more `bench.sr.Family` handed to the harness's own
+Scoring is not re-implemented here: the evaluated method is one more `bench.sr.SRMethod` handed to the harness's own
 `SRHarness.evaluate` (modcrop, LR by the harness's single LR call, 8-bit rounding, Y / border = scale / SSIM,
 gray ground truths on their gray values, LPIPS when asked, results.csv rows and means, run.json stages). So a
 folder holding the suite's own bicubic outputs scores identically, per image, to the built-in `bicubic` rows.
@@ -32,27 +32,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import ArgumentError, RunFolderError, checked_device, positive_int
+from bench.errors import ArgumentError, RunFolderError, checked_device
 from bench.errors import naming_option as _argument
 from bench.metrics import to_uint8
 from bench.model_loader import UserCodeError, build_model, call_user_network, load_state_dict_file
+from bench.options import positive_int
 from bench.own_common import OutGuard, check_name, print_error
-from bench.profiles import default_device
-from bench.sr import (
-    LPIPS_NETS,
-    MEAN,
-    PROFILE_TABLE,
-    SCALES,
-    TASK,
-    Family,
-    ResultsTable,
-    SRHarness,
-    SRRunConfig,
-)
+from bench.profiles import LPIPS_NETS, SR_PROFILES, default_device, with_overrides
+from bench.sr import SRHarness, SRMethod
+from bench.sr_config import SCALES, TASK, SRRunConfig
 from data.checks import FolderCheckError, ImageProblem, check_eval_images, modcropped_size
 from data.eval_protocol import EVAL_PROTOCOLS
 from data.files import HashMismatchError
 from data.images import ImageError, ImageInfo, check_decodable, load_image_uint8, save_image
+from reports.results import MEAN, RESULTS_FILE, ResultsTable
 
 log = logging.getLogger("bench.sr.evaluate")
 
@@ -192,14 +185,14 @@ def index_outputs(folder: Path, plan: EvalPlan, skip: bool) -> list[ImageProblem
     return problems
 
 
-# ----------------------------------------------------------------------------------------------- families
+# ------------------------------------------------------------------------------------------------ methods
 
 
-class NamedFamily(Family):
-    """A Family whose one output is called NAME (bench.sr.Family takes its names from the built-in METHODS)."""
+class NamedMethod(SRMethod):
+    """An SRMethod whose one output is called NAME (bench.sr.SRMethod takes its names from the built-in METHODS)."""
 
     def __init__(self, name: str, scale: int, harness: EvalHarness):
-        self.cli, self.scale, self.names, self.harness = name, scale, (name,), harness
+        self.option, self.scale, self.outputs, self.harness = name, scale, (name,), harness
         self.fatal: BaseException | None = None
         self.run = self._guarded
 
@@ -218,7 +211,7 @@ class NamedFamily(Family):
         raise NotImplementedError
 
 
-class OutputsFamily(NamedFamily):
+class OutputsMethod(NamedMethod):
     """Reads each output from the folder indexed up front."""
 
     def make(self, lr: np.ndarray, lr_t: torch.Tensor) -> dict[str, np.ndarray]:
@@ -226,10 +219,10 @@ class OutputsFamily(NamedFamily):
         sr = load_image_uint8(self.harness.plan.outputs[(dataset, path.stem)], keep_gray=True)
         if sr.ndim == 2 and lr.ndim == 3:  # gray output of a colour image: as the data layer's load_image does
             sr = np.repeat(sr[..., None], 3, axis=2)
-        return {self.names[0]: sr}
+        return {self.outputs[0]: sr}
 
 
-class ModelFamily(NamedFamily):
+class ModelMethod(NamedMethod):
     """Runs the user's network on the protocol's LR image and checks what it returns."""
 
     def __init__(self, name: str, scale: int, harness: EvalHarness, model: nn.Module, spec: str, input_kind: str,
@@ -276,7 +269,7 @@ class ModelFamily(NamedFamily):
         sr = np.ascontiguousarray(to_uint8(y.clamp(0, 1)))
         if self.save_to is not None:
             save_image(sr, self.save_to / dataset / f"{path.stem}.png")
-        return {self.names[0]: sr}
+        return {self.outputs[0]: sr}
 
 
 # ---------------------------------------------------------------------------------------------- the harness
@@ -289,10 +282,10 @@ class EvalHarness(SRHarness):
         super().__init__(cfg)
         self.plan, self.guard = plan, guard
         self.image: tuple[str, Path] = ("", Path())
-        self.family: NamedFamily | None = None
+        self.method: NamedMethod | None = None
 
-    def _start_record(self, resumed: bool) -> None:
-        super()._start_record(False)
+    def _start_record(self, previous: dict[str, Any] | None) -> None:
+        super()._start_record(None)
         info, plan = self.record.info, self.plan
         for key in ("loss_weights", "training_settings", "loss_network", "variant", "iterations", "training"):
             info.pop(key, None)
@@ -324,18 +317,18 @@ class EvalHarness(SRHarness):
         self.corpus = self.srcnn_corpus = None
         self.resuming = False
         self.guard.prepare()
-        self._start_record(False)
+        self._start_record(None)
         self._record_inputs()
-        self.results = ResultsTable(self.out / "results.csv", keep_existing=False)
+        self.results = ResultsTable(self.out / RESULTS_FILE, TASK, keep_existing=False)
         self.results.save()
         if cfg.lpips:
             self._load_lpips()
-        family = self.family
-        assert family is not None, "evaluate_main sets the family before run()"
-        self.evaluate([family], plan.scale)
-        if family.fatal is not None:
+        method = self.method
+        assert method is not None, "evaluate_main sets the method before run()"
+        self.evaluate([method], plan.scale)
+        if method.fatal is not None:
             self.guard.discard()
-            error = family.fatal
+            error = method.fatal
             raise error if isinstance(error, (ModelOutputError, UserCodeError)) else ModelOutputError(
                 f"evaluating {plan.name} failed: {type(error).__name__}: {error}")
         self._report_stage()
@@ -466,11 +459,9 @@ def evaluate_main(argv: Sequence[str]) -> int:
                                 f"choose another --out")
         plan, model, device = _plan(args)
         guard = OutGuard(out, args.overwrite)
-        profile = PROFILE_TABLE["smoke"]
-        from dataclasses import replace
-
-        profile = replace(profile, name="evaluate", iterations=0, srcnn_iterations=0, datasets=tuple(args.datasets),
-                          lpips=tuple(args.lpips), save_images=3, note="evaluation of an external method")
+        profile = with_overrides(SR_PROFILES["smoke"], name="evaluate", iterations=0, srcnn_iterations=0,
+                                 datasets=tuple(args.datasets), lpips=tuple(args.lpips), save_images=3,
+                                 note="evaluation of an external method")
         # the single place where an evaluation's settings meet the harness (the protocol makes the HR/LR pairs)
         cfg = SRRunConfig(profile=profile, scales=(args.scale,), methods=(), datasets=tuple(args.datasets),
                           corpus="", srcnn_corpus="", out=out, device=device, lpips=tuple(args.lpips),
@@ -480,10 +471,10 @@ def evaluate_main(argv: Sequence[str]) -> int:
         harness = EvalHarness(cfg, plan, guard)
         if model is not None:
             save_to = out / "outputs" / f"x{args.scale}" if args.save_images else None
-            harness.family = ModelFamily(plan.name, args.scale, harness, model, args.model, args.input, args.tile,
+            harness.method = ModelMethod(plan.name, args.scale, harness, model, args.model, args.input, args.tile,
                                          save_to)
         else:
-            harness.family = OutputsFamily(plan.name, args.scale, harness)
+            harness.method = OutputsMethod(plan.name, args.scale, harness)
         return harness.run()
     except (UserCodeError, ModelOutputError, FolderCheckError, RunFolderError, ArgumentError, ValueError,
             FileNotFoundError, PermissionError, HashMismatchError) as e:

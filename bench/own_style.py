@@ -38,26 +38,23 @@ from torch import nn
 from bench.errors import ArgumentError, RunFolderError, checked_device
 from bench.model_loader import UserCodeError, build_model, call_user_network
 from bench.own_common import OutGuard, check_name, print_error
-from bench.profiles import PROFILES as PROFILE_NAMES
-from bench.profiles import check_profile, default_device, default_profile
-from bench.runinfo import command_line, environment
-from bench.style import (
-    MEAN,
-    PROFILES,
-    TASK,
+from bench.profiles import (
+    PROFILE_NAMES,
+    STYLE_PROFILES,
     StyleProfile,
-    StyleRun,
-    StyleSettings,
-    _size,
-    match_statistics,
-    mean_std,
-    result_row,
-    rows_csv,
+    check_profile,
+    default_device,
+    default_profile,
 )
-from data.files import atomic_write_json, atomic_write_text, plain
+from bench.runinfo import command_line, environment
+from bench.style import StyleRun
+from bench.style_config import TASK, StyleSettings, image_size
+from bench.style_measures import match_statistics, mean_std, style_row
+from data.files import atomic_write_json, plain
 from perceptual.losses import LossWeights
 from perceptual.nets import Variant
 from perceptual.speed import time_forward
+from reports.results import MEAN, RESULTS_FILE, gatys_trace_path, write_rows
 
 log = logging.getLogger("bench.style.evaluate")
 
@@ -122,7 +119,7 @@ def _settings_from_run(run_dir: Path, style: str, out: Path, device: str) -> tup
     s = StyleSettings(profile=str(ident.get("profile")), styles=[style], sizes=(), out=out,
                       variant=cast(Variant, str(ident.get("variant", "common"))),
                       seed=int(ident.get("seed", 0)), device=device,
-                      weights=LossWeights(**weights), p=p, eval_set=str(spec),
+                      weights=LossWeights(**weights), values=p, eval_set=str(spec),
                       crop=cast(Literal["center", "random"], str(ident.get("crop", "center"))),
                       style_size=ident.get("style_size"),
                       vgg_weights=cast(Literal["imagenet", "random"], str(ident.get("vgg_weights", "imagenet"))),
@@ -145,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None, help="a state dict to load (weights_only=True)")
     p.add_argument("--styles", nargs="+", default=["la_muse"],
                    help="the network's style (one): a catalog name or an image path (default la_muse)")
-    p.add_argument("--sizes", nargs="+", type=_size, default=None,
+    p.add_argument("--sizes", nargs="+", type=image_size, default=None,
                    help="Fig. 5 image sizes (default: the --compare run's, else the profile's)")
     p.add_argument("--name", required=True, help="the method's name in results.csv and the report")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/style/evaluate-<NAME>)")
@@ -165,7 +162,7 @@ def _traces(run_dir: Path, size: int, stems: Sequence[str]) -> dict[str, list[di
 
     traces, missing = {}, []
     for stem in stems:
-        path = run_dir / "traces" / f"gatys_{size}_{stem}.csv"
+        path = gatys_trace_path(run_dir, size, stem)
         if path.is_file():
             traces[stem] = read_trace(path)
         else:
@@ -200,8 +197,8 @@ def evaluate_main(argv: Sequence[str]) -> int:
         else:
             profile = check_profile(args.profile or default_profile())
             settings = StyleSettings(profile=profile, styles=[style], sizes=(), out=out, variant="common", seed=0,
-                                     device=device, weights=LossWeights(), p=PROFILES[profile], stages=())
-            sizes = tuple(args.sizes or PROFILES[profile].sizes)
+                                     device=device, weights=LossWeights(), values=STYLE_PROFILES[profile], stages=())
+            sizes = tuple(args.sizes or STYLE_PROFILES[profile].sizes)
         settings.sizes = sizes
         settings.stages = ("fig5", "outputs")
         run = StyleRun(settings)
@@ -211,7 +208,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
         rows, summary = _evaluate(run, net, name, style, sizes, args.compare, compare_info)
         outputs = _stylize_contents(run, net, style)
         guard.prepare()
-        atomic_write_text(out / "results.csv", rows_csv(rows))
+        write_rows(out / RESULTS_FILE, rows)
         _save_outputs(run, style, name, outputs, out)
         doc = environment(device, settings.seed, "evaluate", command_line("bench.style", ("evaluate", *argv))) | {
             "task": TASK, "identity": {"task": TASK, "mode": "evaluate", "name": name, "style": style,
@@ -220,8 +217,8 @@ def evaluate_main(argv: Sequence[str]) -> int:
                                              "weights": None if args.weights is None else str(args.weights)},
             "objective_settings": {"from": str(args.compare) if args.compare else f"profile {settings.profile}",
                                    "loss_weights": settings.weights.as_dict(), "style_size": settings.style_size
-                                   or settings.p.train_size, "vgg_weights": settings.vgg_weights,
-                                   "eval_set": settings.eval_set, "n_images": settings.p.n_images},
+                                   or settings.values.train_size, "vgg_weights": settings.vgg_weights,
+                                   "eval_set": settings.eval_set, "n_images": settings.values.n_images},
             "styles": {run.style_name(style): str(run.style_paths[style])}, "style_images": run.info["style_images"],
             "datasets": run.info["datasets"], "sizes": list(sizes), "fig5": summary,
             "stages": {f"evaluate:{s}": {"status": "ok", "wall_time_s": summary["sizes"][str(s)]["wall_time_s"],
@@ -248,32 +245,32 @@ def evaluate_main(argv: Sequence[str]) -> int:
 def _evaluate(run: StyleRun, net: _Checked, name: str, style: str, sizes: Sequence[int], compare: Path | None,
               compare_info: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and summary for every size (computed before anything is written)."""
-    s = run.s
+    s = run.cfg
     run.networks[style] = net  # type: ignore[assignment]  # the external network takes the suite's network's place
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"style": style, "eval_set": s.eval_set, "sizes": {}}
     for size in sizes:
         t0 = time.perf_counter()
-        images = run.load_eval_images(s.eval_set, s.p.n_images, size, square=True)
+        images = run.load_eval_images(s.eval_set, s.values.n_images, size, square=True)
         values: dict[str, float] = {}
         for stem, x in images:
             net.image = f"{s.eval_set}/{stem} at {size} px"
             values[stem] = run.network_objective(style, x.to(run.device))[0]["total"]
-        rows += [result_row(str(size), name, k, "objective", v) for k, v in values.items()]
+        rows += [style_row(size, name, k, "objective", v) for k, v in values.items()]
         mean, std = mean_std(list(values.values()))
-        rows += [result_row(str(size), name, MEAN, "objective", mean), result_row(str(size), name, MEAN, "objective_std", std)]
+        rows += [style_row(size, name, MEAN, "objective", mean), style_row(size, name, MEAN, "objective_std", std)]
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(s.seed)).to(run.device)
         net.image = f"a random {size} px image (timing)"
-        ff = time_forward(net, x, warmup=3, repeats=s.p.feedforward_repeats)
-        rows.append(result_row(str(size), name, MEAN, "seconds", ff.median_s))
+        ff = time_forward(net, x, warmup=3, repeats=s.values.feedforward_repeats)
+        rows.append(style_row(size, name, MEAN, "seconds", ff.median_s))
         entry: dict[str, Any] = {"images": list(values), "objective_mean": mean, "feedforward": ff.as_dict()}
         if compare is not None:
             m = match_statistics(_traces(compare, size, list(values)), values)
             for k, (it, sec) in m["per_image"].items():
-                rows += [result_row(str(size), name, k, "iters_to_match", it),
-                         result_row(str(size), name, k, "seconds_to_match", sec)]
-            rows += [result_row(str(size), name, MEAN, "iters_to_match", m["mean"][0]),
-                     result_row(str(size), name, MEAN, "seconds_to_match", m["mean"][1])]
+                rows += [style_row(size, name, k, "iters_to_match", it),
+                         style_row(size, name, k, "seconds_to_match", sec)]
+            rows += [style_row(size, name, MEAN, "iters_to_match", m["mean"][0]),
+                     style_row(size, name, MEAN, "seconds_to_match", m["mean"][1])]
             never = not math.isfinite(m["mean"][0])
             theirs = compare_info["fig5"]["sizes"].get(str(size), {})
             entry |= {"iters_to_match_mean": None if never else m["mean"][0],
@@ -289,10 +286,10 @@ def _evaluate(run: StyleRun, net: _Checked, name: str, style: str, sizes: Sequen
 
 def _stylize_contents(run: StyleRun, net: _Checked, style: str) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """(stem, content, output) for the content images a reproduce run's `outputs` stage stylizes (same size)."""
-    s = run.s
+    s = run.cfg
     out = []
-    for stem, x in run.load_eval_images(s.content_set, s.p.n_outputs, s.p.output_size, square=False):
-        net.image = f"{s.content_set}/{stem} at {s.p.output_size} px (outputs for the report)"
+    for stem, x in run.load_eval_images(s.content_set, s.values.n_outputs, s.values.output_size, square=False):
+        net.image = f"{s.content_set}/{stem} at {s.values.output_size} px (outputs for the report)"
         try:
             _, y = run.network_objective(style, x.to(run.device))
         except (ModelOutputError, RuntimeError, ValueError) as e:  # the scores stand; only the pictures are missing

@@ -11,8 +11,6 @@ and a randomly initialised loss network: their cost is that of the run's, withou
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,46 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bench.errors import non_negative_int
+from bench.inputs import eval_sets
+from bench.sr_config import SRRunConfig
+from bench.style_config import StyleSettings
 
-if TYPE_CHECKING:  # the harnesses import this module and hand it their objects; it needs their types for hints only
-    from bench.sr import SRHarness, SRRunConfig
-    from bench.style import StyleRun, StyleSettings
-
-DEFAULT_ESTIMATE_STEPS = 2
-
-
-def add_dry_run_options(parser: argparse.ArgumentParser) -> None:
-    """--dry-run and --estimate-steps, the same on both harnesses."""
-    parser.add_argument("--dry-run", action="store_true",
-                        help="resolve and print the full plan (setup, schedule, corpora, evaluation, claims, "
-                             "estimated wall time) and exit 0 without creating or writing anything")
-    parser.add_argument("--estimate-steps", type=non_negative_int, default=DEFAULT_ESTIMATE_STEPS,
-                        help=f"with --dry-run: training steps timed per network (after one warm-up) for the "
-                             f"wall-time estimate; 0 skips the timing (default {DEFAULT_ESTIMATE_STEPS})")
-
+if TYPE_CHECKING:  # the harnesses import this module (--dry-run) and hand it their objects; types for hints only
+    from bench.sr import SRHarness
+    from bench.style import StyleRun
 
 # ----------------------------------------------------------------------------------------------------- timing
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_step(step: Callable[[], None], n: int, device: torch.device) -> float | None:
     """Median seconds of `n` calls of `step` after one warm-up call (synchronised on CUDA); None when n == 0."""
-    if n <= 0:
-        return None
-    step()
-    _sync(device)
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    from perceptual.speed import time_fn
+
+    return time_fn(step, device, warmup=1, repeats=n).median_s if n > 0 else None
 
 
 @dataclass(frozen=True)
@@ -176,9 +150,10 @@ def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
                 criterion: torch.nn.Module = FeatureReconstructionLoss(loss_net, FEAT_LAYER, tv_weight=cfg.tv_weight)
             else:
                 criterion = PixelLoss()
-            hr = torch.rand(cfg.batch, 3, cfg.patch, cfg.patch, generator=g).to(device)
-            lr = torch.rand(cfg.batch, 3, cfg.patch // scale, cfg.patch // scale, generator=g).to(device)
-            opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+            b, side = cfg.profile.batch_size, cfg.profile.patch_size
+            hr = torch.rand(b, 3, side, side, generator=g).to(device)
+            lr = torch.rand(b, 3, side // scale, side // scale, generator=g).to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=cfg.profile.lr)
 
             def step(model: torch.nn.Module = model, criterion: torch.nn.Module = criterion,
                      opt: torch.optim.Optimizer = opt, lr: torch.Tensor = lr, hr: torch.Tensor = hr) -> None:
@@ -186,8 +161,8 @@ def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
                 criterion(model(lr), hr)["total"].mean().backward()
                 opt.step()
 
-            work.append(Work(f"train {METHODS[cli][0]}_x{scale}", cfg.n_iterations, time_step(step, n_steps, device),
-                             f"batch {cfg.batch} x {cfg.patch} px"))
+            work.append(Work(f"train {METHODS[cli][0]}_x{scale}", cfg.profile.iterations,
+                             time_step(step, n_steps, device), f"batch {b} x {side} px"))
             del model, opt
     if "srcnn" in cfg.methods:
         p = cfg.profile
@@ -201,7 +176,7 @@ def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
                 srcnn_loss(model, (y, y), border=model.border)["total"].mean().backward()
                 opt.step()
 
-            work.append(Work(f"train srcnn_x{scale}", cfg.n_srcnn_iterations, time_step(srcnn_step, n_steps, device),
+            work.append(Work(f"train srcnn_x{scale}", p.srcnn_iterations, time_step(srcnn_step, n_steps, device),
                              f"batch {p.srcnn_batch_size} x {p.srcnn_patch_size} px Y"))
     return work
 
@@ -211,8 +186,8 @@ def sr_dry_run(harness: SRHarness, args: argparse.Namespace) -> int:
     from bench.profiles import FEAT_LAYER, HISTMATCH_NOTE, METHODS, PAPER_CORPUS, SRCNN_SCALES, setup_note
 
     cfg = harness.cfg
-    datasets = harness._resolve_datasets()  # the run's own checks: a bad --datasets / --corpus is exit 2
-    harness._build_corpora()
+    datasets = eval_sets(cfg.datasets, max(cfg.scales), cfg.skip_unreadable).files  # the run's own checks:
+    harness._build_corpora()  # a bad --datasets / --corpus is exit 2
     p = cfg.profile
     protocol = getattr(args, "eval_protocol", None) or "standard"
     learned = [c for c in ("srcnn", "pixel", "feat") if c in cfg.methods]
@@ -225,12 +200,12 @@ def sr_dry_run(harness: SRHarness, args: argparse.Namespace) -> int:
         layers.append("SRCNN: squared error on Y (9-1-5, border 6)")
     training = []
     if cfg.needs("pixel", "feat"):
-        training.append(f"SR networks: {cfg.n_iterations:,d} iterations, batch {cfg.batch}, "
-                        f"{cfg.patch} px HR patches ("
-                        + ", ".join(f"{cfg.patch // s} px LR at x{s}" for s in cfg.scales)
-                        + f"), Adam lr {cfg.learning_rate:g}, LR = blur sigma {p.sigma:g} + bicubic downscale")
+        training.append(f"SR networks: {cfg.profile.iterations:,d} iterations, batch {cfg.profile.batch_size}, "
+                        f"{cfg.profile.patch_size} px HR patches ("
+                        + ", ".join(f"{cfg.profile.patch_size // s} px LR at x{s}" for s in cfg.scales)
+                        + f"), Adam lr {cfg.profile.lr:g}, LR = blur sigma {p.sigma:g} + bicubic downscale")
     if "srcnn" in cfg.methods and any(s in SRCNN_SCALES for s in cfg.scales):
-        training.append(f"SRCNN: {cfg.n_srcnn_iterations:,d} iterations, batch {p.srcnn_batch_size}, "
+        training.append(f"SRCNN: {cfg.profile.srcnn_iterations:,d} iterations, batch {p.srcnn_batch_size}, "
                         f"{p.srcnn_patch_size} px Y sub-images (stride {p.srcnn_stride}), Adam lr {p.srcnn_lr:g} "
                         f"(last layer {p.srcnn_lr * 0.1:g})")
     if not training:
@@ -265,36 +240,36 @@ def sr_dry_run(harness: SRHarness, args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------- style
 
 
-def style_claims(s: StyleSettings) -> list[str]:
+def style_claims(cfg: StyleSettings) -> list[str]:
     """The paper's style-transfer claims this run's stages let the report check."""
     out = []
-    if "fig5" in s.stages:
-        out.append(f"Fig. 5 at {', '.join(f'{x} px' for x in s.sizes)}: L-BFGS (same objective, from "
-                   f"{s.gatys_init}) reaches the network's objective between iterations 50 and 100")
-    if "table1" in s.stages:
+    if "fig5" in cfg.stages:
+        out.append(f"Fig. 5 at {', '.join(f'{x} px' for x in cfg.sizes)}: L-BFGS (same objective, from "
+                   f"{cfg.gatys_init}) reaches the network's objective between iterations 50 and 100")
+    if "table1" in cfg.stages:
         out.append("Table 1: speedup of one forward pass over 100 / 300 / 500 L-BFGS iterations "
                    "(paper, 256 px: 212 / 636 / 1060x)")
         out.append("Table 1 text: one forward pass takes about half the time of one L-BFGS iteration")
-    if s.profile != "paper":
-        out.append(f"(a network trained under the {s.profile} profile is 'not comparable' in the Fig. 5 claim)")
+    if cfg.profile != "paper":
+        out.append(f"(a network trained under the {cfg.profile} profile is 'not comparable' in the Fig. 5 claim)")
     return out
 
 
-def _style_work(s: StyleSettings, n_steps: int) -> list[Work]:
+def _style_work(cfg: StyleSettings, n_steps: int) -> list[Work]:
     from perceptual.losses import PerceptualObjective
     from perceptual.nets import TransformNet
     from perceptual.vgg import LossNetwork
 
-    device = torch.device(s.device)
-    p = s.p
-    g = torch.Generator().manual_seed(s.seed)
+    device = torch.device(cfg.device)
+    p = cfg.values
+    g = torch.Generator().manual_seed(cfg.seed)
     loss_net = LossNetwork(weights="random", device=device)
     style = torch.rand(1, 3, p.train_size, p.train_size, generator=g).to(device)
-    objective = PerceptualObjective(loss_net, style, s.weights, content_layer=s.content_layer).to(device)
+    objective = PerceptualObjective(loss_net, style, cfg.weights, content_layer=cfg.content_layer).to(device)
     work = []
-    n_styles = len(s.styles)
-    if "train" in s.stages:
-        net = TransformNet(s.variant).to(device).train()
+    n_styles = len(cfg.styles)
+    if "train" in cfg.stages:
+        net = TransformNet(cfg.variant).to(device).train()
         opt = torch.optim.Adam(net.parameters(), lr=p.lr)
         x = torch.rand(p.batch_size, 3, p.train_size, p.train_size, generator=g).to(device)
 
@@ -305,12 +280,12 @@ def _style_work(s: StyleSettings, n_steps: int) -> list[Work]:
 
         t = time_step(step, n_steps, device)
         work.append(Work("train (all styles)", n_styles * p.iterations, t,
-                         f"{n_styles} style(s) x {p.iterations:,d} it, batch {p.batch_size} x {p.train_size} px"))
-        if s.tv_search:
+                         f"{n_styles} style(cfg) x {p.iterations:,d} it, batch {p.batch_size} x {p.train_size} px"))
+        if cfg.tv_search:
             work.append(Work("TV search (all styles)", n_styles * 3 * p.tv_search_iterations, t,
                              f"3 candidates x {p.tv_search_iterations:,d} it per style"))
         del net, opt
-    sizes = ([*s.sizes] if "fig5" in s.stages else []) + ([p.output_size] if "outputs" in s.stages else [])
+    sizes = ([*cfg.sizes] if "fig5" in cfg.stages else []) + ([p.output_size] if "outputs" in cfg.stages else [])
     if sizes:
         base = min(sizes)
         x = torch.rand(1, 3, base, base, generator=g).to(device)
@@ -328,11 +303,11 @@ def _style_work(s: StyleSettings, n_steps: int) -> list[Work]:
 
         how = f"one objective forward+backward, timed at {base} px" + (", scaled by pixel count" if
                                                                          len(set(sizes)) > 1 else "")
-        if "fig5" in s.stages:
-            for size in s.sizes:
+        if "fig5" in cfg.stages:
+            for size in cfg.sizes:
                 work.append(Work(f"Fig. 5 L-BFGS at {size} px", p.n_images * p.gatys_iterations, at(size),
                                  f"{p.n_images} images x {p.gatys_iterations} it; {how}"))
-        if "outputs" in s.stages:
+        if "outputs" in cfg.stages:
             work.append(Work(f"outputs L-BFGS at {p.output_size} px", n_styles * p.n_outputs * p.output_gatys_iterations,
                              at(p.output_size), f"{n_styles} x {p.n_outputs} images x {p.output_gatys_iterations} "
                                                f"it, treated as square; {how}"))
@@ -344,9 +319,9 @@ def style_dry_run(run: StyleRun, args: argparse.Namespace) -> int:
     from bench.profiles import setup_note
     from perceptual.losses import STYLE_LAYERS
 
-    s = run.s
+    cfg = run.cfg
     run.check_inputs()  # the run's own checks (styles, corpus, image sets): a bad name is exit 2, nothing written
-    p, w = s.p, s.weights
+    p, w = cfg.values, cfg.weights
     tv = run.tv_choice()
     if tv["mode"] == "search":
         tv_line = (f"TV: searched per style over {', '.join(f'{v:g}' for v in tv['candidates'])} (ours; paper "
@@ -355,41 +330,41 @@ def style_dry_run(run: StyleRun, args: argparse.Namespace) -> int:
                    f"criterion: {tv['criterion']}; Gatys uses the chosen value too")
     else:
         tv_line = f"TV: {w.tv:g} ({w.tv_form}), fixed by {tv['set_by']}"
-    training = [f"{p.iterations:,d} iterations per style, batch {p.batch_size}, {p.train_size} px {s.crop} crops, "
+    training = [f"{p.iterations:,d} iterations per style, batch {p.batch_size}, {p.train_size} px {cfg.crop} crops, "
                 f"Adam lr {p.lr:g}" + (f", at most {p.max_train_images} images" if p.max_train_images else "")]
-    if "train" not in s.stages:
+    if "train" not in cfg.stages:
         training = ["not run (--stages without train: the networks are loaded from --out/models)"]
     corpus = []
     if "corpus" in run.info:
         c = run.info["corpus"]
-        corpus.append(f"{c.get('name', s.train_corpus)} ({c['n_images']:,d} images used) -- {c.get('note', '')}")
+        corpus.append(f"{c.get('name', cfg.train_corpus)} ({c['n_images']:,d} images used) -- {c.get('note', '')}")
     datasets = run.info.get("datasets", {})
     evaluation = []
-    if "fig5" in s.stages:
+    if "fig5" in cfg.stages:
         d = datasets.get("fig5", {})
-        evaluation.append(f"Fig. 5: first {p.n_images} of {d.get('name', s.eval_set)} at "
-                          f"{' '.join(map(str, s.sizes))} px (centre squares), L-BFGS {p.gatys_iterations} iterations "
-                          f"from {s.gatys_init} on the same objective, the network's and the content image's objective")
-    if "table1" in s.stages:
+        evaluation.append(f"Fig. 5: first {p.n_images} of {d.get('name', cfg.eval_set)} at "
+                          f"{' '.join(map(str, cfg.sizes))} px (centre squares), L-BFGS {p.gatys_iterations} iterations "
+                          f"from {cfg.gatys_init} on the same objective, the network's and the content image's objective")
+    if "table1" in cfg.stages:
         evaluation.append(f"Table 1: one forward pass (median of {p.feedforward_repeats}) vs 100/300/500 L-BFGS "
                           f"iterations read from the Fig. 5 traces")
-    if "outputs" in s.stages:
+    if "outputs" in cfg.stages:
         d = datasets.get("outputs", {})
-        evaluation.append(f"outputs: {p.n_outputs} images of {d.get('name', s.content_set)} at {p.output_size} px, "
+        evaluation.append(f"outputs: {p.n_outputs} images of {d.get('name', cfg.content_set)} at {p.output_size} px, "
                           f"network beside L-BFGS {p.output_gatys_iterations} iterations")
-    work = _style_work(s, args.estimate_steps)
+    work = _style_work(cfg, args.estimate_steps)
     _print_plan("reproduce-style plan (dry run: nothing written)", [
-        ("run", [f"profile: {s.profile}", setup_note(s.profile, s.variant, s.content_layer), f"device: {s.device}",
-                 f"out: {_out_line(s.out)}", f"seed: {s.seed}", f"stages: {' '.join(s.stages)}"]),
-        ("networks", [f"variant: {s.variant}", "styles: " + ", ".join(f"{k} ({v})" for k, v in run.style_paths.items())]),
-        ("loss layers", [f"content: VGG-16 {s.content_layer} (weight {w.content:g}), for the network and Gatys alike",
+        ("run", [f"profile: {cfg.profile}", setup_note(cfg.profile, cfg.variant, cfg.content_layer), f"device: {cfg.device}",
+                 f"out: {_out_line(cfg.out)}", f"seed: {cfg.seed}", f"stages: {' '.join(cfg.stages)}"]),
+        ("networks", [f"variant: {cfg.variant}", "styles: " + ", ".join(f"{k} ({v})" for k, v in run.style_paths.items())]),
+        ("loss layers", [f"content: VGG-16 {cfg.content_layer} (weight {w.content:g}), for the network and Gatys alike",
                          f"style: {', '.join(STYLE_LAYERS)} (weight {w.style:g})", tv_line,
-                         f"loss network weights: {s.vgg_weights}"]),
+                         f"loss network weights: {cfg.vgg_weights}"]),
         ("training", training),
         ("training corpus", corpus or ["not read (no train stage)"]),
         ("evaluation", evaluation or ["none"]),
-        ("claims checked", style_claims(s)),
-        ("time", estimate_lines(work, args.estimate_steps, s.device,
+        ("claims checked", style_claims(cfg)),
+        ("time", estimate_lines(work, args.estimate_steps, cfg.device,
                                 "Table 1's forward passes, image loading and the report are not included")),
     ])
     return 0

@@ -69,7 +69,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -348,6 +348,16 @@ def seeded_init(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def seeded_loss_network(seed: int, weights: Literal["imagenet", "random"], device: torch.device,
+                        layers: tuple[str, ...] | None = None) -> nn.Module:
+    """A run's VGG-16 loss network (all the paper's taps, or `layers`); `random` weights are built from `seed`, so
+    the same seed gives the same network in any process."""
+    from perceptual.vgg import PAPER_STYLE_TAPS, LossNetwork
+
+    with seeded_init(seed):
+        return LossNetwork(PAPER_STYLE_TAPS if layers is None else layers, weights=weights, device=device)
 
 
 def checkpoint_path(out_dir: Path | str, name: str) -> Path:

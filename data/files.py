@@ -80,3 +80,9 @@ def plain(obj: Any) -> Any:
     if isinstance(obj, (bool, int, float, str)) or obj is None:
         return obj
     return str(obj)
+
+
+def safe_name(*parts: str) -> str:
+    """A file name made only of [A-Za-z0-9._-]: the parts joined by "_", every other character replaced by "_"
+    (style names, image stems and dataset names come from users and from disk)."""
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in "_".join(map(str, parts)))

@@ -30,7 +30,8 @@ from reports import figures, grids, tables
 from reports.benchjson import load_bench
 from reports.formatting import fmt_value, method_label, metric_label
 from reports.references import CONFIDENCE_NOTE, load_references, reference
-from reports.runs import MEAN, Run, evaluated_methods, load_runs
+from reports.results import MEAN
+from reports.runs import Run, evaluated_methods, load_runs
 
 DEFAULT_OUT = Path("reports/generated")
 DEFAULT_BENCH_GLOB = "results/bench/*.json"

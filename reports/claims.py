@@ -45,7 +45,8 @@ import pandas as pd
 
 from reports.formatting import fmt_delta, fmt_value, method_label, metric_label
 from reports.references import PAPER_PROTOCOL, Reference, reference, references_for
-from reports.runs import EVAL_SET_SIZES, MEAN, Run
+from reports.results import MEAN
+from reports.runs import EVAL_SET_SIZES, Run
 
 VERDICTS = ("matches", "holds", "differs", "does not hold", "not comparable", "not run", "malformed")
 PASSING = ("matches", "holds")

@@ -7,7 +7,6 @@ has nothing to plot, plus notes about files it could not read.
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,9 @@ from matplotlib.ticker import NullFormatter
 
 from data.files import atomic_write_bytes
 from reports.benchjson import RECORD_COLUMNS
-from reports.runs import CURVE_COLUMNS, CURVE_FILE, MEAN, Run
+from reports.results import CURVE_COLUMNS, CURVE_FILE, MEAN, TRACE_NAME, TRACES_DIR
+from reports.runs import Run
 
-TRACE_NAME = re.compile(r"gatys_(\d+)_(.+)\.csv$")
 MAX_THIN_LINES = 20
 
 
@@ -102,7 +101,7 @@ def read_traces(run: Run) -> tuple[dict[str, dict[str, pd.DataFrame]], list[str]
     """traces/gatys_<size>_<image>.csv -> {size: {image: frame}}; broken files become notes."""
     traces: dict[str, dict[str, pd.DataFrame]] = {}
     notes = []
-    for path in sorted((run.path / "traces").glob("gatys_*.csv")):
+    for path in sorted((run.path / TRACES_DIR).glob("gatys_*.csv")):
         m = TRACE_NAME.search(path.name)
         if not m:
             notes.append(f"{path.name}: name is not gatys_<size>_<image>.csv")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from data.files import atomic_write_bytes
+from data.files import atomic_write_bytes, safe_name
 from reports.formatting import fmt_value, method_label
 from reports.runs import Run
 
@@ -26,11 +26,6 @@ SR_GRID_METHODS = ("bicubic", "srcnn", "johnson_pixel", "johnson_feat")
 SR_OPTIONAL_METHODS = ("johnson_pixel_histmatch", "johnson_feat_histmatch")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 STYLE_THUMB = 256
-
-
-def safe_name(*parts: str) -> str:
-    """A file name made only of [A-Za-z0-9._-] (image stems and dataset names come from disk)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", "_".join(str(p) for p in parts))
 
 
 def write_image(image: Image.Image, path: Path, fmt: str = "PNG") -> Path:

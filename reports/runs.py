@@ -15,11 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-RESULT_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "value")
-MEAN = "__mean__"
-# curve.csv (bench.sr --curve-every): Set5 means of each SR network after every N training iterations
-CURVE_FILE = "curve.csv"
-CURVE_COLUMNS = ("scale", "dataset", "method", "iteration", "metric", "value")
+from reports.results import MEAN, RESULT_COLUMNS
+
 # The paper's training corpora: SR used 10k MS-COCO training images, style ~80k (train2014). A run trained on fewer,
 # or on another corpus, is labelled as using a substitute corpus.
 PAPER_CORPUS_MIN_IMAGES = {"sr": 10_000, "style": 80_000}

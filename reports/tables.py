@@ -16,7 +16,8 @@ import pandas as pd
 from reports.claims import CLAIMS
 from reports.formatting import HIGHER_IS_BETTER, fmt_value, method_label, metric_label
 from reports.references import misprints, reference
-from reports.runs import MEAN, Run, evaluated_methods
+from reports.results import MEAN
+from reports.runs import Run, evaluated_methods
 
 SR_METHOD_ORDER = ("bicubic", "srcnn", "johnson_pixel", "johnson_pixel_histmatch", "johnson_feat",
                    "johnson_feat_histmatch")

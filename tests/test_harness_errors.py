@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from bench import sr, style
-from bench.errors import describe_failure, is_out_of_memory, non_negative_int, positive_float, positive_int
+from bench.errors import describe_failure, is_out_of_memory
+from bench.options import non_negative_int, positive_float, positive_int
 from bench.train import first_non_finite
 
 TINY_STYLE = ["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32",

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from bench import style
+from bench.profiles import STYLE_PROFILES
 
 FACTORY = """
 from bench.model_loader import load_suite_checkpoint
@@ -72,10 +73,10 @@ def test_smoke_network_reproduces_its_runs_fig5_values(tmp_path, smoke_run, fact
     # the outputs on the content set a reproduce run stylizes, for the report's style grid (smoke: 2 images)
     folder = out / "images" / "style" / "la_muse"
     made = sorted(p.name.removesuffix("_theirs.png") for p in folder.glob("*_theirs.png"))
-    assert len(made) == style.PROFILES["smoke"].n_outputs and (folder / "style.png").is_file()
+    assert len(made) == STYLE_PROFILES["smoke"].n_outputs and (folder / "style.png").is_file()
     for stem in made:
         with Image.open(folder / f"{stem}_theirs.png") as y, Image.open(folder / f"{stem}_content.png") as x:
-            assert y.size == x.size and min(x.size) == style.PROFILES["smoke"].output_size
+            assert y.size == x.size and min(x.size) == STYLE_PROFILES["smoke"].output_size
     assert info["datasets"]["outputs"]["n_images"] == len(made)
 
 

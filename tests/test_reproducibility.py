@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from bench import sr, style
+from bench.profiles import STYLE_PROFILES
 from data import catalog
 from data.files import sha256_file
 
@@ -177,13 +178,13 @@ def test_style_run_json_records_what_reruns_it(style_runs):
     muse = catalog.image_entry("la_muse")
     assert run["style_images"]["la_muse"]["sha256"] == muse.sha256
     fig5, outputs = run["datasets"]["fig5"], run["datasets"]["outputs"]
-    assert fig5["name"] == catalog.FIG5_EVAL_SET and fig5["n_images"] == style.PROFILES["smoke"].n_images
+    assert fig5["name"] == catalog.FIG5_EVAL_SET and fig5["n_images"] == STYLE_PROFILES["smoke"].n_images
     assert fig5["sha256"].items() <= _catalog_sha(catalog.FIG5_EVAL_SET).items()
-    assert outputs["n_images"] == style.PROFILES["smoke"].n_outputs
+    assert outputs["n_images"] == STYLE_PROFILES["smoke"].n_outputs
     assert outputs["sha256"].items() <= _catalog_sha("content").items()
     corpus = run["corpus"]
     assert corpus["datasets"] == {n: catalog.dataset_digest(n) for n in catalog.DEFAULT_TRAIN_CORPUS}
-    assert SHA256.match(corpus["file_list_digest"]) and corpus["n_images"] == style.PROFILES["smoke"].max_train_images
+    assert SHA256.match(corpus["file_list_digest"]) and corpus["n_images"] == STYLE_PROFILES["smoke"].max_train_images
 
 
 # ------------------------------------------------------------------------------------------------- in one process

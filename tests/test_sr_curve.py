@@ -15,7 +15,8 @@ import pytest
 from bench import sr
 from reports.figures import curve_figure
 from reports.references import load_references
-from reports.runs import CURVE_COLUMNS, MEAN, load_run
+from reports.results import CURVE_COLUMNS, MEAN
+from reports.runs import load_run
 
 BASE = ("--profile", "smoke", "--scales", "4", "--methods", "bicubic", "pixel", "--iterations", "4",
         "--datasets", "Set5", "--no-report", "--no-progress")
@@ -98,6 +99,6 @@ def test_report_draws_the_curve_with_the_papers_end_points(runs, tmp_path):
 def test_cpu_x4_profile_is_x4_with_a_curve():
     args = sr.build_parser().parse_args(["--profile", "cpu-x4"])
     cfg = sr.config_from_args(args)
-    assert cfg.scales == (4,) and cfg.curve_every == 500 and cfg.n_iterations == 5000
+    assert cfg.scales == (4,) and cfg.profile.curve_every == 500 and cfg.profile.iterations == 5000
     assert set(cfg.methods) == {"bicubic", "srcnn", "pixel", "feat"}
     assert sr.config_from_args(sr.build_parser().parse_args(["--profile", "quick"])).scales == (4, 8)

@@ -15,6 +15,7 @@ from PIL import Image
 from baselines.bicubic import bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
 from bench import sr
+from bench.profiles import SR_PROFILES
 from bench.metrics import evaluate_pair
 from data.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from data.degrade import make_lr, modcrop, training_degradation
@@ -242,9 +243,9 @@ def test_a_failing_method_leaves_the_others(tmp_path, corpus_dir, eval_dir, monk
     def broken_family(cli, model, scale):
         def run(lr, lr_t):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (boom)")
-        return sr.Family(cli, scale, run)
+        return sr.SRMethod(cli, scale, run)
 
-    monkeypatch.setattr(sr, "johnson_family", broken_family)
+    monkeypatch.setattr(sr, "johnson_method", broken_family)
     out = tmp_path / "eval_fails"
     assert _run(*_tiny_args(out, corpus_dir, eval_dir, "--methods", "bicubic", "pixel", "--no-report")) == 1
     rows = _results(out)
@@ -300,6 +301,6 @@ def test_help_documents_every_option(capsys):
 
 
 def test_profile_table_paper_is_the_protocol():
-    p = sr.PROFILE_TABLE["paper"]
+    p = SR_PROFILES["paper"]
     assert (p.iterations, p.batch_size, p.patch_size, p.lr, p.sigma) == (200_000, 4, 288, 1e-3, 1.0)
     assert set(p.datasets) == {"Set5", "Set14", "BSD100"} and set(p.lpips) == {"vgg", "alex"}

@@ -129,7 +129,7 @@ def test_the_histmatch_family_is_given_no_ground_truth():
     lr_t = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sr, "histmatch", spy)
-        outputs = sr.johnson_family("pixel", net, SCALE).run(lr, lr_t)
+        outputs = sr.johnson_method("pixel", net, SCALE).run(lr, lr_t)
     assert len(calls) == 1
     source, template = calls[0]
     assert np.array_equal(template, lr)
@@ -140,7 +140,7 @@ def test_the_histmatch_family_is_given_no_ground_truth():
     gray = lr[..., 0]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sr, "histmatch", spy)
-        sr.johnson_family("pixel", net, SCALE).run(gray, lr_t)
+        sr.johnson_method("pixel", net, SCALE).run(gray, lr_t)
     assert np.array_equal(calls[1][1], np.repeat(gray[..., None], 3, axis=2))
 
 

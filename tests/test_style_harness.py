@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench import style
+from bench.profiles import STYLE_PROFILES
 from bench.train import checkpoint_path, load_checkpoint
 from data.style_data import StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import PerceptualObjective
@@ -263,15 +264,16 @@ def test_tv_rule_keeps_the_smoothest_network_within_tolerance():
     assert len(style.tv_candidates()) == 3 and style.tv_candidates()[0] < style.tv_candidates()[-1]
 
 
-def test_profile_table_in_the_docstring_matches_profiles():
+def test_profile_table_in_the_docs_matches_profiles():
     table = {}
-    for line in style.__doc__.splitlines():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "profiles.md").read_text(encoding="utf-8")
+    for line in docs.split("## Style transfer", 1)[1].splitlines():
         m = re.match(r"\|\s*(smoke|quick|paper)\s*\|(.*)\|\s*$", line)
         if m:
             table[m.group(1)] = [c.strip().replace(",", "") for c in m.group(2).split("|")]
-    assert set(table) == set(style.PROFILES)
+    assert set(table) == set(STYLE_PROFILES)
     for name, cells in table.items():
-        p = style.PROFILES[name]
+        p = STYLE_PROFILES[name]
         assert int(cells[0]) == p.train_size and int(cells[1]) == p.batch_size and int(cells[2]) == p.iterations
         assert cells[3] == ("all" if p.max_train_images is None else str(p.max_train_images))
         assert tuple(int(v) for v in cells[4].split()) == p.sizes

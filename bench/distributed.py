@@ -52,7 +52,7 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 import torch
 from torch import nn
@@ -444,6 +444,7 @@ def follow(build: Callable[[str, dict[str, Any]], Callable[[], Any] | None]) -> 
                 torch.cuda.empty_cache()
 
 
+@runtime_checkable
 class Harness(Protocol):
     """What a harness (bench.sr.SRHarness, bench.style.StyleRun) offers this module: nothing else is used."""
 

@@ -317,10 +317,9 @@ def collect_sr_run(folder: Path) -> list[dict[str, Any]]:
     out += _training_records(info, "sr_run", "SR training", lambda per: {
         "vgg_weights": info.get("loss_network", {}).get("weights")})
     try:
-        import csv
+        from reports.results import MEAN, RESULTS_FILE, read_rows
 
-        with open(folder / "results.csv", newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("image") == "__mean__"]
+        rows = [r for r in read_rows(folder / RESULTS_FILE) if r.get("image") == MEAN]
         out.append({"kind": "sr_results", "name": "SR x4 Set5 means", "rows": rows})
     except OSError:
         pass

@@ -378,3 +378,29 @@ def test_a_follower_refuses_a_different_training_and_shares_rank0_failures(monke
         distributed.rank0_result(lambda: pytest.fail("a follower must not compute rank 0's part"))
     sent.append(("ok", {"iteration": 3}))
     assert distributed.rank0_result(lambda: None) == {"iteration": 3}
+
+
+def test_both_harnesses_offer_distributed_only_the_harness_protocol(tmp_path):
+    """bench.distributed drives a harness through `Harness` alone: its global batches (checked against the number of
+    ranks) and the builders a follower rank trains with, named as rank 0 announces them."""
+    from bench import sr, style
+    from bench.distributed import Harness
+
+    cfg = sr.config_from_args(sr.build_parser().parse_args(
+        ["--profile", "smoke", "--device", "cpu", "--out", str(tmp_path / "sr")]))
+    harness = sr.SRHarness(cfg)
+    assert isinstance(harness, Harness)
+    assert harness.global_batches() == [(2, "--batch-size"), (4, "SRCNN's batch (smoke profile)")]
+    only_pixel = sr.SRHarness(sr.config_from_args(sr.build_parser().parse_args(
+        ["--profile", "smoke", "--device", "cpu", "--methods", "pixel", "--out", str(tmp_path / "p")])))
+    assert only_pixel.global_batches() == [(2, "--batch-size")]
+    build = harness.follower_jobs()
+    assert build("johnson_feat_x9", {}) is None and build("style", {}) is None
+    assert not (tmp_path / "sr").exists()  # a follower never writes the run folder
+    run = style.StyleRun(style.settings_from_args(style.build_parser().parse_args(
+        ["--profile", "smoke", "--device", "cpu", "--out", str(tmp_path / "st")])))
+    assert isinstance(run, Harness) and run.global_batches() == [(2, "--batch-size")]
+    build = run.follower_jobs()
+    assert build("srcnn_x4", {}) is None and callable(build("la_muse", {}))
+    assert callable(build("la_muse_tv2", {}))  # a TV-search candidate (2e-6 paper units x 2e6)
+    assert build("la_muse", {"meta": {"loss_weights": {"tv": 20.0}}}) and run.tv_chosen == {"la_muse": 20.0}

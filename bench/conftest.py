@@ -38,7 +38,8 @@ import os
 import pytest
 import torch
 
-from bench.timing import DEVICE_SETTINGS, SKIPS, BenchRunner, bench_device, cpu_model, device_name
+from bench.benchmark_runner import DEVICE_SETTINGS, SKIPS, BenchRunner, bench_device
+from bench.runinfo import cpu_model, device_name
 
 _LOAD: dict[str, list[float] | None] = {}
 

@@ -129,7 +129,7 @@ def gatys500(device: str, size: int, iterations: int, ref_budget_s: float, out: 
     import torch
 
     from baselines.gatys import GatysConfig, stylise
-    from bench.timing import rand
+    from bench.benchmark_runner import rand
     from perceptual.fast import best_config, fast_objective
     from perceptual.losses import PerceptualObjective
     from perceptual.vgg import LossNetwork

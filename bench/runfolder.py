@@ -12,12 +12,14 @@ import logging
 import shutil
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from bench.errors import RunFolderError, describe_failure
-from data.files import atomic_write_json
+from data.files import atomic_write_json, safe_name
+from reports.results import RESULTS_FILE, read_rows, write_rows
 
 log = logging.getLogger("bench.runfolder")
 
@@ -158,6 +160,51 @@ class Stage:
             self.entry["error"] = f"interrupted ({type(exc).__name__})"
         self.record.save()
         return isinstance(exc, Exception)
+
+
+class StageRows:
+    """Stages that produce results rows, each stage's rows kept in parts/<stage>.csv: a failed stage loses only its
+    own rows, a resumed run skips a stage that finished (its rows are on disk), and results.csv is always the union
+    of the stages that succeeded. `on_change` is called after each stage (to rewrite run.json)."""
+
+    def __init__(self, record: RunRecord, out: Path, previous: dict[str, dict[str, Any]],
+                 on_change: Callable[[], None]):
+        self.record, self.out, self.previous, self.on_change = record, out, previous, on_change
+
+    def part(self, stage: str) -> Path:
+        return self.out / "parts" / f"{safe_name(stage)}.csv"
+
+    def write_results(self) -> None:
+        rows: list[dict[str, Any]] = []
+        for name, entry in self.record.stages.items():
+            if entry["status"] == OK and self.part(name).exists():
+                rows.extend(read_rows(self.part(name)))
+        write_rows(self.out / RESULTS_FILE, rows)
+
+    def run(self, name: str, fn: Callable[[], list[dict[str, Any]] | None], needs: Sequence[str] = ()) -> bool:
+        """Run stage `name` unless it finished in the run being resumed or a stage it `needs` did not succeed
+        (recorded as skipped); True when it succeeded (now or before)."""
+        prev = self.previous.get(name, {})
+        if prev.get("status") == OK and (self.part(name).exists() or not prev.get("rows")):
+            self.record.stages[name] = dict(prev, resumed=True)
+            log.info("stage %s: done in a previous run, skipped", name)
+            self.write_results()
+            return True
+        missing = [n for n in needs  # a stage done in the run being resumed counts even when not rerun now
+                   if self.record.stages.get(n, self.previous.get(n, {})).get("status") != OK]
+        if missing:
+            log.warning("stage %s skipped: needs %s", name, ", ".join(missing))
+            self.record.skip(name, f"needs {', '.join(missing)}, which did not succeed")
+            self.on_change()
+            return False
+        with self.record.stage(name) as entry:
+            rows = fn()
+            if rows is not None:
+                write_rows(self.part(name), rows)
+            entry["rows"] = len(rows or [])
+        self.write_results()
+        self.on_change()
+        return entry["status"] == OK
 
 
 def report_stage(record: RunRecord, out: Path) -> Path | None:

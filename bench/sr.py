@@ -140,8 +140,8 @@ class SRHarness:
 
     def _record_inputs(self) -> None:
         info = self.record.info
-        info["datasets"] = {name: {"n_images": len(files), "path": str(files[0].parent), "sha256": file_hashes(files)}
-                            for name, files in self.datasets.items()}
+        info["datasets"] = {name: {"n_images": len(files), "path": str(files[0].parent),
+                                   "sha256": file_hashes(files)} for name, files in self.datasets.items()}
         if self.cfg.skip_unreadable:
             skipped = self.skipped_files
             info["skipped_files"] = skipped
@@ -183,17 +183,17 @@ class SRHarness:
         self.record.info["iterations"][result.name] = result.iterations
         self.record.info["training"][result.name] = result.as_dict()
 
-    def train_johnson(self, cli: str, scale: int) -> nn.Module:
+    def train_johnson(self, option: str, scale: int) -> nn.Module:
         from data.patches import SRPatchDataset
         from perceptual.losses import FeatureReconstructionLoss, PixelLoss
 
-        cfg, name = self.cfg, f"{METHODS[cli][0]}_x{scale}"
+        cfg, name = self.cfg, f"{METHODS[option][0]}_x{scale}"
         corpus = self.corpus
         assert corpus is not None  # _build_corpora scans it when pixel or feat is asked for
         stream = SRPatchDataset(corpus, scale, cfg.profile.patch_size, sigma=cfg.profile.sigma, seed=cfg.seed)
         torch.manual_seed(cfg.seed)
         model = SRNet(scale, cfg.variant).to(self.device)
-        if cli == "feat":
+        if option == "feat":
             if self.loss_net is None:
                 self.loss_net = seeded_loss_network(cfg.seed, cfg.vgg_weights, self.device, (FEAT_LAYER,))
             criterion: nn.Module = FeatureReconstructionLoss(self.loss_net, FEAT_LAYER, tv_weight=cfg.tv_weight)
@@ -209,9 +209,10 @@ class SRHarness:
             lr, hr = batch
             return criterion(net(lr), hr)
 
-        meta = {"method": METHODS[cli][0], "scale": scale, "variant": cfg.variant, "data": stream.describe()["kind"],
-                "patch_size": cfg.profile.patch_size, "sigma": cfg.profile.sigma,
-                "corpus_digest": file_list_digest(corpus.files), "tv_weight": cfg.tv_weight if cli == "feat" else 0.0}
+        meta = {"method": METHODS[option][0], "scale": scale, "variant": cfg.variant,
+                "data": stream.describe()["kind"], "patch_size": cfg.profile.patch_size, "sigma": cfg.profile.sigma,
+                "corpus_digest": file_list_digest(corpus.files),
+                "tv_weight": cfg.tv_weight if option == "feat" else 0.0}
 
         def run_training(iterations: int, resume: bool) -> TrainResult:
             return train(model, loss_fn, stream,
@@ -220,7 +221,7 @@ class SRHarness:
                          name=name, out_dir=self.out, device=self.device, resume=resume, meta=meta)
 
         if cfg.profile.curve_every:
-            result = self._train_with_curve(cli, scale, run_training, model)
+            result = self._train_with_curve(option, scale, run_training, model)
         else:
             result = run_training(cfg.profile.iterations, self.resuming)
         self._note_training(result)
@@ -336,12 +337,12 @@ class SRHarness:
         return scored
 
     # -- quality during training (--curve-every) -----------------------------------------------------------------
-    def _curve_point(self, cli: str, scale: int, model: nn.Module, iteration: int) -> None:
+    def _curve_point(self, option: str, scale: int, model: nn.Module, iteration: int) -> None:
         """Score `model` (after `iteration` training steps) on Set5 by the evaluation protocol into curve.csv."""
         from data.fetch import resolve_images
 
         files = self.datasets.get(CURVE_DATASET) or sorted(resolve_images(CURVE_DATASET)[1], key=lambda p: p.name)
-        method = johnson_method(cli, model.eval(), scale)
+        method = johnson_method(option, model.eval(), scale)
         values: dict[str, dict[str, list[float]]] = {output: {} for output in method.outputs}
         with torch.no_grad():
             for path in files:
@@ -352,14 +353,14 @@ class SRHarness:
         model.train()
         write_curve_point(self.out, scale, CURVE_DATASET, iteration, values)
 
-    def _train_with_curve(self, cli: str, scale: int, run_training: Callable[[int, bool], TrainResult],
+    def _train_with_curve(self, option: str, scale: int, run_training: Callable[[int, bool], TrainResult],
                           model: nn.Module) -> TrainResult:
         """Train to the end in chunks of `curve_every` iterations, scoring Set5 after each chunk. Each chunk resumes
         from the previous chunk's final checkpoint, which the training loop restores exactly (same samples, RNG and
         optimiser state), so the trained network is the one an uninterrupted training gives."""
         every, total = self.cfg.profile.curve_every, self.cfg.profile.iterations
         ends = [*range(every, total, every), total]
-        done = curve_iterations_done(self.out, scale, METHODS[cli][0])
+        done = curve_iterations_done(self.out, scale, METHODS[option][0])
         first: TrainResult | None = None
         result: TrainResult | None = None
         session = 0.0
@@ -370,7 +371,7 @@ class SRHarness:
             first = first or result
             session += result.session_time_s
             if end not in done:
-                self._curve_point(cli, scale, model, end)
+                self._curve_point(option, scale, model, end)
         assert first is not None and result is not None
         return dataclasses.replace(result, start_iteration=first.start_iteration, resumed=first.resumed,
                                    session_time_s=session)
@@ -400,22 +401,22 @@ class SRHarness:
         # 2./3. per scale: train the learned methods, then evaluate them
         for scale in cfg.scales:
             methods: list[SRMethod] = []
-            for cli in ("srcnn", "pixel", "feat"):
-                if cli not in cfg.methods:
+            for option in ("srcnn", "pixel", "feat"):
+                if option not in cfg.methods:
                     continue
-                if cli == "srcnn" and scale not in SRCNN_SCALES:
+                if option == "srcnn" and scale not in SRCNN_SCALES:
                     self.record.skip(f"eval_srcnn_x{scale}", "SRCNN is retrained and compared at x4 only, as in "
                                                              "the paper")
                     continue
-                name = f"{METHODS[cli][0]}_x{scale}"
+                name = f"{METHODS[option][0]}_x{scale}"
                 model = None
                 with self.record.stage(f"train_{name}"):
-                    model = self.train_srcnn(scale) if cli == "srcnn" else self.train_johnson(cli, scale)
+                    model = self.train_srcnn(scale) if option == "srcnn" else self.train_johnson(option, scale)
                 if model is None:
-                    self.record.skip(f"eval_{cli}_x{scale}", f"training {name} failed")
+                    self.record.skip(f"eval_{option}_x{scale}", f"training {name} failed")
                     continue
-                methods.append(srcnn_method(model, scale) if cli == "srcnn"
-                               else johnson_method(cli, self.inference(model), scale))
+                methods.append(srcnn_method(model, scale) if option == "srcnn"
+                               else johnson_method(option, self.inference(model), scale))
             self.evaluate(methods, scale)
             del methods
 
@@ -477,7 +478,7 @@ class SRHarness:
         it trains in lockstep with rank 0 and never writes (its record is never saved)."""
         self.resuming = False  # rank 0 decides and shares the resume state
         self.record = RunRecord(self.out / "run.json", {"iterations": {}, "training": {}})
-        jobs = {f"{METHODS[cli][0]}_x{scale}": (cli, scale) for cli in ("srcnn", "pixel", "feat")
+        jobs = {f"{METHODS[option][0]}_x{scale}": (option, scale) for option in ("srcnn", "pixel", "feat")
                 for scale in self.cfg.scales}
         scanned: list[bool] = []
 
@@ -487,8 +488,10 @@ class SRHarness:
             if not scanned:
                 self._build_corpora()
                 scanned.append(True)
-            cli, scale = jobs[name]
-            return (lambda: self.train_srcnn(scale)) if cli == "srcnn" else (lambda: self.train_johnson(cli, scale))
+            option, scale = jobs[name]
+            if option == "srcnn":
+                return lambda: self.train_srcnn(scale)
+            return lambda: self.train_johnson(option, scale)
         return build
 
 

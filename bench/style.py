@@ -26,7 +26,7 @@ from bench.errors import ArgumentError, RunFolderError
 from bench.fastpath import PATHS, ExecPath
 from bench.inputs import image_sets, small_images_note, style_images, training_corpus
 from bench.loading import default_workers
-from bench.runfolder import OK, RunRecord, prepare_out, report_stage
+from bench.runfolder import OK, RunRecord, StageRows, prepare_out, report_stage
 from bench.runinfo import command_line, environment, file_hashes, file_list_digest
 from bench.style_config import (
     DEFAULT_TRAIN_CORPUS,
@@ -55,7 +55,7 @@ from perceptual.device import configure as configure_device
 from perceptual.fast import fast_style_loss_fn
 from perceptual.losses import LossWeights, PerceptualObjective
 from perceptual.nets import TransformNet
-from reports.results import MEAN, RESULTS_FILE, gatys_trace_path, gatys_traces, read_rows, write_rows
+from reports.results import MEAN, RESULTS_FILE, gatys_trace_path, gatys_traces
 
 __all__ = ["MEAN", "TASK", "StyleRun", "StyleSettings", "build_parser", "main", "settings_from_args"]
 log = logging.getLogger("bench.style")
@@ -85,6 +85,7 @@ class StyleRun:
         self.exec = ExecPath(cfg.path, self.device, cfg.compile)
         self.record = RunRecord(self.out / "run.json", {})  # saved once prepare_folder has checked --out
         self.stages = self.record.stages
+        self.parts = StageRows(self.record, self.out, {}, self.write_run_json)  # the stages' rows, resumable
         self.info: dict[str, Any] = {}
         self.objectives: dict[str, PerceptualObjective] = {}
         self.networks: dict[str, TransformNet] = {}
@@ -93,14 +94,13 @@ class StyleRun:
         self.tv_chosen: dict[str, float] = {}  # --tv-search results, per style
         self.identity = plain(cfg.identity())
         self._loss_net: torch.nn.Module | None = None
-        self._previous: dict[str, Any] = {}
         self.t0 = time.time()
 
     # -- folder and bookkeeping ---------------------------------------------------------------------------------
     def prepare_folder(self) -> None:
         """--out by the suite's rules (bench.runfolder); on --resume, what the previous session finished."""
         prev = prepare_out(self.out, TASK, self.identity, self.cfg.resume, self.cfg.overwrite, OWNED) or {}
-        self._previous = prev.get("stages", {})
+        self.parts.previous = prev.get("stages", {})
         for key in ("training", "corpus", "fig5", "table1"):
             if key in prev:
                 self.info[key] = prev[key]
@@ -130,43 +130,6 @@ class StyleRun:
             "weights_files": weights_manifest(),
         } | self.exec.run_json() | self.info)
         self.record.save()
-
-    def write_results(self) -> None:
-        """results.csv: the rows of every stage that succeeded (each kept in parts/<stage>.csv)."""
-        rows: list[dict[str, Any]] = []
-        for name, entry in self.stages.items():
-            path = self._part(name)
-            if entry["status"] == OK and path.exists():
-                rows.extend(read_rows(path))
-        write_rows(self.out / RESULTS_FILE, rows)
-
-    def _part(self, stage: str) -> Path:
-        return self.out / "parts" / f"{safe_name(stage)}.csv"
-
-    def stage(self, name: str, fn: Callable[[], list[dict[str, Any]] | None], needs: Sequence[str] = ()) -> bool:
-        """Run one stage (bench.runfolder.Stage): skipped when resuming and it finished before, or when a stage it
-        needs did not succeed; its rows kept in parts/<stage>.csv; a failure never stops the other stages."""
-        prev = self._previous.get(name, {})
-        if prev.get("status") == OK and (self._part(name).exists() or not prev.get("rows")):
-            self.stages[name] = dict(prev, resumed=True)
-            log.info("stage %s: done in a previous run, skipped", name)
-            self.write_results()
-            return True
-        missing = [n for n in needs  # a stage done in the run being resumed counts even when not rerun now
-                   if self.stages.get(n, self._previous.get(n, {})).get("status") != OK]
-        if missing:
-            log.warning("stage %s skipped: needs %s", name, ", ".join(missing))
-            self.record.skip(name, f"needs {', '.join(missing)}, which did not succeed")
-            self.write_run_json()
-            return False
-        with self.record.stage(name) as entry:
-            rows = fn()
-            if rows is not None:
-                write_rows(self._part(name), rows)
-            entry["rows"] = len(rows or [])
-        self.write_results()
-        self.write_run_json()
-        return entry["status"] == OK
 
     # -- shared pieces ------------------------------------------------------------------------------------------
     @property
@@ -323,6 +286,9 @@ class StyleRun:
 
     def tv_choice(self) -> dict[str, Any]:
         return self.cfg.tv_choice(self.tv_chosen)
+
+    def card_notes(self) -> list[str]:
+        return self.cfg.card_notes(self.tv_chosen)
 
     def network(self, style: str) -> TransformNet:
         if style not in self.networks:
@@ -511,28 +477,28 @@ class StyleRun:
         self.prepare_folder()
         self.info["device_settings"] = configure_device(self.device)  # TF32 / cuDNN flags, also for Gatys
         self._traces: dict[int, dict[str, list[dict[str, float]]]] = {}
-        self.info["notes"] = self.cfg.card_notes(self.tv_chosen)
+        self.info["notes"] = self.card_notes()
         self.write_run_json()
         first = cfg.styles[0]
         for style in cfg.styles:
             name = self.style_name(style)
             if "train" in cfg.stages:
-                self.stage(f"train:{name}", partial(self.stage_train, style))
+                self.parts.run(f"train:{name}", partial(self.stage_train, style))
             elif (self.out / "models" / f"{name}.pt").exists():
                 self.stages[f"train:{name}"] = {"status": OK, "wall_time_s": 0.0, "error": None,
                                                 "note": "model loaded from models/"}
         fname = self.style_name(first)
         for size in cfg.sizes:  # one stage per size: a failure (e.g. out of memory at 1024 px) keeps the others
             if "fig5" in cfg.stages:
-                self.stage(f"fig5:{size}", partial(self.stage_fig5, first, size), needs=[f"train:{fname}"])
+                self.parts.run(f"fig5:{size}", partial(self.stage_fig5, first, size), needs=[f"train:{fname}"])
             if "table1" in cfg.stages:
-                self.stage(f"table1:{size}", partial(self.stage_table1, first, size),
+                self.parts.run(f"table1:{size}", partial(self.stage_table1, first, size),
                            needs=[f"train:{fname}", f"fig5:{size}"])
         if "outputs" in cfg.stages:
             for style in cfg.styles:
                 name = self.style_name(style)
-                self.stage(f"outputs:{name}", partial(self.stage_outputs, style), needs=[f"train:{name}"])
-        self.write_results()
+                self.parts.run(f"outputs:{name}", partial(self.stage_outputs, style), needs=[f"train:{name}"])
+        self.parts.write_results()
         self.write_run_json()
         if "report" in cfg.stages:
             report_stage(self.record, self.out)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import torch
 
-from bench.timing import HEAVY, SWEEP, BenchRunner, Case, count_flops, rand
+from bench.benchmark_runner import HEAVY, SWEEP, BenchRunner, Case, count_flops, rand
 from perceptual.fast import fast_objective
 from perceptual.losses import PerceptualObjective
 from perceptual.vgg import LossNetwork

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from baselines.srcnn import SRCNN
-from bench.timing import CUDA_ONLY, HEAVY, SWEEP, BenchRunner, Case, count_flops, rand
+from bench.benchmark_runner import CUDA_ONLY, HEAVY, SWEEP, BenchRunner, Case, count_flops, rand
 from perceptual.fast import FastStylizer
 from perceptual.nets import SRNet, TransformNet
 

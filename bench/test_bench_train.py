@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from baselines.srcnn import SRCNN, srcnn_loss
-from bench.timing import HEAVY, SWEEP, BenchRunner, Case, count_flops, rand
+from bench.benchmark_runner import HEAVY, SWEEP, BenchRunner, Case, count_flops, rand
 from perceptual.fast import FastTrainer, fast_feature_loss, fast_style_loss_fn, reference_train_step
 from perceptual.losses import FeatureReconstructionLoss, PerceptualObjective
 from perceptual.nets import SRNet, TransformNet

@@ -51,7 +51,8 @@ def cuda_graphs(monkeypatch, flags) -> FakeCuda:
 
 
 def test_device_names_on_cuda(cuda):
-    from bench import runinfo, timing
+    from bench import benchmark_runner as timing
+    from bench import runinfo
 
     assert timing.device_name(CUDA) == cuda.name  # was torch.cuda.getdevice_name: AttributeError
     assert runinfo.device_name(CUDA) == cuda.name
@@ -101,7 +102,7 @@ class _Benchmark:
 
 
 def test_bench_runner_cuda_branches(cuda, monkeypatch):
-    from bench import timing
+    from bench import benchmark_runner as timing
 
     monkeypatch.setattr(timing, "_REFERENCE", {})
     monkeypatch.setattr(timing, "_FLOPS", {})
@@ -152,7 +153,7 @@ def test_gpu_measure_timing_on_cuda(cuda):
 
 
 def test_bench_device_refuses_cuda_without_it(monkeypatch):
-    from bench.timing import bench_device
+    from bench.benchmark_runner import bench_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(pytest.UsageError, match="--bench-device cuda"):

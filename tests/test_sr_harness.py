@@ -15,8 +15,8 @@ from PIL import Image
 from baselines.bicubic import bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
 from bench import sr
-from bench.profiles import SR_PROFILES
 from bench.metrics import evaluate_pair
+from bench.profiles import SR_PROFILES
 from data.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from data.degrade import make_lr, modcrop, training_degradation
 from data.fetch import dataset_files

@@ -1,4 +1,4 @@
-"""Benchmark timing for bench/test_bench_*.py: warm-up, synchronised rounds, limits, FLOPs, extra_info.
+"""The benchmarks' runner for bench/test_bench_*.py: warm-up, synchronised rounds, limits, FLOPs, extra_info.
 
 Why this module: perceptual/speed.py (shared with the harnesses) times one function for Table 1; the pytest-benchmark cases
 need more around it (pytest-benchmark's pedantic rounds, per-case time limits, out-of-memory as a recorded skip, a
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
-import platform
 import signal
 import statistics
 import threading
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 
+from bench.runinfo import device_name
 from perceptual.speed import synchronize
 
 HEAVY = pytest.mark.bench_heavy
@@ -31,23 +30,6 @@ SKIPS: list[dict[str, Any]] = []  # skipped benchmark cases with reasons (writte
 _REFERENCE: dict[str, dict[str, Any]] = {}  # group -> {"median", "min", "extra"}
 _FLOPS: dict[str, float | None] = {}
 DEVICE_SETTINGS: dict[str, Any] = {}  # perceptual.device.configure's result, set by the first BenchRunner
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_model()} ({os.cpu_count()} cpus, {torch.get_num_threads()} torch threads)"
 
 
 class CaseTimeout(BaseException):

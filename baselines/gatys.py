@@ -1,31 +1,10 @@
 """Gatys et al.'s optimisation baseline: minimise the paper's Eq. 5 over the pixels of one image, with a timed trace.
 
-Why this module exists: Fig. 5 and Table 1 compare the transform network with this optimisation *on the same
-objective*. The objective is `perceptual.losses.PerceptualObjective`, the very module the network is trained on; this
-file only adds the optimiser loop, the pixel constraint and the trace.
-
-Choices, each a documented reading of the paper (ECCV 2016, Sec. 4.1 and Fig. 5):
-
-- Optimiser: L-BFGS (`torch.optim.LBFGS`) with a fixed unit step and no line search by default, which is what
-  Torch's `optim.lbfgs` does in the authors' own neural-style code: then **one iteration = one objective evaluation =
-  one VGG-16 forward + backward**. We drive it with `max_iter=1` per `.step()` call and count those calls, so an
-  "iteration" here is exactly the paper's iteration and Table 1's "100 iterations" costs 100 evaluations. With
-  `line_search="strong_wolfe"` an iteration may cost several evaluations: the trace's `evaluations` column counts the
-  forward+backward passes honestly (a repeated evaluation at an unchanged point is served from a cache, not counted).
-  `optimizer="adam"` is the first-order variant (one evaluation per iteration as well).
-- Pixel constraint: pixels are clamped to [0, 1] (the paper's [0, 255]) after every step, so the optimum is sought over
-  exactly the images the transform network can output. An unconstrained parametrisation (e.g. a sigmoid) would change
-  the objective's conditioning and the meaning of an "iteration"; clamping keeps both. Clamping makes the step taken
-  differ from the step L-BFGS proposed; we then overwrite L-BFGS's stored step (state `d`, `t`) with the step actually
-  taken, so its curvature pairs (s, y) stay consistent (a projected L-BFGS). Without any clamping activity this is
-  plain L-BFGS bit for bit.
-- Initialisation: white noise (uniform in [0, 1], the paper's Fig. 5 start) or the content image. The noise comes from
-  a seeded CPU generator, so the start is the same on every device.
-- Trace: row k holds the objective at the k-th iterate x_k (k = 0 is the initial image) and `wall_time_s`, the
-  seconds from the start (setup: content features and initialisation) until x_k existed, read after synchronising the
-  device. The objective of x_k is evaluated at the start of step k+1 (L-BFGS needs that gradient anyway), so trace
-  bookkeeping costs no extra evaluation; only the last iterate's value needs one more forward pass, done after the
-  clock stops. `iterations=N` gives N+1 rows, iteration 0..N.
+Why: Fig. 5 and Table 1 compare the transform network with this optimisation *on the same objective*
+(`perceptual.losses.PerceptualObjective`); this file only adds the optimiser loop, the pixel constraint and the
+trace. Guarantees: one iteration = one objective evaluation (L-BFGS, no line search by default); pixels stay in
+[0, 1]; a device-independent start; trace row k = objective and wall time at iterate k. Choices and why:
+docs/baselines.md.
 """
 from __future__ import annotations
 
@@ -205,7 +184,7 @@ def stylise(
     """Run Gatys et al.'s optimisation of Eq. 5 for one content image (1, 3, H, W) on `content`'s device.
 
     The objective's style Grams are fixed in `objective`; its content target is `content`'s relu2_2 features.
-    `progress(k, row)` is called after every trace row (for a progress bar). See the module docstring for what an
+    `progress(k, row)` is called after every trace row (for a progress bar). See docs/baselines.md for what an
     iteration, the clamp and the trace's times mean.
     """
     if content.dim() != 4 or content.shape[0] != 1 or content.shape[1] != 3:

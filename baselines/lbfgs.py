@@ -1,22 +1,9 @@
 """L-BFGS for the Gatys baseline with its state and its two-loop recursion on the device.
 
-Why: torch.optim.LBFGS reads device scalars on the host several times per iteration (the curvature test, the step
-length, the descent test and two `alpha=` scalars per history entry, i.e. up to ~200 synchronisations per
-iteration with a full history of 100), and the Gatys loop adds its own reads. On a GPU each read stalls the queue.
-`DeviceLBFGS` computes the same iterates with every scalar kept as a 0-d device tensor; the caller reads what it
-needs once per iteration (the objective terms for the trace and one flag: whether the newest curvature pair was
-accepted), and `commit` applies that flag to the host-side history list.
-
-What it computes: exactly torch.optim.LBFGS(lr, max_iter=1, max_eval=1, history_size, tolerance_grad=0,
-tolerance_change=0, line_search_fn=None) driven by one `.step()` per iteration, as baselines.gatys uses it, plus
-the optional box projection baselines.gatys applies (clamp, then store the step actually taken). Rounding differs
-(torch's `add_(.., alpha=)` is a fused multiply-add, here a product then a sum): on CPU in float64 the iterates
-equal torch's within 1e-10 over 100 iterations (tests/test_lbfgs.py). How the curvature test stays on the device:
-the newest pair (s, y) always enters the recursion with 1/ys masked to 0 when ys <= 1e-10 (an entry with ro = 0
-changes neither loop), and when the history is full the oldest entry is masked the same way when the new one is
-accepted; `commit(accepted)` then drops the masked entry from the list, so the list is torch's again.
-One case is not replicated: torch returns early, without touching its state, when the gradient is exactly zero
-everywhere; here the step is then zero but the history still advances.
+Why: torch.optim.LBFGS reads device scalars on the host up to ~200 times per iteration, and on a GPU each read stalls
+the queue. `DeviceLBFGS` computes torch's iterates (max_iter=1, no line search, plus baselines.gatys's box projection)
+with every scalar on the device; the caller reads once per iteration and `commit`s the curvature flag. Equal to
+torch within 1e-10 over 100 iterations (CPU, float64). How, and the one case not replicated: docs/baselines.md.
 """
 from __future__ import annotations
 
@@ -28,7 +15,7 @@ CURVATURE_EPS = 1e-10  # torch.optim.LBFGS keeps a pair only when y.s > 1e-10
 
 
 class DeviceLBFGS:
-    """L-BFGS on one tensor `x` (updated in place), driven by `step(grad)` once per iteration; see the module doc."""
+    """L-BFGS on one tensor `x` (updated in place), driven by `step(grad)` once per iteration; see docs/baselines.md."""
 
     def __init__(self, x: torch.Tensor, lr: float = 1.0, history_size: int = 100):
         if history_size < 1:

@@ -3,18 +3,8 @@
     python -m bench.sr upscale --checkpoint RUN/checkpoints/johnson_feat_x4.pt --out DIR IMAGES... [--histmatch]
     python -m bench.style stylize --checkpoint RUN/models/la_muse.pt --out DIR IMAGES... [--max-side N]
 
-Where the networks are in a run folder: bench.model_loader's module doc (SR: RUN/checkpoints/<method>_x<scale>.pt;
-style: RUN/models/<style>.pt, or its training checkpoint RUN/checkpoints/<style>.pt).
-
-Guarantees: every input is checked (decoded whole) before anything is written, with all problems in one message;
-an existing output is never replaced without --overwrite; each written path is printed; a progress bar runs over
-many images. Large images go through `perceptual.fast.tiled_forward` (automatically above a pixel budget, or with
---tile N): tiles overlap by at least the network's measured receptive radius, so the result equals the untiled
-forward pass up to float summation order. Instance norm (the style network's common variant) normalises with
-statistics of the WHOLE feature map, which no tile sees: tiled_forward computes those statistics exactly over all
-tiles first (one pass per norm layer, in float64), then runs the tiles with them, so tiling stays exact for that
-variant too, at about 8 forward passes' worth of compute. Only one tile's activations are in memory at a time.
-SRCNN (which runs on a bicubic-upscaled image) is not tiled.
+Guarantees: every input checked before anything is written; no output replaced without --overwrite; large images
+tiled exactly (instance norm included). Where the networks are, and how tiling stays exact: docs/own-methods.md.
 """
 from __future__ import annotations
 
@@ -48,7 +38,7 @@ SR_TILE = 256
 
 
 def forward(net: nn.Module, x: torch.Tensor, tile: int | None) -> torch.Tensor:
-    """net(x) in eval mode, or tile by tile (exact: see the module doc) when `tile` is given."""
+    """net(x) in eval mode, or tile by tile (exact: see docs/own-methods.md) when `tile` is given."""
     if tile:
         from perceptual.fast import tiled_forward
 

@@ -1,35 +1,8 @@
 """Fixtures and options for the throughput benchmarks (bench/test_bench_*.py, run by `pytest --benchmark-only`).
 
-Why this file: every benchmark must time the same way (warm-up, synchronised device, enough rounds, FLOPs counted
-once, out-of-memory and time limits recorded instead of crashing), and put the reference and fast paths of one
-workload side by side in one pytest-benchmark group with their ratio in `extra_info`.
-
-Options (pytest command line):
-  --bench-heavy          also run the heavy cases (1024 Gatys/L-BFGS, paper-size training steps of the style and SR
-                         networks, batched inference); they take minutes on a CPU
-  --bench-device DEV     cpu or cuda (default: cuda when available)
-  --bench-sweep          also time fast-path variants (compile off, CUDA graphs off, padded RGB convs, ...) at the
-                         cases the issue sets targets for (CUDA)
-  --bench-compile MODE   auto (the device's best_config), on or off: torch.compile in the fast path
-  --bench-case-timeout S seconds per case, build + warm-up + timing (0: no limit); a case over it is skipped with
-                         the reason recorded, and the run goes on
-  --bench-rounds N       timed rounds per case (default: chosen from the warm-up time; CPU few, CUDA many)
-  --bench-paired MODE    auto (on for CPU), on, off: a fast-path case also times the reference path once before
-                         each of its rounds (untimed by pytest-benchmark), giving speedup_paired = reference median /
-                         fast median over interleaved rounds, robust to a shared machine's load changing between the
-                         reference and fast benchmarks of a group
-
-Timing: one call of a case = one unit of work (a forward pass, an objective evaluation, an L-BFGS iteration, a
-training step) followed by a device synchronisation inside the timed function. Warm-up calls (compilation, CUDA
-graph capture, cuDNN autotuning, oneDNN primitive creation) run before timing and are not timed.
-extra_info per benchmark: device, device_name, dtype, torch version, threads, image_size, batch, path and fast-path
-config, gflop (the task's FLOPs, counted once per group with torch.utils.flop_counter.FlopCounterMode on the
-'meta' device at the benchmark's exact shapes), gflops (achieved: task FLOPs / median time; for the fast path an
-effective rate, since it may do less work, e.g. truncated content targets), pixels_per_s (output pixels / median),
-speedup_vs_reference (reference median / this median, same group), speedup_paired (see --bench-paired).
-The loss network uses random weights (LossNetwork(weights="random")): timings do not depend on weight values, and no
-weight file is read. Skipped cases (heavy, CUDA-only, out of memory with the size that failed, over the time limit)
-are listed under "skipped" in the benchmark JSON.
+Why this file: every benchmark times the same way (warm-up untimed, synchronised device, FLOPs counted once, out of
+memory and time limits recorded instead of crashing), with the reference and fast paths of one workload side by
+side in one group and their ratio in `extra_info`. Options (--bench-*), timing and extra_info: docs/gpu-check.md.
 """
 from __future__ import annotations
 

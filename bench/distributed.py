@@ -1,44 +1,9 @@
 """Data-parallel training under torchrun: one process per GPU (or CPU process), same harness CLI, same results.
 
-Why a module of its own: the harnesses (bench.sr, bench.style) and the training loop (bench.train) must run unchanged
-as `python -m bench.sr ...` and as `torchrun --nproc-per-node N -m bench.sr ...`; everything that differs between
-the two lives here.
-
-How a run is split between ranks (the design, and why):
-- Detection: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK (+ MASTER_ADDR / MASTER_PORT); `launched()` is true when
-  WORLD_SIZE > 1. `init()` then starts the process group: NCCL when the harness device is CUDA (each process uses
-  cuda:LOCAL_RANK), gloo on CPU, plus a separate gloo *control* group with a long timeout for the small messages
-  below (so rank 0 may spend an hour evaluating while the others wait, without tripping NCCL's watchdog).
-- Rank 0 runs the whole harness: it alone checks and writes the run folder (run.json, results.csv, logs,
-  checkpoints, images, report) and shows progress bars. The other ranks are *followers* (`follow`): they run no
-  stage of their own; they wait on the control group for rank 0 to announce a training (`sync_job`, called by
-  bench.train.train), build the same model / loss / data stream with the harness's own code, train in lockstep
-  (DistributedDataParallel averages the gradients), and wait again. Rank 0 sends "done" at the end. Followers never
-  touch the run folder: resume state (model, optimiser, scaler, RNG, sampler position, iteration) is read by rank 0
-  and broadcast (`rank0_result`), so several machines need no shared file system.
-- Data: the training streams (data.patches, data.style_data) are indexed, `stream[k]` a pure function of (seed, k),
-  with a fresh seeded permutation per epoch (epoch = k // samples_per_epoch): that is the per-epoch reshuffle.
-  Global batch b holds samples [b*B, (b+1)*B); rank r takes its contiguous share B/N of it
-  (bench.train.RankBatchSampler). So the union over ranks of one step's samples is exactly the single-process
-  global batch, and the gradient DDP averages equals the single-process one up to float summation order: that is
-  what makes "N ranks == 1 process with the same global batch" testable. (torch's DistributedSampler shuffles
-  per rank and pads the last batch; it cannot give that equality, nor a one-integer sampler state.)
-- Global batch and learning rate are the CLI's --batch-size and --lr, unchanged by the number of ranks; each rank
-  takes --batch-size / WORLD_SIZE (an error when not divisible). run.json records world_size, global_batch,
-  per_rank_batch and lr for every training.
-- Per-rank seeds: a fresh training seeds python / numpy / torch with seed + rank (bench.train); checkpoints keep
-  every rank's RNG state, and a resume with the same world size restores each rank's own.
-- Stopping: SIGTERM or SIGINT inside a training (`StopRequest`) finishes the current step, writes a checkpoint at
-  that iteration and exits with 128 + signal (`Interrupted`). Under torchrun every rank gets the signal (torchrun
-  forwards it); the ranks agree on the stopping iteration through the loss all-reduce each step already does.
-- Failures: a NaN/Inf loss or a refused checkpoint happens on every rank at once (the loss is all-reduced, resume
-  state is shared), so rank 0's harness records the failed stage and carries on while the followers wait for the
-  next training. Any other failure inside a distributed training (a rank's I/O error, a lost peer) cannot be
-  recovered in lockstep: it raises `Abort` (a SystemExit the harness's stages do not swallow), the process exits,
-  and torchrun stops the others. Rerun with --resume.
-- BatchNorm (the `paper` network variant): converted to SyncBatchNorm on CUDA so batch statistics are over the
-  global batch; torch has no CPU SyncBatchNorm, so on CPU each rank normalises over its own share (a warning says
-  so). The default `common` variant uses instance norm and is unaffected.
+Why a module of its own: the harnesses and the training loop run unchanged as `python -m bench.sr ...` and as
+`torchrun --nproc-per-node N -m bench.sr ...`; everything that differs between the two lives here. Guarantees: rank 0
+alone touches the run folder, N ranks see exactly the single-process global batch, SIGTERM/SIGINT checkpoints then
+exits 128 + signal, an unrecoverable rank failure raises `Abort`. The design and why: docs/training.md.
 """
 from __future__ import annotations
 

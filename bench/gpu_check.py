@@ -1,24 +1,11 @@
-"""The benchmark-based GPU check of issue 5: fast-path correctness on CUDA, the benchmarks (2048/4096 px, heavy cases,
-the fast-path variant sweep), 500 L-BFGS iterations at 1024 px, and each target measured against the issue's number.
+"""The benchmark-based GPU check of issue 5: fast-path correctness on CUDA, the benchmarks, 500 L-BFGS iterations at
+1024 px, and each target measured against the issue's number.
 
-Superseded for the one device call by bench/gpu_protocol.py (issue 13: one process per measurement, numbers in a
-JSONL as they come, the compressed paper protocol), which scripts/gpu_check.sh now runs; this module remains for the
-pytest-benchmark sweep (`python -m bench.gpu_check --steps sweep`) and for `--summarize` of a benchmark JSON.
+Superseded for the one device call by bench/gpu_protocol.py; kept for the pytest-benchmark sweep
+(`python -m bench.gpu_check --steps sweep`) and for `--summarize` of a benchmark JSON. Every step runs in its own
+process with a time limit from one budget, so nothing hangs. Steps and output: docs/gpu-check.md.
 
-Why one script: a GPU is lent rarely and briefly (one call of a few minutes), so everything that needs it is prepared
-and rehearsed on the CPU (`--device cpu --quick`) beforehand, and nothing can hang: every step runs in its own
-process with a time limit taken from one overall budget, every benchmark case has its own limit, and the results
-written so far survive a step that fails or times out.
-
-    scripts/gpu_check.sh                          # on the GPU machine (see that script for the device call)
     scripts/gpu_check.sh --device cpu --quick     # rehearsal here: a tiny subset of every step
-
-Steps, in priority order: targets (the benchmark cases the issue sets numbers for), gatys500 (baselines.gatys.stylise
-for 500 L-BFGS iterations at 1024 on the fast objective, and the reference for as many iterations as the budget
-allows), tests (tests/test_fast_path.py on CUDA with torch.compile), rest (all other benchmarks, --bench-heavy),
-sweep (fast-path variants at the target cases). Output: `<out>/<device>_<date>.json` (pytest-benchmark JSON of all
-parts, plus "targets", "gatys500", "tests", "steps" and "skipped") and `<out>/<device>_<date>_summary.md`; with $OUT
-set (the device machine) both are also copied there so they come back.
 """
 from __future__ import annotations
 

@@ -1,29 +1,11 @@
 """The GPU check as a compressed paper protocol that cannot lose its numbers (issue 13, part 4).
 
-Why: a GPU is lent rarely, for one call of minutes. The previous check ran pytest-benchmark steps whose JSON was
-written only at the end, so a step killed at its time limit lost every number it had measured. Here every
-measurement is its own process (bench/gpu_measure.py or a harness run) with its own time limit taken from one budget,
-and each number is appended to a JSONL file (flushed, fsynced) the moment it exists; the summary is rewritten after
-every step, so whatever happens next, what was measured is on disk.
+Every measurement is its own process with its own time limit from one budget, and each number is appended to a
+JSONL file (fsynced) the moment it exists, so a killed step loses nothing. Why, order, prerequisites, output:
+docs/gpu-check.md.
 
     scripts/gpu_check.sh --device cuda          # on the GPU machine (about 8 minutes on one H100/H200)
     scripts/gpu_check.sh --rehearse             # the same steps on the CPU at tiny sizes (CI runs it)
-
-Order: the Gatys 500-iteration case at 1024 px first of all, then the eager numbers (style forward 1024 / 2048,
-style and SR x4 training steps, each fast path and reference), then the protocol runs (style training 2,000
-iterations at 256 px with Fig. 5 on 5 held-out images at 256/512/1024 and Table 1; SR x4 l_feat 5,000 iterations on
-Set5; the CUDA tests), then the compiled numbers (torch.compile + CUDA graphs), which cost the most and are worth the
-least if time runs out.
-
-Prerequisites, checked first (none is fatal except a missing GPU with --device cuda): packages each step imports
-(a missing one skips that step with its name; `.whl/` wheels are installed by scripts/gpu_check.sh when present),
-`git` (commit; optional), `nvidia-smi` (optional), a C compiler for Triton (else the compiled steps are skipped with
-a note), the data folders the harness steps read (`--data`, see `--prepare-data`), the ImageNet VGG weights (else the
-harness runs use random weights and say so: timings are unaffected, objective values and PSNR are not the paper's).
-
-Output (`--out`, default $OUT when set, else results/bench/gpu-<date>): gpu_check.jsonl (every record),
-gpu_check_summary.md (each target: measured / not measured (why) / n/a on CPU), gpu_check.log, the harness run
-folders' small files as style_run.tar.gz and sr_run.tar.gz, and tests.xml.
 """
 from __future__ import annotations
 

@@ -3,19 +3,8 @@
     python -m bench.sr evaluate --outputs DIR --scale 4 --datasets Set5 Set14 BSD100 --name NAME --out RUN
     python -m bench.sr evaluate --model my_net.py:build --weights w.pt --scale 4 --name NAME --out RUN
 
-Scoring is not re-implemented here: the evaluated method is one more `bench.sr.SRMethod` handed to the harness's own
-`SRHarness.evaluate` (modcrop, LR by the harness's single LR call, 8-bit rounding, Y / border = scale / SSIM,
-gray ground truths on their gray values, LPIPS when asked, results.csv rows and means, run.json stages). So a
-folder holding the suite's own bicubic outputs scores identically, per image, to the built-in `bicubic` rows.
-
-Everything is checked before --out is touched (exit status 2, nothing written, every problem in one message):
-the evaluation sets (unreadable, too small for the scale), the output folder (missing output: dataset, stem and
-expected size; wrong size: both sizes and the fix; unreadable; two files for one image), the name (not a built-in
-method), the model (import errors show the user's own traceback once). A network that returns the wrong shape, a
-wrong channel count or NaN stops the run with the image and the shapes, and what was written is removed.
-`--skip-unreadable` scores the rest instead and lists what was skipped (log, run.json, report): means are then
-"over N of M images". Extra files in the output folder are warned about and ignored; 16-bit and gray outputs are
-converted as the data layer does (data.images) and logged.
+Scoring is not re-implemented: the method is one more `bench.sr.SRMethod` for the harness's own `SRHarness.evaluate`.
+Everything is checked before --out is touched (exit status 2, nothing written). Checks in full: docs/own-methods.md.
 """
 from __future__ import annotations
 

@@ -3,21 +3,8 @@
     python -m bench.style evaluate --model my_net.py:build --styles la_muse --sizes 256 512 --name NAME --out RUN
                                    [--compare REPRODUCE_RUN]
 
-Nothing of the objective is re-implemented: a `bench.style.StyleRun` is built with the settings of the run being
-compared against (`--compare`: its profile values, loss weights for the style, style image size, VGG weights, Fig. 5
-image set), or with a profile's defaults, and the external network takes the place of the suite's own network in
-`StyleRun.network_objective` (Eq. 5 of the output clamped to [0, 1], the style's one PerceptualObjective). Its
-forward time is `perceptual.speed.time_forward` exactly as Table 1's `johnson_feedforward`. With --compare, the run's
-per-image Gatys L-BFGS traces give, via `bench.style.match_statistics`, the L-BFGS iterations (and seconds) Gatys
-needs to reach the network's objective, per image and for the mean curve.
-
-Rows (results.csv, task=style, dataset = size): method NAME, metrics `objective` (per image, mean),
-`objective_std`, `seconds` (one forward pass, batch 1), and with --compare `iters_to_match` / `seconds_to_match`.
-Images: the network's outputs on the content set a reproduce run stylizes (`images/style/<style>/<content>_NAME.png`,
-with `<content>_content.png` and `style.png`), so the report shows them beside the suite's network and Gatys.
-Bad input (exit status 2, nothing written): name clash, unknown style, a --compare folder that is not a style run
-or lacks traces at a size, a network that returns a wrong shape / NaN (named with the image and the shapes), an
-error in the user's code (their traceback only).
+Nothing of the objective is re-implemented: the network takes the place of the suite's own in a `bench.style.StyleRun`
+built like the compared run. Bad input exits 2 with nothing written. Rows, images and checks: docs/own-methods.md.
 """
 from __future__ import annotations
 

@@ -1,19 +1,9 @@
 """One training step behind one interface, on either path, for the shared loop (bench.train.train).
 
-Why a module of its own: the loop (checkpoints, resume, logs, NaN stop, torchrun) must not care how a step is
-executed. `--path reference` is the plain eager iteration the suite was built with (optional autocast with a
-GradScaler, the loss values read before the backward pass); `--path fast` is perceptual.fast.FastTrainer with a
-per-device FastConfig (on a CPU the reference arithmetic, so both paths give bit-identical weights there).
-
-What it guarantees, for both paths:
-- `step(batch, reduce)` launches one iteration and returns a `StepOut`: the per-term batch means (after `reduce`,
-  the cross-rank all-reduce) as a device tensor, plus their host copy when the step already read them.
-- A step whose values hold a NaN or Inf never updates the model or the optimiser. On the fast path neither does
-  any later step (its guard is sticky), so the loop can read a step's values one step late and still stop with the
-  last good model in memory. (Exception: CUDA graphs without fused Adam have no capturable guard; FastTrainer.guard
-  is then 'none'. best_config never makes that combination.)
-- `optimizer` and `scaler` are the objects the checkpoint saves; `load_optimizer_state` restores either path's
-  checkpoint.
+Why a module of its own: the loop must not care how a step is executed (`--path reference`: the plain eager step;
+`--path fast`: perceptual.fast.FastTrainer, bit-identical to the reference on a CPU). Guarantees for both paths: a
+step with a NaN or Inf never updates the model or optimiser (on the fast path nor does any later step), and either
+path's checkpoint restores. In full: docs/training.md.
 """
 from __future__ import annotations
 

@@ -1,59 +1,9 @@
-"""The one training loop every harness shares (SR networks, SRCNN, and later the style networks).
+"""The one training loop every harness shares (SR networks, SRCNN, style networks), so checkpointing, exact resume,
+logging, NaN handling and torchrun behave the same for every network and are tested once.
 
-Why one loop: checkpointing, exact resume, logging, NaN handling and (later) multi-GPU must behave the same for every
-network the suite trains, and be tested once.
-
-What it takes (generic):
-- `model`: any nn.Module (already on `device`, already initialised from the run's seed);
-- `loss_fn(model, batch) -> {"total": (N,), term: (N,), ...}`: per-image loss terms; the loop optimises the batch
-  mean of "total" and logs the batch mean of every term;
-- `stream`: indexed samples, `stream[k]` for k = 0, 1, 2, ... a deterministic function of k (data.patches builds
-  these). Global batch b (0-based) holds samples [b * B, (b + 1) * B). So the data-sampler state is one integer,
-  and resuming replays exactly the samples an uninterrupted run would have drawn.
-
-What it guarantees:
-- A fresh run seeds the global RNGs (python, numpy, torch) from cfg.seed (+ rank), so randomness inside loss_fn is
-  reproducible; the model is initialised by the caller, before.
-- Adam (lr from the config or per-group `param_groups`), optional autocast (bf16 / fp16 with a GradScaler).
-- Checkpoints every `checkpoint_every` iterations and at the end, written atomically (temp file + fsync + rename):
-  model, optimiser, scaler, RNG states (python, numpy, torch, cuda), data-sampler position, iteration, elapsed wall
-  time, and the run identity (`meta` + the config fields that shape the trajectory). Loaded with
-  `torch.load(weights_only=True)`.
-- `resume=True` continues from the checkpoint: the same iterations produce the same losses as an uninterrupted run
-  (bit-identical on CPU). Log rows written after the checkpoint (a run killed between checkpoints) are dropped, so the
-  resumed log lines up with an uninterrupted one. A checkpoint of a different run (other meta / batch / lr / seed)
-  is refused. A finished run is not retrained: the model is loaded and returned.
-- A training-loss CSV `logs/train_<name>.csv`: iteration, wall_time_s (cumulative training time, carried across
-  resumes), total, then each other term (means over the `log_every` iterations since the previous row).
-- NaN or Inf in any term stops the run before that step's update with `NonFiniteLossError` naming the iteration and
-  the term (the first non-finite individual term; 'total' only when every term is finite); the last good checkpoint
-  is left untouched (nothing is written after the bad step).
-- tqdm progress bar (rank 0 only).
-- Two execution paths (`TrainConfig.path`, bench.steps): 'fast' (default) runs each step through
-  perceptual.fast.FastTrainer with `TrainConfig.fast` or best_config(device, 'train'); 'reference' is the plain
-  eager step (autocast per `amp`). On a CPU the fast default is the reference arithmetic: both paths give
-  bit-identical weights, logs and checkpoints. Either path resumes the other's checkpoint when both compute in the
-  same precision (the checkpoint identity holds `compute_dtype`). Under torchrun CUDA graphs are off (a captured
-  step cannot contain DDP's gradient all-reduce hooks or the loss all-reduce); compile and fused Adam stay on.
-- Reads: a step is launched before the previous step's loss values are read. With fused Adam (the CUDA fast path)
-  the step itself reads nothing (its NaN guard runs on the device), so there is at most one host read per step and
-  none before the backward pass; otherwise the step reads its values once, after the backward pass (free on a CPU).
-  The loop reads the current step before each checkpoint and reads the first step of each session at once, to
-  report its time apart (`first_step_s`: torch.compile compiles there; `later_steps_s`: the steady state).
-  A non-finite step is never applied, and on the fused path neither is the next one (already launched when the NaN
-  is read), so NonFiniteLossError still leaves the last good model in memory.
-
-Data parallelism: `distributed.context()` gives this process's rank and world size; `wrap_model()` is the one place that builds the model
-wrapper (DistributedDataParallel when a process group is initialised) and `RankBatchSampler` the one place that
-splits a global batch between ranks (rank r takes its contiguous share of each global batch, so N ranks see exactly
-the samples of one process with the same global batch). Only rank 0 writes logs and checkpoints; logged losses
-are averaged over ranks. bench.distributed holds the torchrun side (issue 7): process group, DDP wrapper,
-rank 0 announcing each training to the other ranks (`sync_job`), rank 0 reading the resume state and sharing it
-(`rank0_result`, so followers never read the run folder), every rank's RNG state in the checkpoint, and the
-SIGTERM/SIGINT stop: the current step finishes, a checkpoint is written at that iteration (with the partial
-log window, so the resumed log lines up), and `distributed.Interrupted` exits with 128 + signal. Under torchrun
-the ranks agree on the stopping step through the per-step loss all-reduce; a failure on one rank that the others
-cannot follow raises `distributed.Abort` (torchrun then stops the job).
+Guarantees: seeded RNGs; atomic checkpoints; `resume=True` reproduces an uninterrupted run's losses (bit-identical on
+CPU); a NaN/Inf stops the run before its update with NonFiniteLossError; only rank 0 writes; at most one host read
+per step. Inputs, every guarantee in full, the read schedule and the data-parallel split: docs/training.md.
 """
 from __future__ import annotations
 
@@ -480,7 +430,7 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
           device: torch.device | str = "cpu", resume: bool = False,
           param_groups: Sequence[dict[str, Any]] | None = None, collate: Callable[[list[Any]], Any] | None = None,
           meta: Mapping[str, Any] | None = None) -> TrainResult:
-    """Train `model` for cfg.iterations with Adam on `loss_fn` over `stream`; see the module doc for guarantees.
+    """Train `model` for cfg.iterations with Adam on `loss_fn` over `stream`; see docs/training.md for guarantees.
 
     name: the run's name (log `out_dir/logs/train_<name>.csv`, checkpoint `out_dir/checkpoints/<name>.pt`).
     param_groups: Adam parameter groups (each with its own lr); default all of model.parameters() at cfg.lr.

@@ -1,29 +1,9 @@
 """The catalog: every image file the suite uses, with its sha256 and where to fetch it, plus which dataset plays which role.
 
-File-level facts live in `data/catalog.tsv`, generated (never hand-edited) from the mirror's manifest with
-
-    python -m data build-catalog ../shared/data/MANIFEST.tsv
-
-Dataset-level facts (folder, canonical upstream, licence, whether it may be trained on) and the role defaults live
-here, in code, so that they are reviewed like code.
-
-Role defaults (why):
-- SR evaluation sets: Set5, Set14, BSD100 (the paper's Table 2).
-- Default training corpus for the paper's networks (SR and style): coco_train2017 + bsds500_train, the train splits
-  only: 408 natural photographs standing in for the paper's ~80k MS-COCO train2014 images (reports must say so).
-  COCO because the paper trained on COCO; BSDS500 train because it is natural photographs of the same kind. Neither
-  is in any evaluation set of this suite (no sha256 of an `sr/` file occurs in `train/`; tests/test_data.py checks
-  it). bsds500_test is left out so that the default trains on train splits only (it shares no id with BSD100, so
-  `--corpus coco_train2017+bsds500_train+bsds500_test` is a legitimate larger corpus, 608 images). T91 is left out:
-  it is SRCNN's own set, and 75 of its 91 images have a side under the paper's 288 px SR patch.
-  Both harnesses (bench.sr --corpus, bench.style --train-corpus) take their default from DEFAULT_TRAIN_CORPUS.
-- SRCNN training corpus: the default corpus + t91 (the 91-image set SRCNN was published with), so the retrained
-  SRCNN sees the photographs the paper's SR networks are trained on plus its own set (Dong et al. also report
-  SRCNN trained on a larger set than T91). bench.sr --srcnn-corpus takes its default from SRCNN_TRAIN_CORPUS.
-- Fig. 5 evaluation set: coco_val2017 (the first 50 files in name order), style "The Muse" (la_muse). coco_val2017 is
-  held out: NEVER train on it (`DatasetInfo.trainable` is False, and data.corpus refuses it as a training corpus).
-- The paper's four style models: starry_night_crop, la_muse, composition_vii, wave_crop (jcjohnson/fast-neural-style's
-  README lists these files for the ECCV16 models).
+File-level facts live in `data/catalog.tsv`, generated (never hand-edited) by `python -m data build-catalog`;
+dataset-level facts and the role defaults live here, in code, so that they are reviewed like code. Guarantee: no
+evaluation file is in a default training corpus, and coco_val2017 (Fig. 5) is never trainable. Each role default
+and why: docs/data.md.
 """
 from __future__ import annotations
 

@@ -1,25 +1,8 @@
 """Image I/O that never fails with a bare PIL stack trace: every bad file becomes an ImageError naming it and the fix.
 
-Decisions per kind of input (issue 8), applied by load_image / load_image_uint8 and logged on the `data.images` logger:
-- missing, zero-byte, unrecognised, truncated or otherwise undecodable file: ImageError (callers that scan corpora
-  skip and count it: data.corpus).
-- enormous image (width x height over the limit; default PIL's MAX_IMAGE_PIXELS, 89,478,485 pixels; override with
-  PERCEPTUAL_MAX_PIXELS or `max_pixels=`): ImageError naming the size and the limit, raised from the header before
-  anything is decoded (a decompression-bomb guard).
-- EXIF orientation: applied (ImageOps.exif_transpose), so pixels are as a viewer shows them; noted in the log.
-- grayscale (L, 1-bit, palette with an all-gray palette, 16-bit gray): replicated to RGB by load_image; kept as one
-  channel by load_image_uint8(keep_gray=True) so SR evaluation can score a 1-channel file (Set14 bridge) on its gray
-  values. is_grayscale(path) says which files these are. An RGB file with gray content (Set14 man) is NOT grayscale.
-- alpha (RGBA, LA, palette with transparency): composited on white, because the RGB under fully transparent pixels
-  is arbitrary and white is how viewers show transparency; noted in the log.
-- palette (P): expanded through its palette.
-- 16-bit gray PNG (I;16): scaled by 1/65535 (float) or round(v * 255 / 65535) (uint8), not clipped.
-  16-bit colour PNG: Pillow itself reduces these to 8 bits per channel by keeping the high byte (v >> 8) before this
-  code sees them; that differs from round(v * 255 / 65535) by at most one level. Noted in the log.
-- CMYK JPEG: converted to RGB with Pillow's plain (not colour-managed) formula; noted in the log.
-- 32-bit float images (mode F) and other modes without a defined range: ImageError.
-JPEGs are decoded with Pillow's defaults (libjpeg, islow IDCT, fancy upsampling): BSD100 must decode exactly like
-MATLAB's imread to match published PSNR/SSIM.
+load_image / load_image_uint8 decide per kind of input (issue 8: undecodable, enormous, EXIF-rotated, gray, alpha,
+palette, 16-bit, CMYK, float) and log what they changed on the `data.images` logger; JPEGs decode with Pillow's
+defaults, as MATLAB's imread does. Each decision and why: docs/data.md.
 """
 from __future__ import annotations
 
@@ -273,7 +256,7 @@ def _decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, float, Imag
 
 
 def load_image(path: Path | str, max_pixels: int | None = None) -> torch.Tensor:
-    """Load an image as a float32 CHW RGB tensor in [0, 1] (grayscale replicated; see the module doc for each case)."""
+    """Load an image as a float32 CHW RGB tensor in [0, 1] (grayscale replicated; see docs/data.md for each case)."""
     arr, scale, _ = _decode(Path(path), max_pixels)
     t = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)).div_(scale)
     if t.ndim == 2:

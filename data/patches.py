@@ -1,25 +1,8 @@
 """Training samples for super-resolution: random HR crops with the low-res input made from them, deterministically.
 
-Why a stream of indexed samples: sample `k` (k = 0, 1, 2, ... without end) is a pure function of (seed, k), so a
-training run is resumed exactly by remembering one integer (the next k), and N data-parallel ranks that split each
-global batch by index see exactly the samples a single process would (bench.train relies on both).
-
-Order: the stream walks the images in epochs. Epoch e = k // n_images visits every image once in a permutation
-seeded by (seed, e); the crop position of sample k comes from a generator seeded by (seed, k).
-
-- `SRPatchDataset`: the paper's protocol. A random `patch_size` RGB crop (288x288 in the `paper` profile) of an
-  image; its LR input is `data.degrade.training_degradation` (Gaussian blur sigma 1.0, MATLAB bicubic downsampling,
-  8-bit rounding). Returns (lr 3 x p/s x p/s, hr 3 x p x p), float32 in [0, 1].
-- `SRCNNPatchDataset`: SRCNN's protocol (Dong et al.). Y-channel sub-images (33x33): either every position on a
-  stride-14 grid of each image (`mode="grid"`, as their training set; one epoch = every sub-image once, shuffled) or
-  random positions (`mode="random"`). The input is the bicubic upscale of the bicubic-downscaled image (sigma 0 by
-  default: SRCNN's LR has no extra blur, and it matches the evaluation LR), both on Y of BT.601 in [0, 1].
-  Returns (y_in 1 x p x p, y_hr 1 x p x p). As Dong et al., the whole (modcropped) image is degraded and upscaled
-  once and the sub-images are cut from it (the planes are cached).
-
-Images come from a `data.corpus.ImageFolderCorpus` (catalog names, `a+b` specs, any folder); images smaller than
-the patch are skipped and counted there (`summary()` goes into run.json). Decoded images (SRCNN: the two Y planes)
-are kept in a bounded in-memory LRU cache per process, so small corpora are decoded once.
+Sample `k` is a pure function of (seed, k), so a run resumes exactly from one integer and data-parallel ranks see
+exactly the samples of one process (bench.train relies on both). `SRPatchDataset` is the paper's protocol,
+`SRCNNPatchDataset` SRCNN's. Order, degradations and caching: docs/data.md.
 """
 from __future__ import annotations
 

@@ -1,20 +1,9 @@
 """MATLAB-`imresize`-compatible antialiased bicubic resizing and MATLAB's uint8 rounding.
 
-Why here (in data/): the degradations, the SR training patches, the bicubic baseline and the metrics all need it.
-Every published SR number (bicubic rows included) was made with MATLAB's `imresize` (cubic kernel a=-0.5,
-kernel widened by 1/scale when downscaling, symmetric border padding, sample positions (x + 0.5)/scale - 0.5).
-A different resize (PIL, torch `interpolate`, zero padding) moves PSNR by tenths of a dB.
-
-The weights come from the `resize-right` package with `pad_mode='symmetric'` (its default zero padding is
-wrong at the borders). numpy arrays go through `resize_right.resize` directly. torch's `F.pad` has no
-'symmetric' mode, so for tensors resize-right computes the (out x in) weight matrix of each axis (by
-resizing an identity matrix; the resize is linear and separable) and torch applies it with two matrix
-products on the tensor's own device.
-`tests/test_bicubic.py` checks both paths against a direct implementation of MATLAB's algorithm.
-
-Exactness: MATLAB places output samples using the scale factor; resize-right centres the output grid. The
-two agree exactly when `in_size * scale` is an integer on both axes (always so for modcropped images, i.e. the
-whole SR protocol); otherwise the results differ by a sub-pixel shift of (in - out/scale)/2 input pixels.
+Why here (in data/): the degradations, the SR training patches, the bicubic baseline and the metrics all need it, and
+every published SR number was made with MATLAB's `imresize`; another resize moves PSNR by tenths of a dB. Exact for
+numpy arrays and tensors whenever `in_size * scale` is an integer (the whole SR protocol; tests/test_bicubic.py).
+How, and the sub-pixel shift otherwise: docs/data.md.
 """
 from __future__ import annotations
 

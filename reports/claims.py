@@ -1,39 +1,8 @@
 """The paper's claims, each checked against a run with a stated tolerance, a named source and an honest verdict.
 
-Every number a claim is checked against comes from `reports.references`: the paper's own table (johnson2016.csv,
-with the figure/page it is printed in) or, labelled as such, a later paper's standard-protocol table (ESRGAN).
-
-Absolute claims (the run's number against the paper's number) and their tolerances:
-
-* Bicubic protocol check: PSNR-Y within 0.02 dB, SSIM-Y within 0.002 (dataset means and the paper's example
-  images). Bicubic has no training, so a larger offset is an evaluation-protocol bug, not noise; 0.02 dB is twice the
-  printed rounding. x4 numbers are the standard protocol, x8 numbers the paper's own (`johnson2016`).
-* SRCNN (x4): PSNR-Y within 0.3 dB, SSIM-Y within 0.01. The printed numbers are the authors' released model; a
-  retrained 9-1-5 SRCNN typically lands a few tenths of a dB away.
-* Ours-pixel and ours-feat (x4, x8): PSNR-Y within 0.5 dB, SSIM-Y within 0.02: a network trained for perceptual
-  quality varies by a few tenths of a dB between trainings. The histogram-matched output (the paper's
-  post-processing) and the raw output are both compared with the same printed number.
-* Fig. 5 iterations to match: the paper says the network reaches "a loss comparable to 50 to 100" L-BFGS
-  iterations; we accept 40-110 ("comparable"). A run whose L-BFGS never reaches the network's objective differs.
-* Table 1 speedup over 500 L-BFGS iterations: within a factor of 2. Absolute speed depends on the device (the
-  paper: GTX Titan X); the ratio is the claim, and a factor of 2 absorbs a different GPU/library generation.
-
-An absolute SR claim is judged only under the protocol the paper's number was made with: x4 under `standard`, x8
-under `johnson2016` (run.json `eval_protocol`, "standard" when absent). A trained network judged absolutely must come
-from the `paper` profile. Otherwise the verdict is `not comparable (why)`.
-
-Relative claims survive a protocol difference (both sides of the comparison are the run's own numbers), so they are
-judged under whatever protocol and profile ran, and the verdict says which (e.g. "holds (quick profile)"):
-
-* l_pixel vs bicubic (x4, x8), PSNR and SSIM: the run's delta (ours-pixel - bicubic) within 0.5 dB / 0.02 of the
-  paper's delta. Bicubic is deterministic, so the delta is as uncertain as the network: the ours-pixel bounds.
-* x8: l_feat has the lowest PSNR (l_feat - min(bicubic, l_pixel) < 0) but beats bicubic in SSIM (> 0); x4: SRCNN
-  beats l_pixel in PSNR (> 0). The paper claims an ordering, not a size: only the sign is judged, a tie is no win.
-* Style: the network's objective lies between L-BFGS iterations 50 and 100 (iterations to match within 40-110, as
-  Fig. 5), and one forward pass is faster than one L-BFGS iteration (ratio < 1; the paper: about half, 0.47).
-
-Verdicts: `matches` / `differs` (absolute), `holds` / `does not hold` (relative), `not comparable`, `not run` and
-`malformed`. A qualifier in parentheses says why or under what, e.g. "not comparable (quick profile)".
+Every reference number comes from `reports.references`; absolute claims are judged only under the paper's protocol
+and profile (else `not comparable (why)`), relative claims under whatever ran, with the verdict saying which.
+Each claim's tolerance and why, and the verdict vocabulary: docs/claims.md.
 """
 from __future__ import annotations
 

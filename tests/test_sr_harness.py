@@ -304,3 +304,17 @@ def test_profile_table_paper_is_the_protocol():
     p = SR_PROFILES["paper"]
     assert (p.iterations, p.batch_size, p.patch_size, p.lr, p.sigma) == (200_000, 4, 288, 1e-3, 1.0)
     assert set(p.datasets) == {"Set5", "Set14", "BSD100"} and set(p.lpips) == {"vgg", "alex"}
+
+
+def test_reference_path_gives_the_fast_paths_results_on_cpu(tmp_path, corpus_dir, eval_dir):
+    """Issue 13: on a CPU the fast path's config is the reference arithmetic, so the same run through either path
+    writes the same results.csv, byte for byte (every method: bicubic, SRCNN, l_pixel, l_feat, histmatch), and
+    run.json says which path it took and with which config."""
+    outs = {p: tmp_path / p for p in ("fast", "reference")}
+    for path, out in outs.items():
+        assert _run(*_tiny_args(out, corpus_dir, eval_dir), "--path", path, "--no-report") == 0
+    assert (outs["fast"] / "results.csv").read_bytes() == (outs["reference"] / "results.csv").read_bytes()
+    assert {r["method"] for r in _results(outs["fast"])} >= {"bicubic", "srcnn", "johnson_pixel", "johnson_feat"}
+    fast, ref = (json.loads((outs[p] / "run.json").read_text()) for p in ("fast", "reference"))
+    assert fast["path"] == "fast" and fast["fast_config"]["train"]["label"]
+    assert ref["path"] == "reference" and set(ref["fast_config"].values()) == {None}

@@ -345,3 +345,28 @@ def test_centre_crops_and_resizing():
         StyleTrainingSet([], size=8)
     with pytest.raises(ValueError):
         StyleTrainingSet([Path("x.png")], size=8, crop="diagonal")
+
+
+def test_reference_path_gives_the_fast_paths_results_on_cpu(tmp_path):
+    """Issue 13: the same style run through --path fast and --path reference on a CPU. Every results.csv row is
+    identical (training, Gatys, the content image's objective) except two kinds: wall-clock metrics, and the
+    network's objective on the Fig. 5 images, which the fast path computes from a batch of same-size images
+    (FastStylizer.stylize_many): oneDNN sums a batch of 2 in another order than two batches of 1, so those values
+    agree to ~3e-7 relative (their std, a difference of nearly equal numbers, to ~3e-6), not bit for bit. run.json
+    records the path and its config."""
+    timing = {"seconds", "ratio", "seconds_extrapolated", "ratio_extrapolated", "seconds_to_match"}
+    values = {}
+    for path in ("fast", "reference"):
+        out = tmp_path / path
+        assert style.main([*TINY, "--out", str(out), "--stages", "train", "fig5", "table1", "outputs",
+                           "--path", path]) == 0
+        values[path] = {(r["dataset"], r["method"], r["image"], r["metric"]): float(r["value"])
+                        for r in read_csv(out / "results.csv") if r["metric"] not in timing}
+        run = json.loads((out / "run.json").read_text())
+        assert run["path"] == path and (run["fast_config"]["train"] is None) == (path == "reference")
+    fast, ref = values["fast"], values["reference"]
+    assert fast.keys() == ref.keys()
+    batched = {k for k in fast if k[1] == "johnson_network"}
+    assert batched and all(fast[k] == ref[k] for k in fast.keys() - batched)
+    assert all(math.isclose(fast[k], ref[k], rel_tol=1e-5) for k in batched)
+    assert any(k[1] == "gatys_lbfgs" and k[3] == "objective_final" for k in fast.keys() - batched)

@@ -129,7 +129,8 @@ def test_bench_runner_cuda_branches(cuda, monkeypatch):
 
 
 def test_benchmark_json_hook_on_cuda(cuda, monkeypatch):
-    from bench import conftest, timing
+    from bench import benchmark_runner as timing
+    from bench import conftest
 
     timing.BenchRunner(_Config(), CUDA)  # the session fixture: sets and records the device flags
     out: dict[str, Any] = {}

@@ -7,12 +7,12 @@ removes everything a failed evaluation wrote, so bad input leaves --out as it wa
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from pathlib import Path
 
 from bench.errors import ArgumentError, RunFolderError
 from bench.model_loader import UserCodeError
+from bench.runfolder import check_folder, remove_artefacts
 
 __all__ = ["BUILTIN_METHODS", "OutGuard", "check_name", "print_error"]
 
@@ -43,12 +43,7 @@ class OutGuard:
 
     def __init__(self, out: Path, overwrite: bool):
         self.out = out
-        if out.exists() and not out.is_dir():
-            raise RunFolderError(f"--out {out} exists and is not a folder; choose another --out")
-        existing = out.is_dir() and any(out.iterdir())
-        if existing and not (out / "run.json").is_file():
-            raise RunFolderError(f"--out {out} is not empty and holds no run.json, so it is not a run folder of this "
-                                 f"suite; refusing to write into it. Choose a new or empty --out")
+        existing = check_folder(out)  # the suite's --out rules (bench.runfolder): never write into a non-run
         if existing and not overwrite:
             raise RunFolderError(f"--out {out} already holds a run; pass --overwrite to replace it, or choose "
                                  f"another --out")
@@ -62,12 +57,7 @@ class OutGuard:
         self.out.mkdir(parents=True, exist_ok=True)
 
     def _remove(self) -> None:
-        for name in self.ARTEFACTS:
-            target = self.out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        remove_artefacts(self.out, self.ARTEFACTS)
 
     def discard(self) -> None:
         """Remove everything this evaluation wrote (and --out itself when it did not exist before)."""

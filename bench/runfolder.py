@@ -30,10 +30,6 @@ class StageSkipped(Exception):
     """Raised inside a stage that cannot run here (not an error of the run), e.g. no report builder installed."""
 
 
-class StageFailed(RuntimeError):
-    """A failure already recorded by an inner stage; the enclosing stage fails without logging it again."""
-
-
 def check_folder(out: Path) -> bool:
     """True when --out holds a run; refuse a path that is not a folder and a non-empty folder that is not a run."""
     if out.exists() and not out.is_dir():
@@ -152,9 +148,8 @@ class Stage:
         elif isinstance(exc, Exception):
             self.entry["status"] = FAILED
             self.entry["error"] = describe_failure(exc, f"stage {self.name}")
-            if not isinstance(exc, StageFailed):
-                log.error("stage %s failed: %s\n%s", self.name, self.entry["error"],
-                          "".join(traceback.format_exception(exc_type, exc, tb)[-6:]))
+            log.error("stage %s failed: %s\n%s", self.name, self.entry["error"],
+                      "".join(traceback.format_exception(exc_type, exc, tb)[-6:]))
         else:
             self.entry["status"] = FAILED
             self.entry["error"] = f"interrupted ({type(exc).__name__})"

@@ -111,7 +111,7 @@ class StyleSettings:
             return {"mode": "fixed", "weight": cfg.weights.tv, "set_by": why,
                     "note": f"TV weight fixed at {cfg.weights.tv:g} (our units) by {why}"}
         return {"mode": "search", "candidates_paper_units": list(PAPER_TV_RANGE), "candidates": tv_candidates(),
-                "mapping": f"paper value x {TV_PAPER_TO_OURS:g} (bench.style.tv_candidates: the paper's TV sums "
+                "mapping": f"paper value x {TV_PAPER_TO_OURS:g} (bench.style_measures.tv_candidates: the paper's TV sums "
                            f"squared 0..255 differences, ours averages [0, 1] ones; an order-of-magnitude map)",
                 "criterion": TV_CRITERION,
                 "iterations_per_candidate": cfg.values.tv_search_iterations,

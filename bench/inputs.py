@@ -48,13 +48,15 @@ def eval_sets(specs: Sequence[str], scale: int, skip_unreadable: bool) -> EvalSe
         raise FolderCheckError(problems, "the evaluation sets (--datasets)",
                                "Fix or remove these files, or pass --skip-unreadable to score the rest (what is "
                                "skipped is listed in the log, run.json and the report)")
-    sets = EvalSets(resolved, {label: len(files) for label, files in resolved.items()},
-                    [pr.as_dict() | {"dataset": label} for label, bad in checked.items() for pr in bad])
+    totals = {label: len(files) for label, files in resolved.items()}
+    left_out = [pr.as_dict() | {"dataset": label} for label, bad in checked.items() for pr in bad]
+    kept: dict[str, list[Path]] = {}
     for label, bad in checked.items():
         gone = {pr.path for pr in bad}
-        resolved[label] = [f for f in resolved[label] if f not in gone]
-        if not resolved[label]:
+        kept[label] = [f for f in resolved[label] if f not in gone]
+        if not kept[label]:
             raise FolderCheckError(bad, f"--datasets {label}", "No image is left to score: fix these files")
+    sets = EvalSets(kept, totals, left_out)
     for skipped in sets.skipped:
         log.warning("skipped %s (%s): %s", skipped["file"], skipped["kind"], skipped["reason"])
     return sets

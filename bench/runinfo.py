@@ -64,8 +64,9 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+@functools.cache
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), or what the platform module knows."""
+    """The CPU's model name (/proc/cpuinfo, read once per process), or what the platform module knows."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:

@@ -11,6 +11,7 @@ measure wall time. About two minutes on two CPU cores (marked slow).
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.metadata
 import json
 import math
@@ -286,6 +287,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 GOLDEN_REL_TOL = 1e-4  # float summation order only; a change of behaviour moves these values by far more
 
 
+@functools.cache
 def _golden_machine() -> bool:
     from bench.runinfo import cpu_model
 

@@ -40,12 +40,31 @@ def verify_sha256(path: Path | str, expected: str, fix: str = "") -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process's umask: from /proc where Linux shows it, else by setting and restoring it (no pure getter)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> Path:
-    """Call write(tmp) on a temporary file in the same folder, fsync it, then rename it over `path`."""
+    """Call write(tmp) on a temporary file in the same folder, fsync it, then rename it over `path`.
+
+    The file gets the mode a plain `open(path, "w")` would give it (0666 masked by the umask, so 0644 under 0022),
+    not mkstemp's private 0600: results, checkpoints and outputs are meant to be read by others."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         write(tmp_path)

@@ -6,10 +6,10 @@ the verdict, its qualifier and its delta.
 """
 from __future__ import annotations
 
+import csv
 import difflib
 import math
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -301,24 +301,16 @@ def test_wrong_header_is_refused(tmp_path):
         load_paper_table(path)
 
 
-# The one known defect of ../shared/reference/johnson2016.csv (as delivered on 2026-12-02): its 21 Table 1 (`speed`)
-# rows have 10 fields under the 11-column header (no `image` field, so `metric` lands in `image`). The packaged copy
-# gives them the image `__mean__`, as the file's other dataset-level rows have; every other byte is the shared file's.
-SPEED_ROW_WITHOUT_IMAGE = re.compile(r"^(speed,style,,[0-9]+,[a-z_0-9]+,)(seconds|ratio),", re.MULTILINE)
-
-
-def _repair_shared_speed_rows(text: str) -> str:
-    """The shared table with its known defect repaired (idempotent: a corrected shared file passes unchanged)."""
-    return SPEED_ROW_WITHOUT_IMAGE.sub(r"\1__mean__,\2,", text)
-
-
-def test_shared_table_defect_is_the_known_one():
-    """The repair touches exactly the 21 Table 1 rows (or none, once the shared file is fixed), nothing else."""
+def test_shared_table_rows_are_whole():
+    """Every row of the shared table has every column of its header (its Table 1 rows once lacked `image`)."""
     if not SHARED_PAPER_TABLE.is_file():
         pytest.skip(f"{SHARED_PAPER_TABLE} not present on this machine (../shared is absent)")
-    shared = SHARED_PAPER_TABLE.read_text(encoding="utf-8")
-    n = len(SPEED_ROW_WITHOUT_IMAGE.findall(shared))
-    assert n in (0, 21), f"{n} speed rows lack the image field: not the known defect"
+    with open(SHARED_PAPER_TABLE, newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+    short = [i + 2 for i, r in enumerate(rows) if len(r) != len(header)]
+    assert not short, f"{SHARED_PAPER_TABLE}: lines {short} do not have the header's {len(header)} fields"
+    speed = [dict(zip(header, r)) for r in rows if r and r[0] == "speed"]
+    assert speed and all(r["image"] == "__mean__" for r in speed)
 
 
 def test_packaged_paper_table_equals_shared_reference():
@@ -327,7 +319,7 @@ def test_packaged_paper_table_equals_shared_reference():
             pytest.fail(f"{SHARED_PAPER_TABLE} not found under CI=true: the packaged copy cannot be checked")
         pytest.skip(f"{SHARED_PAPER_TABLE} not present on this machine (../shared is absent)")
     packaged = packaged_paper_path().read_text(encoding="utf-8")
-    shared = _repair_shared_speed_rows(SHARED_PAPER_TABLE.read_text(encoding="utf-8"))
+    shared = SHARED_PAPER_TABLE.read_text(encoding="utf-8")
     diff = list(difflib.unified_diff(shared.splitlines(), packaged.splitlines(), str(SHARED_PAPER_TABLE),
                                      "reports/johnson2016.csv", n=0, lineterm=""))
     assert packaged == shared, "the packaged copy differs from the shared one:\n" + "\n".join(diff[:12])

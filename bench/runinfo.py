@@ -85,6 +85,34 @@ def device_name(device: str | torch.device) -> str:
     return f"cpu ({cpu_model()}, {os.cpu_count()} cpus, {torch.get_num_threads()} torch threads)"
 
 
+# Environment variables that choose a CPU's float code path (ATen's vector kernels, oneDNN's convolutions, MKL's BLAS)
+# or its threads: a run made under them is another float path, so run.json records those that are set.
+FLOAT_PATH_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
+                  "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+@functools.cache
+def _cpu_flags() -> tuple[str, ...]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return tuple(flag for flag in CPU_FLAGS if flag in have)
+    except OSError:
+        pass
+    return ()
+
+
+def float_path() -> dict[str, Any]:
+    """Which float code path a CPU run took: ATen's kernel level, torch threads, the CPU's vector extensions and the
+    environment variables that override them. Two runs that differ here differ in float summation order, which a
+    few training steps amplify like another seed (docs/testing.md has the measured spread)."""
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "cpu_flags": list(_cpu_flags()), "env": {k: os.environ[k] for k in FLOAT_PATH_ENV if k in os.environ}}
+
+
 def command_line(module: str, args: Sequence[str] | None) -> list[str]:
     """The command that reruns a harness: `python -m <module> <args>` (args: what its main() parsed; None: this
     process's own arguments). Recorded instead of sys.argv, which names the module's file path under `python -m` and
@@ -104,6 +132,7 @@ def environment(device: str | torch.device, seed: int, profile: str,
         "seed": seed,
         "device": str(device),
         "device_name": device_name(device),
+        "float_path": float_path(),
         "versions": package_versions(),
         "git": git_state(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

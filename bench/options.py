@@ -64,6 +64,9 @@ def add_run_options(parser: argparse.ArgumentParser, *, task: str, profiles: tup
     parser.add_argument("--variant", choices=VARIANTS, default=None, help=variant_help)
     parser.add_argument("--seed", type=int, default=0,
                         help="seed for initialisation, data order and sampling (default 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                        help="run the profile once per seed into OUT/seeds/seed-<k>/ and write mean and spread per "
+                             "value (OUT/seeds.csv; results.csv holds the means); needs --out")
     parser.add_argument("--device", default=None, help=f"torch device: cpu, cuda, cuda:1, ... (default: "
                                                        f"{default_device()} here)")
     parser.add_argument("--iterations", type=positive_int, default=None, help=iterations_help)

@@ -202,9 +202,38 @@ class StageRows:
         return entry["status"] == OK
 
 
+def reproduction_stage(record: RunRecord, out: Path) -> dict[str, Any] | None:
+    """Did this run reproduce the committed run with its settings? As a stage: the verdict of reports.verify against
+    the run under results/runs/ with the same settings is printed and kept in run.json (`reproduction`), where the
+    report's run card shows it; skipped when no committed run has these settings. A run that does not reproduce is
+    not a failed run: the verdict says by how much."""
+    from reports.verify import find_reference, verify
+
+    verdict = None
+    with record.stage("reproduction"):
+        ref = find_reference(out)
+        if ref is None:
+            raise StageSkipped("no committed run under results/runs/ has this run's settings")
+        result = verify(out, ref)
+        verdict = dict(result.as_json(), against=_shown_path(ref))
+        record.info["reproduction"] = verdict
+        print(f"reproduction: {result.summary()}", flush=True)
+    return verdict
+
+
+def _shown_path(path: Path) -> str:
+    from reports.verify import REPO
+
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def report_stage(record: RunRecord, out: Path) -> Path | None:
-    """The run folder's HTML report, as a stage (its failure loses nothing: the results are on disk); its path, or
-    None when it was not built."""
+    """The run's reproduction verdict (reproduction_stage), then its HTML report, as stages (their failure loses
+    nothing: the results are on disk); the report's path, or None when it was not built."""
+    reproduction_stage(record, out)
     html = None
     with record.stage("report"):
         try:

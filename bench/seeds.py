@@ -15,6 +15,7 @@ import json
 import math
 import shutil
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,8 @@ def aggregate(out: Path, seeds: Sequence[int], module: str, given: Sequence[str]
                               "mean_of": "every value of results.csv is the mean over the seeds; seeds.csv has "
                                          "std, min, max and each seed's value"})
     record["identity"] = dict(first.get("identity", {}), seed=list(seeds))
+    record["stages"] = {f"seed {s}": {"status": "ok", "error": None, "wall_time_s": runs[str(s)].get("wall_time_s")}
+                        for s in seeds}
     for name in COPIED_FROM_FIRST_SEED:
         src = seed_dir(out, seeds[0]) / name
         if src.is_dir():
@@ -147,3 +150,32 @@ def aggregate(out: Path, seeds: Sequence[int], module: str, given: Sequence[str]
     n_means = sum(1 for k in complete if k[4] == MEAN)
     print(f"{len(seeds)} seeds aggregated into {out}: {len(complete)} values ({n_means} means), seeds.csv")
     return out
+
+
+def multi_seed_main(module: str, main: Callable[[list[str]], int], args: Any, given: Sequence[str],
+                    no_report: Sequence[str]) -> int:
+    """`--seeds`: every seed's run, the aggregate, then (unless the report is off) the reproduction verdict and the
+    report of the aggregate. Exit status: the worst of the seeds' (2 for an unusable argument)."""
+    name = module.split(".")[-1]
+    if args.out is None:
+        print(f"reproduce-{name}: error: --seeds needs --out RUN (each seed runs into RUN/seeds/seed-<k>/)",
+              file=sys.stderr)
+        return 2
+    if getattr(args, "dry_run", False):
+        print(f"{len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), each a run like this one:")
+        return main(seed_argv(given, args.seeds[0], args.out, no_report))
+    out: Path = args.out
+    if out.exists() and any(out.iterdir()) and not (out / SEEDS_DIR).is_dir() and not (out / "run.json").is_file():
+        print(f"reproduce-{name}: error: --out {out} is not empty and holds no run: choose a new or empty --out",
+              file=sys.stderr)
+        return 2
+    status, done = run_seeds(main, given, args.seeds, out, module, no_report)
+    if not done:
+        return max(status, 1)
+    wants_report = "--no-report" not in given and ("--stages" not in given or "report" in given)
+    if wants_report:
+        from bench.runfolder import RunRecord, report_stage
+
+        record = RunRecord(out / "run.json", json.loads((out / "run.json").read_text(encoding="utf-8")))
+        report_stage(record, out)
+    return status

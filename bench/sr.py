@@ -30,6 +30,7 @@ from bench.inputs import eval_sets, training_corpus
 from bench.metrics import evaluate_pair, to_uint8
 from bench.profiles import FEAT_LAYER, LPIPS_NETS, METHODS, PAPER_CORPUS, SRCNN_SCALES
 from bench.runfolder import RunRecord, prepare_out, report_stage
+from bench.seeds import multi_seed_main
 from bench.runinfo import command_line, environment, file_hashes, file_list_digest
 from bench.sr_config import CURVE_DATASET, SCALES, TASK, SRRunConfig, build_parser, config_from_args
 from bench.sr_curve import curve_iterations_done, write_curve_point
@@ -511,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         return (evaluate_main if given[0] == "evaluate" else upscale_main)(given[1:])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.seeds:
+        return multi_seed_main("bench.sr", main, args, given, no_report=["--no-report"])
     try:
         cfg = config_from_args(args, argv)
         if args.dry_run:

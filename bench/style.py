@@ -27,6 +27,8 @@ from bench.fastpath import PATHS, ExecPath
 from bench.inputs import image_sets, small_images_note, style_images, training_corpus
 from bench.loading import default_workers
 from bench.runfolder import OK, RunRecord, StageRows, prepare_out, report_stage
+from bench.seeds import multi_seed_main
+from bench.style_config import STAGES as STYLE_STAGES
 from bench.runinfo import command_line, environment, file_hashes, file_list_digest
 from bench.style_config import (
     DEFAULT_TRAIN_CORPUS,
@@ -541,6 +543,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return (evaluate_main if given[0] == "evaluate" else stylize_main)(list(given[1:]))
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.seeds:
+        stages = [] if "--stages" in given else ["--stages", *(s for s in STYLE_STAGES if s != "report")]
+        return multi_seed_main("bench.style", main, args, given, no_report=stages)
     try:
         settings = settings_from_args(args, argv)
         if args.dry_run:

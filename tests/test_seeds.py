@@ -1,0 +1,104 @@
+"""`--seeds`: one run per seed, finished seeds kept, interrupted ones resumed, and seeds.csv / results.csv / run.json
+aggregated with the right mean and spread; end to end through the SR harness at a tiny size."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from bench import seeds as seeds_mod
+from bench import sr
+from reports.results import MEAN, read_rows, write_rows
+from reports.seeds import read_seeds
+
+
+def test_strip_option_and_seed_argv():
+    given = ["--profile", "quick", "--seeds", "0", "1", "2", "--out", "R", "--resume", "--lr", "1e-3"]
+    assert seeds_mod.strip_option(given, "--seeds", None) == ["--profile", "quick", "--out", "R", "--resume", "--lr",
+                                                              "1e-3"]
+    argv = seeds_mod.seed_argv(given, 1, Path("R"), ["--no-report"])
+    assert argv == ["--profile", "quick", "--lr", "1e-3", "--no-report", "--seed", "1", "--out", "R/seeds/seed-1"]
+
+
+def _fake_seed_run(folder: Path, seed: int, finished: bool = True) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"task": "sr", "dataset": "Set5", "scale": "4", "method": m, "image": MEAN, "metric": "psnr_y",
+             "value": v} for m, v in (("bicubic", 28.5), ("johnson_feat", 24.0 + seed))]
+    write_rows(folder / "results.csv", rows)
+    stages = {"train": {"status": "ok" if finished else "running"}}
+    (folder / "run.json").write_text(json.dumps({"profile": "quick", "task": "sr", "seed": seed, "stages": stages,
+                                                 "identity": {"seed": seed}, "argv": ["python", "-m", "bench.sr"],
+                                                 "wall_time_s": 10.0}))
+
+
+def test_run_seeds_keeps_finished_seeds_resumes_interrupted_ones_and_aggregates(tmp_path):
+    out = tmp_path / "run"
+    _fake_seed_run(seeds_mod.seed_dir(out, 0), 0)
+    _fake_seed_run(seeds_mod.seed_dir(out, 1), 1, finished=False)
+    calls = []
+
+    def main(argv: list[str]) -> int:
+        calls.append(argv)
+        seed = int(argv[argv.index("--seed") + 1])
+        _fake_seed_run(Path(argv[argv.index("--out") + 1]), seed)
+        return 0
+
+    status, done = seeds_mod.run_seeds(main, ["--profile", "quick", "--seeds", "0", "1", "2", "--out", str(out)],
+                                       [0, 1, 2], out, "bench.sr")
+    assert status == 0 and done == [0, 1, 2]
+    assert [c[c.index("--seed") + 1] for c in calls] == ["1", "2"]  # seed 0 had finished
+    assert "--resume" in calls[0] and "--resume" not in calls[1]  # seed 1 was interrupted, seed 2 new
+    stats = read_seeds(out)
+    feat = stats[("sr", "Set5", "4", "johnson_feat", MEAN, "psnr_y")]
+    assert feat.values == (24.0, 25.0, 26.0) and feat.mean == 25.0 and feat.spread == 2.0
+    assert feat.std == statistics.stdev([24.0, 25.0, 26.0])
+    assert stats[("sr", "Set5", "4", "bicubic", MEAN, "psnr_y")].spread == 0.0
+    means = {r["method"]: r["value"] for r in read_rows(out / "results.csv")}
+    assert means == {"bicubic": 28.5, "johnson_feat": 25.0}
+    run = json.loads((out / "run.json").read_text())
+    assert run["seeds"] == [0, 1, 2] and run["seed_runs"]["2"] == "seeds/seed-2" and run["wall_time_s"] == 30.0
+    assert run["argv"][-6:] == ["--seeds", "0", "1", "2", "--out", str(out)]
+
+
+def test_a_failing_seed_leaves_the_others_aggregated(tmp_path):
+    out = tmp_path / "run"
+
+    def main(argv: list[str]) -> int:
+        seed = int(argv[argv.index("--seed") + 1])
+        _fake_seed_run(Path(argv[argv.index("--out") + 1]), seed, finished=seed != 1)
+        return 1 if seed == 1 else 0
+
+    status, done = seeds_mod.run_seeds(main, [], [0, 1, 2], out, "bench.sr")
+    assert status == 1 and done == [0, 2]
+    assert json.loads((out / "run.json").read_text())["seeds"] == [0, 2]
+
+
+def test_sr_harness_runs_two_seeds_end_to_end(tmp_path):
+    from PIL import Image
+
+    rng = torch.Generator().manual_seed(0)
+    for name, sizes in (("train", [(48, 56), (40, 40)]), ("tiny", [(36, 40)])):
+        (tmp_path / name).mkdir()
+        for i, (h, w) in enumerate(sizes):
+            arr = (torch.rand(h, w, 3, generator=rng) * 255).to(torch.uint8).numpy()
+            Image.fromarray(arr).save(tmp_path / name / f"img{i}.png")
+    args = ["--profile", "smoke", "--scales", "4", "--methods", "bicubic", "feat", "--datasets",
+            str(tmp_path / "tiny"), "--corpus", str(tmp_path / "train"), "--iterations", "2", "--patch-size", "32",
+            "--batch-size", "2", "--vgg-weights", "random", "--no-lpips", "--no-report", "--no-progress", "--device",
+            "cpu", "--seeds", "0", "1", "--out", str(tmp_path / "run")]
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert sr.main(args) == 0
+    finally:
+        torch.set_num_threads(n)
+    stats = read_seeds(tmp_path / "run")
+    feat = [s for k, s in stats.items() if k[3] == "johnson_feat" and k[4] == MEAN]
+    bicubic = [s for k, s in stats.items() if k[3] == "bicubic"]
+    assert feat and all(s.n == 2 and s.values[0] != s.values[1] for s in feat)  # another seed, another network
+    assert bicubic and all(s.spread == 0.0 for s in bicubic)  # no training, no seed
+    for seed in (0, 1):
+        run = json.loads((tmp_path / "run" / "seeds" / f"seed-{seed}" / "run.json").read_text())
+        assert run["seed"] == seed

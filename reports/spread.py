@@ -175,15 +175,42 @@ def merge(path: Path, new: list[dict[str, str]]) -> int:
     return len(new)
 
 
+def summary(table: SpreadTable, kinds: Sequence[str] = KINDS) -> str:
+    """A Markdown table: per kind, profile, task, method and metric, the largest range over dataset means and over
+    single images (absolute, and relative to the value)."""
+    best: dict[tuple[str, ...], list[float]] = {}
+    for (kind, profile, key), r in table.rows.items():
+        lo, hi, spread = float(r["min"]), float(r["max"]), float(r["spread"])
+        if kind not in kinds or not math.isfinite(spread):
+            continue
+        cell = best.setdefault((kind, profile, key[0], key[3], key[5]), [0.0, 0.0, 0.0, 0.0, 0.0])
+        i = 0 if key[4] == MEAN else 2
+        cell[i], cell[i + 1] = max(cell[i], spread), max(cell[i + 1], _rel(spread, (lo + hi) / 2))
+        cell[4] = max(cell[4], float(r["n_runs"]))
+    lines = ["| kind | profile | task | method | metric | runs | means: range | relative | images: range | relative |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for (kind, profile, task, method, metric), c in sorted(best.items()):
+        lines.append(f"| {kind} | {profile} | {task} | {method} | {metric} | {c[4]:.0f} | {c[0]:.3g} | {c[1]:.2g} | "
+                     f"{c[2]:.3g} | {c[3]:.2g} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reports.spread",
                                 description="Measure the spread of a profile's results over run folders of one "
-                                            "task and profile and record it in measured_spread.csv.")
-    p.add_argument("kind", choices=KINDS, help="cpu_path: the same seed on several float paths; seed: several seeds")
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
-    p.add_argument("--settings", required=True, help="what differs between the runs, recorded beside the numbers")
-    p.add_argument("--file", type=Path, default=SPREAD_FILE, help=f"spread file (default {SPREAD_FILE})")
+                                            "task and profile and record it in measured_spread.csv; or print it.")
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("measure", help="record the spread over RUN_DIRs (one task and profile)")
+    m.add_argument("kind", choices=KINDS, help="cpu_path: the same seed on several float paths; seed: several seeds")
+    m.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    m.add_argument("--settings", required=True, help="what differs between the runs, recorded beside the numbers")
+    m.add_argument("--file", type=Path, default=SPREAD_FILE, help=f"spread file (default {SPREAD_FILE})")
+    s = sub.add_parser("summary", help="print the largest spreads per profile, method and metric (Markdown)")
+    s.add_argument("--file", type=Path, default=SPREAD_FILE, help=f"spread file (default {SPREAD_FILE})")
     args = p.parse_args(argv)
+    if args.command == "summary":
+        print(summary(load_spread(args.file)))
+        return 0
     for run in args.runs:
         if not (run / RESULTS_FILE).is_file() or not (run / "run.json").is_file():
             p.error(f"{run}: not a run folder (needs results.csv and run.json)")

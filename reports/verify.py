@@ -142,7 +142,7 @@ def verify(run_dir: Path, ref_dir: Path, spread: SpreadTable | None = None) -> V
     if not verdict.judged:
         verdict.status = NOT_COMPARABLE
         verdict.differences = [f"no value of profile {profile!r} has a measured spread (reports/measured_spread.csv); "
-                               f"measure it with `python -m reports.spread seed RUN_A RUN_B ...`" if verdict.unjudged
+                               f"measure it with `python -m reports.spread measure seed RUN_A RUN_B ... --settings TEXT`" if verdict.unjudged
                                else "the runs hold no value in common"]
     elif verdict.outside:
         verdict.status = FAIL

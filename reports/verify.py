@@ -149,12 +149,12 @@ def verify(run_dir: Path, ref_dir: Path, spread: SpreadTable | None = None) -> V
     return verdict
 
 
-def find_reference(run_dir: Path, committed: Path = COMMITTED_RUNS) -> Path | None:
-    """The committed run with the same settings as `run_dir` (comparable by setting_differences), preferring a
-    multi-seed one; None when there is none."""
+def find_reference(run_dir: Path, committed: Path | None = None) -> Path | None:
+    """The committed run (default: under results/runs/) with the same settings as `run_dir` (comparable by
+    setting_differences), preferring a multi-seed one; None when there is none."""
     run = _run_json(run_dir)
     found = []
-    for path in sorted(committed.glob("*/run.json")):
+    for path in sorted((committed or COMMITTED_RUNS).glob("*/run.json")):
         if path.parent.resolve() == run_dir.resolve():
             continue
         ref = json.loads(path.read_text(encoding="utf-8"))

@@ -146,3 +146,24 @@ def test_committed_spread_file_reads_and_names_its_settings():
     table = load_spread()
     assert table.measured("cpu_path", "sr", "smoke") and table.measured("cpu_path", "style", "smoke")
     assert all(r["settings"] and int(r["n_runs"]) >= 2 for r in table.rows.values())
+
+
+def test_the_harness_reproduction_stage_records_and_prints_the_verdict(tmp_path, monkeypatch, capsys):
+    from bench.runfolder import RunRecord, reproduction_stage
+
+    committed = tmp_path / "committed"
+    _run(committed / "quick", BASE)
+    run = _run(tmp_path / "run", {**BASE, ("bicubic", "baby", "psnr_y"): 31.6})
+    spread_file = tmp_path / "spread.csv"
+    merge(spread_file, list(_spread().rows.values()))
+    monkeypatch.setattr(verify_mod, "COMMITTED_RUNS", committed)
+    monkeypatch.setattr("reports.spread.SPREAD_FILE", spread_file)
+    record = RunRecord(run / "run.json", json.loads((run / "run.json").read_text()))
+    verdict = reproduction_stage(record, run)
+    assert verdict is not None and verdict["verdict"] == "does not reproduce" and verdict["n_within"] == 3
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["reproduction"]["summary"].startswith("does not reproduce") and saved["stages"]["reproduction"][
+        "status"] == "ok"
+    assert "reproduction: does not reproduce" in capsys.readouterr().out
+    monkeypatch.setattr(verify_mod, "COMMITTED_RUNS", tmp_path / "none")
+    assert reproduction_stage(record, run) is None and record.status("reproduction") == "skipped"

@@ -104,6 +104,24 @@ def test_cpu_default_is_the_reference_arithmetic():
     assert best_config("cpu", "train") == cfg and best_config("cpu", "gatys") == cfg
     gpu = best_config("cuda", "train")
     assert gpu.dtype == torch.bfloat16 and gpu.channels_last and gpu.cuda_graphs and gpu.fused_adam
+    # the fused instance norm is not bit-identical to torch's: on for CUDA, off on the CPU (results stay the same)
+    assert gpu.fused_norm and best_config("cuda").fused_norm and not cfg.fused_norm
+
+
+def test_layout_follows_compile_on_cuda_only():
+    """Uncompiled CUDA runs NCHW (nn.ReflectionPad2d's CUDA kernel returns NCHW, so channels_last would convert at
+    every padded conv); compiled CUDA keeps channels_last; the CPU layout never changes with compile."""
+    from perceptual.fast import with_compile
+    from perceptual.fast.config import UNCOMPILED_CUDA_CHANNELS_LAST
+
+    gpu = best_config("cuda", "train")
+    eager = with_compile(gpu, "cuda", False)
+    assert not eager.compile and eager.channels_last == UNCOMPILED_CUDA_CHANNELS_LAST is False
+    assert eager.cuda_graphs and eager.fused_norm and eager.dtype == torch.bfloat16  # the rest of the fast path
+    assert with_compile(eager, "cuda", True).channels_last
+    assert "cl" not in eager.label() and eager.as_dict()["channels_last"] is False  # recorded in fast_config
+    cpu = FastConfig(channels_last=True)
+    assert with_compile(cpu, "cpu", True).channels_last and with_compile(cpu, "cpu", False).channels_last
 
 
 def test_config_errors_name_the_fix():
@@ -117,7 +135,7 @@ def test_config_errors_name_the_fix():
         FastStylizer(TransformNet(), "cpu")(torch.rand(3, 32, 32))
     with pytest.raises(ValueError, match="bf16|bfloat16"):
         FastTrainer(TransformNet(), lambda m, b: {"total": m(b).mean(dim=(1, 2, 3))}, dtype="fp16")
-    assert best_config("cuda").label() == "bf16+cl+compile+graphs+cudnnbench"
+    assert best_config("cuda").label() == "bf16+cl+compile+graphs+cudnnbench+fusednorm"
 
 
 # ---------------------------------------------------------------------------------------------------- inference

@@ -1,11 +1,11 @@
-"""The benchmark-based GPU check of issue 5: fast-path correctness on CUDA, the benchmarks, 500 L-BFGS iterations at
-1024 px, and each target measured against the issue's number.
+"""The benchmark-based GPU check: fast-path correctness on CUDA, the benchmarks, 500 L-BFGS iterations at 1024 px
+(with the L-BFGS the device's config names), and each target measured against its number.
 
 Superseded for the one device call by bench/gpu_protocol.py; kept for the pytest-benchmark sweep
 (`python -m bench.gpu_check --steps sweep`) and for `--summarize` of a benchmark JSON. Every step runs in its own
 process with a time limit from one budget, so nothing hangs. Steps and output: docs/gpu-check.md.
 
-    scripts/gpu_check.sh --device cpu --quick     # rehearsal here: a tiny subset of every step
+    python -m bench.gpu_check --device cpu --quick     # rehearsal here: a tiny subset of every step
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """One measurement of the GPU protocol (bench/gpu_protocol.py), run as its own process, appending each number to a
 JSONL file the moment it has it.
 
-Why its own process: a GPU is lent rarely and for minutes; a crash, an out-of-memory, a hang in a compiler or a
+Why its own process: a GPU is available rarely and for minutes; a crash, an out-of-memory, a hang in a compiler or a
 killed step must not take the numbers measured before it. So every measurement is a process of its own with a time
 limit, and every result line is appended (flushed and fsynced) before the next piece of work starts.
 

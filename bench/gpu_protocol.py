@@ -1,11 +1,13 @@
-"""The GPU check as a compressed paper protocol that cannot lose its numbers (issue 13, part 4).
+"""The GPU check as a compressed paper protocol that cannot lose its numbers.
 
 Every measurement is its own process with its own time limit from one budget, and each number is appended to a
-JSONL file (fsynced) the moment it exists, so a killed step loses nothing. Why, order, prerequisites, output:
-docs/gpu-check.md.
+JSONL file (fsynced) the moment it exists, so a killed step loses nothing. What it guarantees: the rehearsal runs
+the GPU's argument lists with only sizes and counts scaled (`plan`, `Sizes`); the steps that produce the six
+targets keep their minimum time in reserve (`limit_for`); targets are read from steady-state numbers. Why, order,
+budget, prerequisites, output: docs/gpu-check.md.
 
-    scripts/gpu_check.sh --device cuda          # on the GPU machine (about 8 minutes on one H100/H200)
-    scripts/gpu_check.sh --rehearse             # the same steps on the CPU at tiny sizes (CI runs it)
+    scripts/gpu_check.sh --device cuda --data .gpu/data   # on the GPU machine (9 minutes of steps)
+    scripts/gpu_check.sh --rehearse                       # the same steps on the CPU at tiny sizes (CI runs it)
 """
 from __future__ import annotations
 
@@ -561,7 +563,7 @@ def protocol_rows(records: list[dict[str, Any]], steps: dict[str, dict[str, Any]
     if t:
         text = f"{t['tests']} run, {t['failures'] + t['errors']} failed, {t['skipped']} skipped"
         rows.append({"what": "CUDA tests (tests/test_fast_path.py on the device)",
-                     "status": f"measured: {text}" if on_gpu else f"n/a on CPU (the CPU subset: {text})"})
+                     "status": f"measured: {text}" if on_gpu else f"n/a on CPU (run on the CPU: {text})"})
     else:
         rows.append({"what": "CUDA tests (tests/test_fast_path.py on the device)", "status": not_run("tests")})
     return rows

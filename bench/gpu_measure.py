@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,7 @@ def measure_layout(args: argparse.Namespace, device: torch.device, emit: Callabl
         fast = FastStylizer(net, device, config=cfg)
         emit({"kind": "layout", "name": f"style forward {args.size}, uncompiled", "size": args.size, "batch": 1,
               "path": "fast", "mode": "uncompiled", "config": cfg.label(), "channels_last": cl}
-             | timed(lambda: fast(x), device, args.warmup, args.repeats))
+             | timed(partial(fast, x), device, args.warmup, args.repeats))
     size = args.train_size or args.size
     for cl in (False, True):
         model, batch, _, fast_loss = _train_problem("style", size, device)
@@ -225,7 +226,7 @@ def measure_layout(args: argparse.Namespace, device: torch.device, emit: Callabl
         trainer = FastTrainer(model, fast_loss(cfg), device=device, config=cfg)
         emit({"kind": "layout", "name": f"style training step (4x{size}), uncompiled", "size": size, "batch": 4,
               "path": "fast", "mode": "uncompiled", "config": cfg.label(), "channels_last": cl}
-             | timed(lambda: trainer.step(batch), device, args.warmup, args.repeats))
+             | timed(partial(trainer.step, batch), device, args.warmup, args.repeats))
 
 
 MEASURES = {"gatys": measure_gatys, "forward": measure_forward, "train": measure_train, "layout": measure_layout}

@@ -144,6 +144,15 @@ def test_a_missing_package_skips_its_step(monkeypatch, tmp_path):
         (out / gp.SUMMARY).read_text()
 
 
+def test_compiling_steps_need_a_c_compiler_and_triton(monkeypatch):
+    monkeypatch.setattr(gp, "missing_module", lambda mods: "triton" if "triton" in mods else None)
+    assert "triton" in gp.compiler_missing("/usr/bin/cc")
+    assert gp.compiler_missing(None) == "no C compiler for Triton"
+    monkeypatch.setattr(gp, "missing_module", lambda mods: None)
+    assert gp.compiler_missing("/usr/bin/cc") is None
+    assert {s.name for s in _plan() if s.compiled} >= {"style_train", "style_eval", "sr_run"}  # they compile on CUDA
+
+
 def test_gpu_name_without_nvidia_smi_asks_a_child_process(monkeypatch):
     seen = []
 
@@ -169,12 +178,12 @@ def test_budget_spent_skips_the_rest(monkeypatch, tmp_path):
 # ------------------------------------------------------------------------------------ the budget arithmetic
 
 
-def _plan(device="cuda", sizes=gp.GPU, tmp=None):
+def _plan(device="cuda", sizes=gp.GPU, vgg="imagenet"):
     from pathlib import Path
 
     work = Path("/work-folder")
     data = {k: f"/data/{k}" for k in gp.DATA_LAYOUT}
-    return gp.plan(device, sizes, work, work / "r.jsonl", data, "imagenet")
+    return gp.plan(device, sizes, work, work / "r.jsonl", data, vgg)
 
 
 def test_the_target_steps_fit_the_budget_with_a_cold_compile_each():
@@ -242,15 +251,15 @@ def test_the_rehearsal_runs_every_step_whatever_the_clock(monkeypatch, tmp_path)
 
 
 def _normalised(step: gp.Step) -> tuple:
-    """A step with only what may differ replaced: the device, the values of SCALED_OPTIONS (and the sizes in the
-    step's name, a label)."""
+    """A step with only what may differ replaced: the device, the VGG weights (the ImageNet ones where the machine
+    has them, else random), the values of SCALED_OPTIONS (and the sizes in the step's name, a label)."""
     tokens, option = [], None
     name = re.sub(r"\d+", "<n>", step.name)
     for tok in step.cmd:
         if tok.startswith("--step="):
             tok = f"--step={name}"
-        elif tok.startswith("--device="):
-            tok = "--device=<device>"
+        elif tok.startswith(("--device=", "--vgg-weights=")):
+            tok = tok.split("=")[0] + "=<machine>"
         elif tok.startswith("--") and "=" in tok and tok.split("=")[0] in gp.SCALED_OPTIONS:
             tok = tok.split("=")[0] + "=<n>"
         elif option in gp.SCALED_OPTIONS and not tok.startswith("--"):
@@ -264,13 +273,13 @@ def _normalised(step: gp.Step) -> tuple:
 
 
 def test_the_rehearsal_runs_the_gpu_argument_lists():
-    gpu, rehearsal = _plan("cuda", gp.GPU), _plan("cpu", gp.REHEARSAL)
+    gpu, rehearsal = _plan("cuda", gp.GPU, "imagenet"), _plan("cpu", gp.REHEARSAL, "random")
     assert [_normalised(s) for s in rehearsal] == [_normalised(s) for s in gpu]
     assert [s.cmd for s in rehearsal] != [s.cmd for s in gpu]  # the sizes do differ
     style = next(s for s in gpu if s.name == "style_train").cmd
     assert style[style.index("--profile") + 1] == "paper" and "--no-tv-search" in style  # no TV search in a cap
     # the comparison catches anything else: another profile, a dropped flag
-    changed = _plan("cpu", gp.REHEARSAL)
+    changed = _plan("cpu", gp.REHEARSAL, "random")
     changed[0].cmd[changed[0].cmd.index("paper")] = "smoke"
     assert _normalised(changed[0]) != _normalised(gpu[0])
     changed[1].cmd.remove("--mode=compiled")
@@ -404,7 +413,7 @@ def _script_copy(tmp_path):
 
 def test_script_without_a_torch_python_stops_with_one_line_naming_python(tmp_path):
     root, env = _script_copy(tmp_path)
-    res = subprocess.run(["bash", str(root / "scripts" / "gpu_check.sh"), "--rehearse"], env=env,
+    res = subprocess.run(["bash", str(root / "scripts" / "gpu_check.sh"), "--rehearse"], env=env, check=False,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "ModuleNotFoundError" not in res.stderr
     lines = res.stderr.strip().splitlines()
@@ -417,7 +426,7 @@ def test_script_falls_back_to_the_tox_environment(tmp_path):
     tox_py.parent.mkdir(parents=True)
     tox_py.write_text('#!/bin/sh\n[ "$1" = "-c" ] && exit 0\necho "tox python: $*"\n')
     tox_py.chmod(0o755)
-    res = subprocess.run(["bash", str(root / "scripts" / "gpu_check.sh"), "--rehearse"], env=env,
+    res = subprocess.run(["bash", str(root / "scripts" / "gpu_check.sh"), "--rehearse"], env=env, check=False,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "tox python: -m bench.gpu_protocol --rehearse" in res.stdout
 

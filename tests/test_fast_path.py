@@ -154,6 +154,20 @@ def test_fast_inference_matches_reference(name, dtype, channels_last):
     assert next(net.parameters()).is_contiguous(), "the caller's network must not be converted"
 
 
+@pytest.mark.parametrize("dtype,channels_last", [("float32", False), ("float32", True), ("bfloat16", False)])
+def test_fused_norm_inference_matches_reference(dtype, channels_last):
+    """The fused instance norm (CUDA's default) within the fast path's stated tolerances, in either layout (the
+    style network's 15 instance norms; the SR networks here have none)."""
+    net, x = _nets()["style"]
+    x = x[:1]
+    with torch.no_grad():
+        ref = net.to(DEVICE)(x.to(DEVICE))
+    cfg = FastConfig(dtype=dtype, channels_last=channels_last, fused_norm=True)
+    fast = FastStylizer(net, DEVICE, config=cfg)
+    assert any(type(m).__name__ == "FusedInstanceNorm2d" for m in fast.net.modules())
+    _assert_close_outputs(fast(x), ref, fast.config.dtype)
+
+
 def test_fp16_inference_matches_reference():
     net, x = _nets()["style"]
     with torch.no_grad():
@@ -320,7 +334,8 @@ def test_default_fast_train_step_reproduces_the_reference_trajectory(style_objec
 
 
 @pytest.mark.parametrize("change", [{"channels_last": True}, {"pad_channels": 8}, {"fused_adam": True},
-                                    {"dtype": torch.bfloat16, "channels_last": True}])
+                                    {"dtype": torch.bfloat16, "channels_last": True}, {"fused_norm": True},
+                                    {"dtype": torch.bfloat16, "fused_norm": True, "fused_adam": True}])
 def test_fast_train_step_layouts_and_precision(style_objective, style_case, change):
     net, _, batches, ref = style_case
     cfg = replace(FastConfig(), **change)

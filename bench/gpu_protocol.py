@@ -245,7 +245,7 @@ def plan(device: str, sizes: Sizes, work: Path, jsonl: Path, data: dict[str, str
     (targets 1-4 as best_config ships them for CUDA); the uncompiled pairs (fast vs reference, same run); Gatys
     (target 5); the layout comparison (channels_last vs NCHW, uncompiled); Fig. 5 and Table 1 of the trained style
     network; the SR run; the CUDA tests. The steps that are the planned source of a target reserve their minimum
-    (`min_s`) ahead of time: `limits` never lets an earlier step eat into it."""
+    (`min_s`) ahead of time: `limit_for` never lets an earlier step eat into it."""
     py = [sys.executable]
 
     def measure(name: str, kind: str, cap: float, min_s: float, *extra: str, compiled: bool = False,

@@ -10,7 +10,8 @@ same run.json keys (`path`, `fast_config`), so reports and resumed runs can read
 - `--path reference`: the plain eager code the suite was validated with.
 - `--compile` / `--no-compile`: torch.compile on the fast path (default: best_config's choice, i.e. on with CUDA,
   off on a CPU, where it costs 60-90 s per shape before it pays off). Compile time is reported apart from the
-  steady-state step time (the training summaries' `first_step_s` and `later_steps_s`).
+  steady-state step time (the training summaries' `first_step_s` and `later_steps_s`). On CUDA, switching compile
+  off also switches the layout (perceptual.fast.with_compile: NCHW without compile), and run.json records it.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 from bench.steps import PATHS
-from perceptual.fast import FastConfig, Task, best_config
+from perceptual.fast import FastConfig, Task, best_config, with_compile
 
 __all__ = ["PATHS", "ExecPath"]
 
@@ -48,7 +49,7 @@ class ExecPath:
             return None
         cfg = best_config(self.device, task)
         if self.compile is not None and task != "gatys":  # Gatys stays eager (L-BFGS runs Python in between)
-            cfg = replace(cfg, compile=self.compile)
+            cfg = with_compile(cfg, self.device, self.compile)
         return cfg
 
     def eval_config(self) -> FastConfig | None:
@@ -56,7 +57,7 @@ class ExecPath:
         compile only when asked for with --compile (it compiles once per shape) and no CUDA graphs (one capture per
         shape, replayed too rarely to pay). Table 1's timed feed-forward keeps config('inference')."""
         cfg = self.config("inference")
-        return None if cfg is None else replace(cfg, compile=bool(self.compile), cuda_graphs=False)
+        return None if cfg is None else replace(with_compile(cfg, self.device, bool(self.compile)), cuda_graphs=False)
 
     def describe(self) -> dict[str, Any]:
         """run.json's `fast_config`: per task, the FastConfig as a dict with its label (None on reference)."""

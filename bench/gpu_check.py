@@ -1,11 +1,11 @@
-"""The benchmark-based GPU check of issue 5: fast-path correctness on CUDA, the benchmarks, 500 L-BFGS iterations at
-1024 px, and each target measured against the issue's number.
+"""The benchmark-based GPU check: fast-path correctness on CUDA, the benchmarks, 500 L-BFGS iterations at 1024 px
+(with the L-BFGS the device's config names), and each target measured against its number.
 
 Superseded for the one device call by bench/gpu_protocol.py; kept for the pytest-benchmark sweep
 (`python -m bench.gpu_check --steps sweep`) and for `--summarize` of a benchmark JSON. Every step runs in its own
 process with a time limit from one budget, so nothing hangs. Steps and output: docs/gpu-check.md.
 
-    scripts/gpu_check.sh --device cpu --quick     # rehearsal here: a tiny subset of every step
+    python -m bench.gpu_check --device cpu --quick     # rehearsal here: a tiny subset of every step
 """
 from __future__ import annotations
 
@@ -127,10 +127,11 @@ def gatys500(device: str, size: int, iterations: int, ref_budget_s: float, out: 
     content = rand(1, 3, size, size, device=dev, seed=2)
     cfg = best_config(dev, "gatys")
     fast = fast_objective(objective, cfg)
-    record: dict[str, Any] = {"device": device, "size": size, "iterations": iterations, "config": cfg.label(),
-                              "vgg_weights": "random"}
-    stylise(fast, content, GatysConfig(iterations=5))  # warm-up: cuDNN autotuning, allocator growth
-    run = stylise(fast, content, GatysConfig(iterations=iterations))
+    lbfgs = "device" if cfg.device_lbfgs else "torch"  # the L-BFGS the config names, and the record says which ran
+    record: dict[str, Any] = {"device": device, "size": size, "iterations": iterations,
+                              "config": f"{cfg.label()} ({lbfgs} L-BFGS)", "lbfgs": lbfgs, "vgg_weights": "random"}
+    stylise(fast, content, GatysConfig(iterations=5, lbfgs=lbfgs))  # warm-up: cuDNN autotuning, allocator growth
+    run = stylise(fast, content, GatysConfig(iterations=iterations, lbfgs=lbfgs))
     record["fast"] = {"seconds": run.trace[-1]["wall_time_s"], "final_total": run.final["total"],
                       "evaluations": run.evaluations}
     _log(f"gatys fast: {iterations} iterations at {size}: {record['fast']['seconds']:.2f} s")
@@ -360,14 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown steps {sorted(unknown)}")
     date = time.strftime("%Y-%m-%d")
-    name = "cpu" if device == "cpu" else _slug(torch.cuda.get_device_name(0))
+    from bench.gpu_protocol import gpu_name, nvidia_smi
+
+    gpu = gpu_name(nvidia_smi()) if device == "cuda" else "cpu"  # no CUDA context here: the steps need the device
+    name = "cpu" if device == "cpu" else _slug(gpu)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu_check_{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{date}" + ("_quick" if args.quick else "")
     info: dict[str, Any] = {"device": device, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
                             "budget_s": args.budget_s, "quick": args.quick, "steps": {},
-                            "device_name": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+                            "device_name": gpu,
                             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                                                      capture_output=True, text=True, check=False).stdout.strip() or "unknown"}
     _log(f"{info['device_name']}, torch {torch.__version__}, budget {args.budget_s:.0f} s, steps {steps}")

@@ -248,6 +248,8 @@ class StyleRun:
         if "outputs" in cfg.stages:
             sets["outputs"] = ("--content-set", cfg.content_set, cfg.values.n_outputs)
         self.info["datasets"] = image_sets(sets)
+        if cfg.tv_search and "train" in cfg.stages:
+            self.check_validation_images(self.info["datasets"]["fig5"]["n_images"])
 
     def stage_train(self, style: str) -> list[dict[str, Any]]:
         cfg, name = self.cfg, self.style_name(style)
@@ -263,12 +265,23 @@ class StyleRun:
         self.info.setdefault("training", {})[name] = summary | info
         return []
 
+    def check_validation_images(self, available: int) -> None:
+        """The TV search scores each candidate on the eval set's images after the first --n-images; refuse a set
+        with none left (before any training), naming the fix."""
+        cfg = self.cfg
+        if available <= cfg.values.n_images:
+            raise ArgumentError(
+                f"--eval-set {cfg.eval_set}: the TV search needs held-out validation images after the first "
+                f"--n-images {cfg.values.n_images} (up to {cfg.values.n_val_images}), but the set has {available}; "
+                f"give a larger set, a smaller --n-images, or fix the TV weight (--tv-weight W or --no-tv-search)")
+
     def tv_search(self, style: str) -> dict[str, Any]:
         """Train one shortened network per TV candidate; pick by choose_tv on held-out validation images (coco_val2017
         images after the Fig. 5 ones, so neither training nor Fig. 5 images)."""
         cfg = self.cfg
         val = self.load_eval_images(cfg.eval_set, cfg.values.n_images + cfg.values.n_val_images, cfg.values.train_size, square=True)
         val = val[cfg.values.n_images:]
+        self.check_validation_images(cfg.values.n_images + len(val))
         scores: dict[float, float] = {}
         for tv in tv_candidates():
             net, _ = self.train(style, tv_weight=tv, iterations=cfg.values.tv_search_iterations, tag=f"_tv{tv:g}")

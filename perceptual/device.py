@@ -7,7 +7,8 @@ and run.json records what it returns under `device_settings`.
 
 What it guarantees:
 - CUDA: cudnn.benchmark on (per-shape algorithm search), TF32 on for convolutions and matmuls
-  (float32 matmul precision "high"), cudnn.deterministic off; with `deterministic=True` (or PERCEPTUAL_DETERMINISTIC=1)
+  (float32 matmul precision "high"; this includes the Gram matrices of the style loss, whose fp32 inputs and
+  accumulation are then TF32 products: see perceptual.losses.gram_matrix), cudnn.deterministic off; with `deterministic=True` (or PERCEPTUAL_DETERMINISTIC=1)
   instead cudnn.benchmark off, cudnn.deterministic on and torch.use_deterministic_algorithms(warn_only=True).
 - CPU: nothing is changed (CPU results stay bit-identical to what they were); the flags are only read and recorded.
 - The returned dict is read back from torch after setting (what is in force, not what was asked for), plain JSON.

@@ -41,10 +41,15 @@ def pixel_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
-    """G = psi psi^T / (C H W) for features of shape (N, C, H, W); returns (N, C, C). Always computed in fp32.
+    """G = psi psi^T / (C H W) for features of shape (N, C, H, W); returns (N, C, C). Always fp32 inputs, output and
+    accumulation.
 
     Autocast is switched off around the product: under fp16 autocast the bmm would otherwise run in half precision
-    whatever its inputs are, and a sum over H*W products of relu activations overflows fp16 (inf) at 256 px."""
+    whatever its inputs are, and a sum over H*W products of relu activations overflows fp16 (inf) at 256 px.
+    On CUDA the product runs as TF32 (perceptual.device.configure sets float32 matmul precision "high", for every
+    matmul of the process): each input rounded to a 10-bit mantissa, products summed in fp32, so Gram entries carry
+    about 1e-3 relative error (less after the sum over H*W). That is the decision for speed; a run that needs the
+    full fp32 product sets torch.backends.cuda.matmul.allow_tf32 = False after configure()."""
     n, c, h, w = feat.shape
     dev = feat.device.type
     autocast = dev in _AUTOCAST_DEVICES and torch.is_autocast_enabled(dev)  # 'meta' (FLOP counting) has none

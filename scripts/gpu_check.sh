@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 13): a compressed paper protocol in about 8 minutes on one H100/H200, one process per
-# measurement, each number appended to gpu_check.jsonl the moment it exists (bench/gpu_protocol.py says what runs).
+# The GPU check: the paper's numbers from one call of about 10 minutes on one CUDA GPU (bench/gpu_protocol.py says
+# what runs and in which order; docs/gpu-check.md says why).
 #
-#   scripts/gpu_check.sh --device cuda     # on the GPU machine; fails loudly (exit 2) without CUDA
-#   scripts/gpu_check.sh --rehearse        # the same steps on the CPU at tiny sizes, under 3 minutes (CI runs it)
+#   scripts/gpu_check.sh --device cuda --data .gpu/data    # on the GPU machine; exit 2 without CUDA
+#   scripts/gpu_check.sh --rehearse                        # the same steps and arguments on the CPU at tiny sizes
 #
-# On a lent GPU machine (one device call), after preparing here, once (.gpu/ is git-ignored):
+# Prepare .gpu/ (git-ignored) once, on a machine with the data mirror and a package index, and carry it along:
 #   python -m bench.gpu_protocol --prepare-data .gpu/data          # ~10 MB of images the harness steps read
 #   python -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .gpu/whl \
-#       resize-right==0.0.2 pooch platformdirs                      # what bench.sr / bench.style import that the
-#                                                                   # GPU image lacks (~170 kB; checked 2026-12-02)
-#   run(command="scripts/gpu_check.sh --device cuda --data .gpu/data", carry=[".gpu"], timeout_s=600)
-# Without .gpu the measurement steps still run; the two harness steps are skipped with the reason.
-# Results come back from $OUT (gpu_check.jsonl, gpu_check_summary.md, gpu_check.log, style_run.tar.gz,
-# sr_run.tar.gz, tests.xml); copy them into results/bench/ and commit them with the device name and date.
-# Nothing here is required: a missing wheel, data folder, git, nvidia-smi or C compiler skips what needs it, and the
-# summary says which target was not measured and why.
+#       resize-right==0.0.2 pooch platformdirs                      # packages bench.sr / bench.style import that
+#                                                                   # a bare GPU image may lack (~170 kB)
+# Give the command a 10-minute limit: 9 minutes of steps (the budget) plus start-up and packing.
+# Without .gpu/data the measurement steps still run and the harness steps are skipped with the reason.
+#
+# What comes back (in --out, default $OUT when set, else results/bench/gpu-<date>): gpu_check.jsonl (every number,
+# written the moment it exists), gpu_check_summary.md (each target: measured / not measured (why) / n/a on CPU),
+# gpu_check.log, style_run.tar.gz and sr_run.tar.gz (the harness runs' small files), tests.xml. Copy them into
+# results/bench/ and commit them with the device name and date.
+#
+# Python: $PYTHON, else the active virtual environment, else .venv/bin/python or .tox/py/bin/python (the first that
+# imports torch), else python3; if that cannot import torch, the script stops and says to set PYTHON=.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 if [ -n "${PYTHON:-}" ]; then
     PY=$PYTHON
 elif [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
     PY=$VIRTUAL_ENV/bin/python
-elif [ -x .venv/bin/python ] && .venv/bin/python -c "import torch" >/dev/null 2>&1; then
-    PY=.venv/bin/python
 else
     PY=python3
+    for cand in .venv/bin/python .tox/py/bin/python; do
+        if [ -x "$cand" ] && "$cand" -c "import torch" >/dev/null 2>&1; then
+            PY=$cand
+            break
+        fi
+    done
+fi
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+    echo "gpu_check: $PY cannot import torch; run with PYTHON=/path/to/python (an environment with the project installed, e.g. PYTHON=.tox/py/bin/python)" >&2
+    exit 2
 fi
 for dir in .gpu/whl .whl; do  # optional wheels for packages the GPU image lacks; never required
     if ls "$dir"/*.whl >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 """A CPU stand-in for the parts of torch.cuda the suite calls, so its CUDA-only branches run in the unit tests.
 
-Why: no GPU is lent for CI; code behind `device.type == "cuda"` would otherwise first run on a GPU (which is how
+Why: CI has no GPU; code behind `device.type == "cuda"` would otherwise first run on a GPU (which is how
 `torch.cuda.getdevice_name` survived). Two pieces:
 
 - `FakeCuda.install(monkeypatch)`: device name, availability, device count, memory statistics, synchronize (counted),
@@ -10,7 +10,7 @@ Why: no GPU is lent for CI; code behind `device.type == "cuda"` would otherwise 
   the host with the device (`.item()`, `aten._local_scalar_dense`, `aten.equal`, `aten.nonzero`, ...) and on
   device-to-host copies (`.cpu()`, `.numpy()`, `.tolist()`), and records every aten op with its arguments and
   outputs. A real capture runs no kernels, so on exit every in-place write the body made is undone (an undo log,
-  reversed). `g.replay()` re-runs the recorded ops on the same tensors and copies each result into the output tensor
+  reversed); the capture's `capture_error_mode` is kept on the graph. `g.replay()` re-runs the recorded ops on the same tensors and copies each result into the output tensor
   the capture produced: the static-memory semantics of a CUDA graph (outputs overwritten by the next replay, inputs
   read from the captured buffers).
 """
@@ -79,6 +79,7 @@ class FakeGraph:
         self.replays = 0
         self.stream: Any = None
         self.device_at_capture: Any = None
+        self.capture_error_mode: str | None = None  # as torch.cuda.graph was given it
 
     def replay(self) -> None:
         if self.ops is None:
@@ -200,10 +201,14 @@ class FakeCuda:
             self.current_device = before
 
     @contextlib.contextmanager
-    def _graph(self, graph: FakeGraph, pool: Any = None, stream: Any = None, **_: Any) -> Iterator[None]:
+    def _graph(self, graph: FakeGraph, pool: Any = None, stream: Any = None, capture_error_mode: str = "global",
+               **_: Any) -> Iterator[None]:
         if self.capturing is not None:
             raise RuntimeError("nested CUDA-graph capture")
+        if capture_error_mode not in ("global", "thread_local", "relaxed"):
+            raise ValueError(f"unknown capture_error_mode {capture_error_mode!r}")
         graph.stream, graph.device_at_capture = stream, self.current_device
+        graph.capture_error_mode = capture_error_mode
         mode = NoSyncCapture()
         self.capturing = mode
         originals = {m: getattr(torch.Tensor, m) for m in D2H_METHODS}

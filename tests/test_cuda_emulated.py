@@ -1,6 +1,6 @@
 """Every CUDA-only branch of the suite, run on the CPU with torch.cuda replaced by tests/fake_cuda.py.
 
-No GPU is lent to CI, so these are the only runs most CUDA branches get before a GPU session: device names, backend
+CI has no GPU, so these are the only runs most CUDA branches get before a GPU session: device names, backend
 flags, synchronisation in timing, memory statistics, the benchmark JSON hook, CUDA RNG restore with fewer GPUs,
 CUDA data loading, and the CUDA-graph capture discipline of FastStylizer / FastTrainer (fake graphs that refuse
 syncing ops inside a capture and replay by re-running the captured ops into the static outputs).
@@ -151,6 +151,18 @@ def test_gpu_measure_timing_on_cuda(cuda):
     assert res["peak_mem_bytes"] == cuda.peak and ("reset_peak_memory_stats", CUDA) in cuda.calls
     assert 0.0 <= res["gpu_median_s"] <= res["median_s"] + 1e-3
     assert len([c for c in cuda.calls if c[0] == "synchronize"]) == 1 + 3
+
+
+def test_harness_records_the_uncompiled_cuda_layout(cuda):
+    """--no-compile on CUDA runs (and run.json records) NCHW: channels_last only where torch.compile runs."""
+    from bench.fastpath import ExecPath
+
+    eager = ExecPath("fast", CUDA, False).describe()
+    assert eager["train"]["channels_last"] is False and eager["train"]["fused_norm"] is True
+    assert eager["evaluation"]["channels_last"] is False
+    compiled = ExecPath("fast", CUDA, None).describe()
+    assert compiled["train"]["channels_last"] is True and compiled["train"]["compile"] is True
+    assert compiled["evaluation"]["channels_last"] is False  # evaluation is uncompiled unless --compile
 
 
 def test_bench_device_refuses_cuda_without_it(monkeypatch):
@@ -312,6 +324,7 @@ def test_fast_stylizer_capture_discipline(cuda_graphs):
     graph = cuda_graphs.graphs[0]
     assert graph.stream is not None and graph.stream.device == fast.device  # its own device's stream
     assert graph.device_at_capture == fast.device
+    assert graph.capture_error_mode == "thread_local"  # another thread's CUDA call cannot invalidate the capture
     torch.testing.assert_close(y1, eager(x1), rtol=0, atol=1e-6)  # y1 not overwritten by the second replay
     torch.testing.assert_close(y2, eager(x2), rtol=0, atol=1e-6)
     for size in (20, 24, 16):  # LRU: at most two captured shapes; 16 was evicted by 20 and 24, so captured again
@@ -347,8 +360,9 @@ def _trainer(cuda_graphs: bool, net: nn.Module, **cfg: Any) -> Any:
     return trainer
 
 
-@pytest.mark.parametrize("cfg", [{}, {"channels_last": True, "dtype": "bf16", "fused_adam": True}],
-                         ids=["fp32", "cuda-default-layout"])
+@pytest.mark.parametrize("cfg", [{}, {"channels_last": True, "dtype": "bf16", "fused_adam": True},
+                                 {"channels_last": True, "dtype": "bf16", "fused_adam": True, "fused_norm": True}],
+                         ids=["fp32", "cuda-default-layout", "cuda-default"])
 def test_fast_trainer_capture_discipline(cuda_graphs, cfg):
     """A graphed FastTrainer (warm-up undone, whole step captured with no sync, replayed) trains exactly like the
     eager one with the same optimiser; each step's returned losses survive the next replay."""
@@ -364,6 +378,7 @@ def test_fast_trainer_capture_discipline(cuda_graphs, cfg):
     outs_e = [eager.step(b) for b in batches]
     assert len(cuda_graphs.graphs) == 1 and cuda_graphs.graphs[0].replays == 4
     assert cuda_graphs.graphs[0].device_at_capture == graphed.device
+    assert cuda_graphs.graphs[0].capture_error_mode == "thread_local"  # a pin-memory thread's cudaHostAlloc is safe
     for g, e in zip(outs_g, outs_e):
         torch.testing.assert_close(g, e, rtol=1e-6, atol=0)
     assert not torch.equal(outs_g[0], outs_g[-1])  # it trained (and outputs were cloned, not aliased)

@@ -104,6 +104,24 @@ def test_cpu_default_is_the_reference_arithmetic():
     assert best_config("cpu", "train") == cfg and best_config("cpu", "gatys") == cfg
     gpu = best_config("cuda", "train")
     assert gpu.dtype == torch.bfloat16 and gpu.channels_last and gpu.cuda_graphs and gpu.fused_adam
+    # the fused instance norm is not bit-identical to torch's: on for CUDA, off on the CPU (results stay the same)
+    assert gpu.fused_norm and best_config("cuda").fused_norm and not cfg.fused_norm
+
+
+def test_layout_follows_compile_on_cuda_only():
+    """Uncompiled CUDA runs NCHW (nn.ReflectionPad2d's CUDA kernel returns NCHW, so channels_last would convert at
+    every padded conv); compiled CUDA keeps channels_last; the CPU layout never changes with compile."""
+    from perceptual.fast import with_compile
+    from perceptual.fast.config import UNCOMPILED_CUDA_CHANNELS_LAST
+
+    gpu = best_config("cuda", "train")
+    eager = with_compile(gpu, "cuda", False)
+    assert not eager.compile and eager.channels_last == UNCOMPILED_CUDA_CHANNELS_LAST is False
+    assert eager.cuda_graphs and eager.fused_norm and eager.dtype == torch.bfloat16  # the rest of the fast path
+    assert with_compile(eager, "cuda", True).channels_last
+    assert "cl" not in eager.label() and eager.as_dict()["channels_last"] is False  # recorded in fast_config
+    cpu = FastConfig(channels_last=True)
+    assert with_compile(cpu, "cpu", True).channels_last and with_compile(cpu, "cpu", False).channels_last
 
 
 def test_config_errors_name_the_fix():
@@ -117,7 +135,7 @@ def test_config_errors_name_the_fix():
         FastStylizer(TransformNet(), "cpu")(torch.rand(3, 32, 32))
     with pytest.raises(ValueError, match="bf16|bfloat16"):
         FastTrainer(TransformNet(), lambda m, b: {"total": m(b).mean(dim=(1, 2, 3))}, dtype="fp16")
-    assert best_config("cuda").label() == "bf16+cl+compile+graphs+cudnnbench"
+    assert best_config("cuda").label() == "bf16+cl+compile+graphs+cudnnbench+fusednorm"
 
 
 # ---------------------------------------------------------------------------------------------------- inference
@@ -134,6 +152,20 @@ def test_fast_inference_matches_reference(name, dtype, channels_last):
     fast = FastStylizer(net, DEVICE, dtype=dtype, channels_last=channels_last, compile=False, cuda_graphs=False)
     _assert_close_outputs(fast(x), ref, fast.config.dtype)
     assert next(net.parameters()).is_contiguous(), "the caller's network must not be converted"
+
+
+@pytest.mark.parametrize("dtype,channels_last", [("float32", False), ("float32", True), ("bfloat16", False)])
+def test_fused_norm_inference_matches_reference(dtype, channels_last):
+    """The fused instance norm (CUDA's default) within the fast path's stated tolerances, in either layout (the
+    style network's 15 instance norms; the SR networks here have none)."""
+    net, x = _nets()["style"]
+    x = x[:1]
+    with torch.no_grad():
+        ref = net.to(DEVICE)(x.to(DEVICE))
+    cfg = FastConfig(dtype=dtype, channels_last=channels_last, fused_norm=True)
+    fast = FastStylizer(net, DEVICE, config=cfg)
+    assert any(type(m).__name__ == "FusedInstanceNorm2d" for m in fast.net.modules())
+    _assert_close_outputs(fast(x), ref, fast.config.dtype)
 
 
 def test_fp16_inference_matches_reference():
@@ -302,7 +334,8 @@ def test_default_fast_train_step_reproduces_the_reference_trajectory(style_objec
 
 
 @pytest.mark.parametrize("change", [{"channels_last": True}, {"pad_channels": 8}, {"fused_adam": True},
-                                    {"dtype": torch.bfloat16, "channels_last": True}])
+                                    {"dtype": torch.bfloat16, "channels_last": True}, {"fused_norm": True},
+                                    {"dtype": torch.bfloat16, "fused_norm": True, "fused_adam": True}])
 def test_fast_train_step_layouts_and_precision(style_objective, style_case, change):
     net, _, batches, ref = style_case
     cfg = replace(FastConfig(), **change)

@@ -184,3 +184,44 @@ def test_estimate_multiplies_out_and_says_it_is_an_estimate():
     calls = []
     assert plan.time_step(lambda: calls.append(1), 2, torch.device("cpu")) is not None and len(calls) == 3
     assert plan.time_step(lambda: calls.append(1), 0, torch.device("cpu")) is None and len(calls) == 3
+
+
+# ------------------------------------------------------------------------- the paper profile at tiny sizes (CPU)
+
+
+def _eval_folder(folder: Path, n: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(0)
+    for i in range(n):
+        pixels = (torch.rand(96, 96, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"val{i:02d}.png")
+    return folder
+
+
+def test_paper_profile_tv_search_runs_at_tiny_size_and_refuses_an_eval_set_without_validation_images(
+        tmp_path, monkeypatch, capsys):
+    """The paper profile as the GPU check's rehearsal runs it, but with its TV search on: the paper variant,
+    relu3_3, three candidate trainings scored on held-out images. With no image left after --n-images the run
+    stops before any training with the fix in the message (it used to train every candidate and then fail on
+    the mean of an empty list)."""
+    from dataclasses import replace
+
+    from bench.profiles import STYLE_PROFILES
+
+    monkeypatch.setitem(STYLE_PROFILES, "paper", replace(STYLE_PROFILES["paper"], tv_search_iterations=1))
+    evals = _eval_folder(tmp_path / "val", 2)
+    argv = ["--profile", "paper", "--device", "cpu", "--vgg-weights", "random", "--train-size", "48",
+            "--iterations", "2", "--n-images", "2", "--eval-set", str(evals), "--stages", "train"]
+    out = tmp_path / "run"
+    assert style.main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--eval-set {evals}" in err and "--n-images 2" in err and "has 2" in err and "--no-tv-search" in err
+    assert not (out / "models").exists()  # refused before any training
+    _eval_folder(evals, 3)
+    assert style.main([*argv, "--out", str(tmp_path / "run2")]) == 0
+    doc = json.loads((tmp_path / "run2" / "run.json").read_text())
+    assert doc["variant"] == "paper" and doc["content_layer"] == "relu3_3"
+    search = next(iter(doc["training"].values()))["tv_search"]
+    assert search["validation_images"] == ["val02"] and search["chosen"] in search["candidates"]

@@ -12,6 +12,7 @@ from perceptual.fast.config import (
     FastConfig,
     best_config,
     tolerance,
+    with_compile,
 )
 from perceptual.fast.config import TASKS as TASKS
 from perceptual.fast.config import Task as Task
@@ -51,4 +52,5 @@ __all__ = [
     "reference_train_step",
     "tiled_forward",
     "tolerance",
+    "with_compile",
 ]

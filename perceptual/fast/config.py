@@ -81,6 +81,7 @@ class FastConfig:
     truncate_content: bool = True
     fold_batchnorm: bool = True
     device_lbfgs: bool = False
+    fused_norm: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", _as_dtype(self.dtype))
@@ -106,7 +107,7 @@ class FastConfig:
         parts += [name for name, on in (("cl", self.channels_last), ("compile", self.compile),
                                         ("graphs", self.cuda_graphs), ("fusedadam", self.fused_adam),
                                         ("cudnnbench", self.cudnn_benchmark),
-                                        ("devlbfgs", self.device_lbfgs)) if on]
+                                        ("devlbfgs", self.device_lbfgs), ("fusednorm", self.fused_norm)) if on]
         if self.pad_channels:
             parts.append(f"pad{self.pad_channels}")
         return "+".join(parts)
@@ -118,9 +119,9 @@ def best_config(device: torch.device | str, task: Task = "inference") -> FastCon
     CPU: the reference layout and precision (channels_last and bf16 measured slower on the development CPU, compile
     too slow to compile for short jobs); only the exact algorithmic savings are on, and Gatys keeps
     torch.optim.LBFGS (its host reads cost nothing on a CPU), so CPU results equal the reference path's bit for bit.
-    CUDA: bf16 autocast, channels_last, cuDNN autotuning; compile + CUDA graphs for inference and training (fused
-    Adam for training); the Gatys evaluation stays eager (L-BFGS runs Python between evaluations; compile there is a
-    sweep option) and runs baselines.lbfgs.DeviceLBFGS (one host read per iteration instead of several per history
+    CUDA: bf16 autocast, channels_last, cuDNN autotuning, the fused instance norm; compile + CUDA graphs for inference
+    and training (fused Adam for training; without compile see `with_compile` for the layout); the Gatys evaluation
+    stays eager (L-BFGS runs Python between evaluations; compile there is a sweep option) and runs baselines.lbfgs.DeviceLBFGS (one host read per iteration instead of several per history
     entry).
     """
     if task not in TASKS:
@@ -131,7 +132,24 @@ def best_config(device: torch.device | str, task: Task = "inference") -> FastCon
     if task == "gatys":
         return FastConfig(dtype=torch.bfloat16, channels_last=True, cudnn_benchmark=True, device_lbfgs=True)
     return FastConfig(dtype=torch.bfloat16, channels_last=True, compile=True, cuda_graphs=True,
-                      cudnn_benchmark=True, fused_adam=task == "train")
+                      cudnn_benchmark=True, fused_adam=task == "train", fused_norm=True)
+
+
+# The layout of the style and SR networks on CUDA without torch.compile. nn.ReflectionPad2d's CUDA kernel returns
+# NCHW whatever its input's layout (the CPU kernel keeps channels_last, so no CPU benchmark shows it), so each padded
+# convolution of a channels_last network converts the layout twice forward, and more backward. Inductor generates
+# its own padding kernels, so compiled CUDA keeps channels_last. NCHW here is a decision from how the kernels behave,
+# not a measurement: the GPU check's layout step times both layouts and is what should confirm or change it.
+UNCOMPILED_CUDA_CHANNELS_LAST = False
+
+
+def with_compile(config: FastConfig, device: torch.device | str, compile: bool) -> FastConfig:
+    """`config` with torch.compile on or off and, on CUDA, the layout that goes with that choice (channels_last
+    compiled; UNCOMPILED_CUDA_CHANNELS_LAST without compile). Unchanged layout on other devices or when compile
+    does not change."""
+    if torch.device(device).type != "cuda" or config.compile == compile:
+        return replace(config, compile=compile)
+    return replace(config, compile=compile, channels_last=compile or UNCOMPILED_CUDA_CHANNELS_LAST)
 
 
 def _resolve(config: FastConfig | None, device: torch.device, task: Task, **overrides: Any) -> FastConfig:

@@ -21,7 +21,7 @@ from perceptual.fast.config import (
 )
 from perceptual.fast.surgery import fold_batchnorm_, pad_thin_convs_
 from perceptual.fast.tiling import tiled_forward
-from perceptual.norms import preserve_channels_last_
+from perceptual.norms import fuse_instance_norms_, preserve_channels_last_
 
 
 class FastStylizer:
@@ -52,6 +52,8 @@ class FastStylizer:
         if cfg.channels_last:
             net = net.to(memory_format=CL)
             preserve_channels_last_(net)  # torch's instance norm would hand back NCHW at each of the 15 norms
+        if cfg.fused_norm:
+            fuse_instance_norms_(net)  # statistics + one scale-and-shift pass (keeps the layout too)
         self.net = net
         self._run = _compile(self._forward, cfg) if cfg.compile else self._forward
         # captured CUDA graphs per input shape, least recently used first; at most `max_graphs` (each holds its own
@@ -106,7 +108,9 @@ class FastStylizer:
                 self._run(static_in)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream):  # torch's default capture stream is the current device's
+        # torch's default capture stream is the current device's; thread_local: another thread's CUDA call during
+        # the capture (a DataLoader's pin-memory thread calling cudaHostAlloc) does not invalidate it
+        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
             static_out = self._run(static_in)
         return graph, static_in, static_out
 

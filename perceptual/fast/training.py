@@ -11,7 +11,7 @@ from torch import nn
 
 from perceptual.fast.config import CL, FastConfig, _autocast, _backend_flags, _compile, _resolve, _to_layout
 from perceptual.fast.surgery import _shadow, pad_thin_convs_
-from perceptual.norms import preserve_channels_last_
+from perceptual.norms import fuse_instance_norms_, preserve_channels_last_
 
 LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 
@@ -109,6 +109,8 @@ class FastTrainer:
             # in place (a subclass, same parameters and state_dict; NCHW inputs take torch's kernel), so a DDP
             # wrapper of self.model still sees every forward
             preserve_channels_last_(self.model)
+        if cfg.fused_norm:
+            fuse_instance_norms_(self.model)  # in place as well: statistics + one scale-and-shift pass
         module = self.model
         if cfg.pad_channels:
             module = _shadow(self.model)
@@ -230,7 +232,9 @@ class FastTrainer:
             self._bad.copy_(bad)
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream):  # torch's default capture stream is the current device's
+        # torch's default capture stream is the current device's; thread_local: the training DataLoader's pin-memory
+        # thread calling cudaHostAlloc during the capture does not invalidate it (the default "global" mode would)
+        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
             out = self._eager_step(static)
         self._graph = (graph, static, out)
 

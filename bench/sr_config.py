@@ -71,7 +71,7 @@ class SRRunConfig:
     progress: bool = True
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
     path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their compute dtype
-    compile: bool | None = None  # --compile / --no-compile (None: the device's default)
+    compile: bool | str | None = "auto"  # --compile auto/on/off (bench.compile_policy; None/True/False: auto/on/off)
 
     @property
     def workers(self) -> int:

@@ -82,7 +82,7 @@ class StyleRun:
         self.cfg = cfg
         self.out = cfg.out
         self.device = torch.device(cfg.device)
-        self.exec = ExecPath(cfg.path, self.device, cfg.compile)
+        self.exec = ExecPath(cfg.path, self.device, cfg.compile, cfg.profile)
         self.record = RunRecord(self.out / "run.json", {})  # saved once prepare_folder has checked --out
         self.stages = self.record.stages
         self.parts = StageRows(self.record, self.out, {}, self.write_run_json)  # the stages' rows, resumable
@@ -199,9 +199,10 @@ class StyleRun:
         data = StyleTrainingSet(files, size=cfg.values.train_size, crop=cfg.crop, seed=cfg.seed)
         torch.manual_seed(cfg.seed)
         net = TransformNet(cfg.variant).to(self.device)
-        fast = self.exec.config("train")
         v = cfg.values
-        loop = TrainConfig(iterations=v.iterations if iterations is None else iterations, batch_size=v.batch_size,
+        steps = v.iterations if iterations is None else iterations
+        fast = self.exec.train_config(f"{name}{tag}", "style", steps, v.batch_size * v.train_size ** 2)
+        loop = TrainConfig(iterations=steps, batch_size=v.batch_size,
                            lr=v.lr, checkpoint_every=v.checkpoint_every, log_every=v.log_every, seed=cfg.seed,
                            num_workers=default_workers(self.device, cfg.num_workers, 0), path=cfg.path, fast=fast)
         meta = {"task": TASK, "style": style, "variant": cfg.variant, "loss_weights": objective.weights.as_dict(),
@@ -213,6 +214,9 @@ class StyleRun:
         net.eval()
         summary = result.as_dict() | {"n_train_images": len(files), "loss_weights": objective.weights.as_dict(),
                                       "n_unreadable_substituted": len(data.unreadable)}
+        decision = self.exec.decision("training", f"{name}{tag}")
+        if decision is not None:
+            summary["compile"] = decision.as_dict()
         return net, summary
 
     def corpus(self) -> Any:
@@ -302,7 +306,7 @@ class StyleRun:
     def scoring_objective(self, style: str, path: str | None = None) -> PerceptualObjective:
         """The objective Gatys minimises and the network is scored on: `objective(style)` itself on the reference
         path, the same objective on the fast loss network (perceptual.fast.fast_objective) on the fast path."""
-        ex = self.exec if path is None else ExecPath(path, self.device, self.cfg.compile)
+        ex = self.exec if path is None else self.exec.on(path)
         objective = self.objective(style)
         if not ex.fast:
             return objective
@@ -318,7 +322,7 @@ class StyleRun:
                  timed: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
         """The trained network as a function: itself on the reference path, a FastStylizer on the fast path (with
         the device's inference config when `timed`, Table 1's repeated shape; else ExecPath.eval_config)."""
-        ex = self.exec if path is None else ExecPath(path, self.device, self.cfg.compile)
+        ex = self.exec if path is None else self.exec.on(path)
         net = self.network(style)
         if not ex.fast:
             return net
@@ -327,8 +331,20 @@ class StyleRun:
         key = (style, id(net), ex.path, timed)
         cache = self.__dict__.setdefault("_stylizers", {})
         if key not in cache:
-            cache[key] = FastStylizer(net, self.device, config=ex.config("inference") if timed else ex.eval_config())
+            cache[key] = FastStylizer(net, self.device, config=self.forward_config(ex, timed))
         return cache[key]
+
+    def forward_config(self, ex: ExecPath, timed: bool) -> Any:
+        """The FastConfig of the network's forward passes on `ex`'s path: Table 1's timed forward (`timed`: warm-up and
+        repeats at each size) or every other use (Fig. 5 images at each size, the outputs), with the compile decision
+        counted over the images that use sees."""
+        v = self.cfg.values
+        if timed:
+            shapes = [(s, s) for s in self.cfg.sizes for _ in range(3 + v.feedforward_repeats)]
+            return ex.forward_config(f"table1_{ex.path}", "style", shapes, timed=True)
+        shapes = [(s, s) for s in self.cfg.sizes for _ in range(v.n_images)]
+        shapes += [(v.output_size, v.output_size + i) for i in range(v.n_outputs)]  # outputs: each its own shape
+        return ex.forward_config(f"network_outputs_{ex.path}", "style", shapes)
 
     @torch.no_grad()
     def network_outputs(self, style: str, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -370,7 +386,7 @@ class StyleRun:
         the path's config says so)."""
         from tqdm.auto import tqdm
 
-        ex = self.exec if path is None else ExecPath(path, self.device, self.cfg.compile)
+        ex = self.exec if path is None else self.exec.on(path)
         gcfg = ex.config("gatys")
         gatys_cfg = GatysConfig(iterations=iterations, init=self.cfg.gatys_init, seed=seed,
                                 lbfgs="device" if gcfg is not None and gcfg.device_lbfgs else "torch")

@@ -78,7 +78,7 @@ class StyleSettings:
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
     tv_weight_given: bool = False  # --tv-weight was on the command line (run.json's tv_choice says so); not identity
     path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their compute dtype
-    compile: bool | None = None  # --compile / --no-compile (None: the device's default)
+    compile: bool | str | None = "auto"  # --compile auto/on/off (bench.compile_policy; None/True/False: auto/on/off)
 
     def identity(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""

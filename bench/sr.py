@@ -35,7 +35,7 @@ from bench.sr_config import CURVE_DATASET, SCALES, TASK, SRRunConfig, build_pars
 from bench.sr_curve import curve_iterations_done, write_curve_point
 from bench.train import TrainConfig, TrainResult, seeded_loss_network, train
 from data.catalog import UnknownDatasetError
-from data.eval_protocol import make_eval_lr
+from data.eval_protocol import EVAL_PROTOCOLS, make_eval_lr
 from data.fetch import FetchError
 from data.files import HashMismatchError
 from data.histmatch import histmatch
@@ -49,7 +49,8 @@ from reports.results import MEAN, RESULTS_FILE, ResultsTable
 __all__ = ["MEAN", "SCALES", "TASK", "SRHarness", "SRMethod", "SRRunConfig", "build_parser", "config_from_args",
            "main", "run"]
 log = logging.getLogger("bench.sr")
-OWNED = (RESULTS_FILE, "run.json", "logs", "images", "checkpoints", "report", "curve.csv")
+OWNED = (RESULTS_FILE, "run.json", "logs", "images", "checkpoints", "report", "curve.csv", "weights",
+         *(f"protocol-{p}" for p in EVAL_PROTOCOLS))
 
 
 # --------------------------------------------------------------------------------------------------- methods
@@ -187,6 +188,17 @@ class SRHarness:
         self.record.info["training"][result.name] = result.as_dict() | (
             {"compile": decision.as_dict()} if decision is not None else {})
         self.record.info |= self.exec.run_json()
+
+    def _export(self, name: str, model: nn.Module, option: str, scale: int) -> None:
+        """The trained network as RUN/weights/<name>.safetensors + .json (bench.export), named in run.json."""
+        from bench.export import export_network
+
+        extra: dict[str, Any] = {"scale": scale} | ({} if option == "srcnn" else {"variant": self.cfg.variant})
+        path = export_network(model, self.out, name, "srcnn" if option == "srcnn" else "sr", extra | {
+            "profile": self.cfg.profile.name, "iterations": self.record.info["iterations"][name],
+            "seed": self.cfg.seed, "commit": (self.record.info.get("git") or {}).get("commit"),
+            "source": f"checkpoints/{name}.pt"})
+        self.record.info["training"][name]["export"] = str(path.relative_to(self.out))
 
     def train_johnson(self, option: str, scale: int) -> nn.Module:
         from data.patches import SRPatchDataset
@@ -339,6 +351,38 @@ class SRHarness:
         self.record.info |= self.exec.run_json()  # the compile decisions made so far
         self.record.save()
 
+    def evaluate_under(self, protocol: str, methods: list[SRMethod], scale: int) -> None:
+        """Score bicubic and the trained `methods` at `scale` under another evaluation protocol, into
+        RUN/protocol-<protocol>/: a run folder of its own (results.csv, run.json with that `eval_protocol`, images),
+        as a run made with `--eval-protocol <protocol>` would write it, so the protocol labels its rows the way it
+        labels every run's rows (run.json, not results.csv)."""
+        import copy
+
+        sub_cfg = dataclasses.replace(self.cfg, eval_protocol=protocol, out=self.out / f"protocol-{protocol}",
+                                      also_protocols=())
+        subs = self.__dict__.setdefault("_protocol_runs", {})
+        if protocol not in subs:
+            info = copy.deepcopy(self.record.info) | sub_cfg.describe()
+            info |= {"stages": {}, "lpips": copy.deepcopy(self.record.info["lpips"]), "report": None,
+                     "derived_from": {"run": "..", "what": f"the networks trained in the parent run folder, scored "
+                                                           f"under the {protocol!r} protocol (no training here)"}}
+            sub_cfg.out.mkdir(parents=True, exist_ok=True)
+            subs[protocol] = (RunRecord(sub_cfg.out / "run.json", info),
+                              ResultsTable(sub_cfg.out / RESULTS_FILE, TASK, keep_existing=self.resuming))
+        main = (self.cfg, self.out, self.record, self.results)
+        self.cfg, self.out = sub_cfg, sub_cfg.out
+        self.record, self.results = subs[protocol]
+        try:
+            bicubic = [bicubic_method(scale, protocol)] if "bicubic" in sub_cfg.methods else []
+            self.evaluate([*bicubic, *methods], scale)
+            failed = self.record.failed()
+            self.record.info["status"] = "partial" if failed else "ok"
+            self.record.save()
+        finally:
+            self.cfg, self.out, self.record, self.results = main
+        self.record.info.setdefault("also_protocols", {})[protocol] = f"protocol-{protocol}"
+        self.record.save()
+
     def _eval_pair(self, path: Path, scale: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         """One evaluation image by the run's protocol: HR ground truth, 8-bit LR (gray stays 2-D), and the LR as a
         float RGB batch of one on the run's device (a gray LR as three equal channels)."""
@@ -436,12 +480,15 @@ class SRHarness:
                 model = None
                 with self.record.stage(f"train_{name}"):
                     model = self.train_srcnn(scale) if option == "srcnn" else self.train_johnson(option, scale)
+                    self._export(name, model, option, scale)
                 if model is None:
                     self.record.skip(f"eval_{option}_x{scale}", f"training {name} failed")
                     continue
                 methods.append(srcnn_method(model, scale) if option == "srcnn"
                                else johnson_method(option, self.inference(model, f"eval_{name}", scale), scale))
             self.evaluate(methods, scale)
+            for protocol in cfg.also_protocols:
+                self.evaluate_under(protocol, methods, scale)
             del methods
 
         # 4. the report

@@ -61,7 +61,8 @@ __all__ = ["MEAN", "TASK", "StyleRun", "StyleSettings", "build_parser", "main", 
 log = logging.getLogger("bench.style")
 INFERENCE_BATCH = 4  # fast path: network outputs for Fig. 5 and the outputs stage in batches of same-size images
 TABLE1_OTHER_PATH_ITERATIONS = 100  # Table 1's second path: L-BFGS iterations timed (one image; longer extrapolated)
-OWNED = (RESULTS_FILE, "run.json", "parts", "traces", "logs", "images/style", "checkpoints", "models", "report")
+OWNED = (RESULTS_FILE, "run.json", "parts", "traces", "logs", "images/style", "checkpoints", "models", "report",
+         "weights")
 
 
 def style_loss_fn(objective: PerceptualObjective) -> Callable[[torch.nn.Module, torch.Tensor], dict[str, torch.Tensor]]:
@@ -262,8 +263,20 @@ class StyleRun:
                  "loss_weights": self.objective(style).weights.as_dict()}
         atomic_write(self.out / "models" / f"{name}.pt", lambda tmp: torch.save(model, tmp))
         self.networks[style] = net
+        summary["export"] = self.export(name, style, net, summary["iterations"])
         self.info.setdefault("training", {})[name] = summary | info
         return []
+
+    def export(self, name: str, style: str, net: TransformNet, iterations: int) -> str:
+        """The trained network as RUN/weights/<name>.safetensors + .json (bench.export); returns its path in RUN."""
+        from bench.export import export_network
+
+        cfg = self.cfg
+        path = export_network(net, self.out, name, "style", {
+            "variant": cfg.variant, "style": style, "train_size": cfg.values.train_size, "profile": cfg.profile,
+            "iterations": int(iterations), "seed": cfg.seed, "commit": (self.record.info.get("git") or {}).get("commit"),
+            "source": f"models/{name}.pt"})
+        return str(path.relative_to(self.out))
 
     def tv_search(self, style: str) -> dict[str, Any]:
         """Train one shortened network per TV candidate; pick by choose_tv on held-out validation images (coco_val2017

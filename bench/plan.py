@@ -355,6 +355,16 @@ def style_dry_run(run: StyleRun, args: argparse.Namespace) -> int:
         tv_line = f"TV: {w.tv:g} ({w.tv_form}), fixed by {tv['set_by']}"
     training = [f"{p.iterations:,d} iterations per style, batch {p.batch_size}, {p.train_size} px {cfg.crop} crops, "
                 f"Adam lr {p.lr:g}" + (f", at most {p.max_train_images} images" if p.max_train_images else "")]
+    if p.trend:
+        training.append(f"trend: the first style's network trained once, Fig. 5 measured at {', '.join(map(str, p.trend))} "
+                        f"iterations as it goes (checkpoints), against one L-BFGS curve of {p.gatys_iterations} "
+                        f"iterations per image at {' '.join(map(str, cfg.sizes))} px, into trend.csv")
+    if cfg.path == "fast":
+        from bench.compile_policy import training_decision
+
+        d = training_decision(cfg.compile, cfg.device, cfg.profile, "style", p.iterations,
+                              p.batch_size * p.train_size ** 2)
+        training.append(f"compile: {'yes' if d.compile else 'no'} -- {d.why}")
     if "train" not in cfg.stages:
         training = ["not run (--stages without train: the networks are loaded from --out/models)"]
     corpus = []

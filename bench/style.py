@@ -62,7 +62,7 @@ log = logging.getLogger("bench.style")
 INFERENCE_BATCH = 4  # fast path: network outputs for Fig. 5 and the outputs stage in batches of same-size images
 TABLE1_OTHER_PATH_ITERATIONS = 100  # Table 1's second path: L-BFGS iterations timed (one image; longer extrapolated)
 OWNED = (RESULTS_FILE, "run.json", "parts", "traces", "logs", "images/style", "checkpoints", "models", "report",
-         "weights")
+         "weights", "trend.csv")
 
 
 def style_loss_fn(objective: PerceptualObjective) -> Callable[[torch.nn.Module, torch.Tensor], dict[str, torch.Tensor]]:
@@ -183,9 +183,10 @@ class StyleRun:
 
     # -- stages -------------------------------------------------------------------------------------------------
     def train(self, style: str, tv_weight: float | None = None, iterations: int | None = None,
-              tag: str = "") -> tuple[TransformNet, dict[str, Any]]:
+              tag: str = "", resume: bool | None = None) -> tuple[TransformNet, dict[str, Any]]:
         """Train (or resume) the transform network of `style` on its objective (or, for the TV search, on the same
-        objective with another TV weight); returns it and the loop's summary."""
+        objective with another TV weight); returns it and the loop's summary. resume: continue from the training's
+        checkpoint (default: --resume; the trend's later chunks always do)."""
         from bench.train import TrainConfig
         from bench.train import train as train_loop
 
@@ -211,7 +212,7 @@ class StyleRun:
                 "corpus": cfg.train_corpus, "n_train_images": len(files), "vgg_weights": cfg.vgg_weights}
         loss = style_loss_fn(objective) if fast is None else fast_style_loss_fn(objective, fast)
         result = train_loop(net, loss, data, loop, name=f"{name}{tag}", out_dir=self.out,
-                            device=self.device, resume=cfg.resume, meta=meta)
+                            device=self.device, resume=cfg.resume if resume is None else resume, meta=meta)
         net.eval()
         summary = result.as_dict() | {"n_train_images": len(files), "loss_weights": objective.weights.as_dict(),
                                       "n_unreadable_substituted": len(data.unreadable)}
@@ -258,7 +259,12 @@ class StyleRun:
         if cfg.tv_search:
             info["tv_search"] = self.tv_search(style)
             self.tv_chosen[name] = info["tv_search"]["chosen"]
-        net, summary = self.train(style)
+        if cfg.values.trend and style == cfg.styles[0]:  # the trend: Fig. 5 measured as this training goes on
+            from bench.style_trend import train_with_trend
+
+            net, summary = train_with_trend(self, style)
+        else:
+            net, summary = self.train(style)
         model = {"model": net.state_dict(), "variant": cfg.variant, "style": style,
                  "loss_weights": self.objective(style).weights.as_dict()}
         atomic_write(self.out / "models" / f"{name}.pt", lambda tmp: torch.save(model, tmp))
@@ -382,9 +388,11 @@ class StyleRun:
         return {k: float(v.sum()) for k, v in terms.items()}, y
 
     def gatys(self, style: str, x: torch.Tensor, iterations: int, seed: int, trace_path: Path | None,
-              desc: str) -> tuple[list[dict[str, float]], torch.Tensor | None]:
-        """Gatys' L-BFGS on the style's objective; reuses a complete trace on --resume (image then not kept)."""
-        if trace_path is not None and self.cfg.resume and trace_path.exists():
+              desc: str, reuse: bool = False) -> tuple[list[dict[str, float]], torch.Tensor | None]:
+        """Gatys' L-BFGS on the style's objective; reuses a complete trace on --resume, when `reuse`, and in a trend
+        run (whose traces are computed once, before the fig5 stage) (image then not kept)."""
+        reuse = reuse or self.cfg.resume or bool(self.cfg.values.trend)
+        if trace_path is not None and reuse and trace_path.exists():
             trace = read_trace(trace_path)
             if trace and int(trace[-1]["iteration"]) == iterations:
                 return trace, None

@@ -68,3 +68,92 @@ def test_cpu_x8_dry_run_prints_the_plan_and_compile_decisions(capsys, tmp_path):
     assert "144 px HR patches (18 px LR at x8)" in text and "protocol: johnson2016; also standard" in text
     assert "compile johnson_feat_x8: yes" in text and "estimated wall time" in text
     assert not (tmp_path / "x8").exists()
+
+
+# ------------------------------------------------------------------------------------------------ the style trend
+
+TREND_HEADER = "size,train_iterations,network_objective,iters_to_match,lbfgs_iterations"
+
+
+def _trend_args(out: Path, *extra: str) -> list[str]:
+    return ["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32", "--trend", "2",
+            "4", "--gatys-iterations", "3", "--device", "cpu", "--stages", "train", "--out", str(out), *extra]
+
+
+def test_trend_writes_one_row_per_length_and_resumes(tmp_path, monkeypatch):
+    from bench import style, style_trend
+
+    out = tmp_path / "run"
+    assert style.main(_trend_args(out)) == 0
+    lines = (out / "trend.csv").read_text().splitlines()
+    assert lines[0] == TREND_HEADER and len(lines) == 3
+    rows = style_trend.read_trend(out / "trend.csv")
+    assert [(r["size"], r["train_iterations"], r["lbfgs_iterations"]) for r in rows] == [("32", "2", "3"),
+                                                                                       ("32", "4", "3")]
+    assert all(float(r["network_objective"]) > 0 for r in rows)
+    info = json.loads((out / "run.json").read_text())
+    (name,) = info["training"]
+    assert info["training"][name]["iterations"] == 4 and info["training"][name]["trend"]["lengths"] == [2, 4]
+    assert (out / "weights" / f"{name}.safetensors").is_file()
+
+    # the network at 2 iterations in the trend is the network a 2-iteration training gives
+    ref = tmp_path / "ref"
+    assert style.main(["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32",
+                       "--iterations", "2", "--gatys-iterations", "3", "--device", "cpu", "--stages", "train", "fig5",
+                       "--out", str(ref)]) == 0
+    fig5 = json.loads((ref / "run.json").read_text())["fig5"]["sizes"]["32"]
+    assert float(rows[0]["network_objective"]) == pytest.approx(fig5["network_mean"], rel=1e-6)
+
+    # resume: the measured lengths are kept, the L-BFGS curve is not recomputed, nothing is trained again
+    calls: list[int] = []
+    real = style_trend.trend_row
+    monkeypatch.setattr(style_trend, "trend_row", lambda *a: calls.append(a[1]) or real(*a))
+    gatys_calls: list[str] = []
+    monkeypatch.setattr(style.StyleRun, "run_gatys", lambda *a, **k: gatys_calls.append("x"))
+    assert style.main([*_trend_args(out), "--resume"]) == 0
+    assert calls == [] and gatys_calls == [] and style_trend.read_trend(out / "trend.csv") == rows
+
+
+def test_trend_resumes_an_interrupted_run_at_the_missing_length(tmp_path, monkeypatch):
+    """Stopped after training to the second length but before measuring it: --resume measures it from the
+    checkpoint and gives the rows of an uninterrupted run."""
+    from bench import style, style_trend
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert style.main(_trend_args(full)) == 0
+    real = style_trend.trend_row
+
+    def stop_at_4(*a):
+        if a[1] == 4:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(style_trend, "trend_row", stop_at_4)
+    with pytest.raises(KeyboardInterrupt):
+        style.main(_trend_args(cut))
+    assert len(style_trend.read_trend(cut / "trend.csv")) == 1
+    monkeypatch.setattr(style_trend, "trend_row", real)
+    assert style.main([*_trend_args(cut), "--resume"]) == 0
+    assert style_trend.read_trend(cut / "trend.csv") == style_trend.read_trend(full / "trend.csv")
+
+
+def test_iters_to_match_is_empty_when_the_curve_never_reaches_the_network():
+    from bench.style_trend import trend_row
+
+    traces = {"a": [{"total": 10.0, "wall_time_s": 0.0}, {"total": 5.0, "wall_time_s": 1.0},
+                    {"total": 4.0, "wall_time_s": 2.0}]}
+    assert trend_row(32, 100, traces, {"a": 3.0})["iters_to_match"] == ""  # 4.0 after 2 iterations: never <= 3
+    row = trend_row(32, 100, traces, {"a": 5.0})
+    assert row["iters_to_match"] == 1 and row["lbfgs_iterations"] == 2 and float(row["network_objective"]) == 5.0
+
+
+def test_trend_128_profile_and_its_command_line():
+    from bench.profiles import STYLE_PROFILES
+    from bench.style_config import build_parser, settings_from_args
+
+    p = STYLE_PROFILES["trend-128"]
+    assert (p.train_size, p.sizes, p.trend, p.iterations) == (128, (128,), (250, 500, 1000, 2000, 4000), 4000)
+    s = settings_from_args(build_parser().parse_args(["--profile", "quick", "--trend", "500", "250"]))
+    assert s.values.trend == (250, 500) and s.values.iterations == 500
+    with pytest.raises(Exception, match="--trend"):
+        settings_from_args(build_parser().parse_args(["--profile", "quick", "--trend", "500", "--iterations", "9"]))

@@ -103,8 +103,7 @@ def train_with_trend(run: StyleRun, style: str) -> tuple[TransformNet, dict[str,
         for size, (images, traces) in curves.items():
             if (size, length) in done:
                 continue
-            with torch.no_grad():
-                network = {stem: _network_objective(run, style, net, x.to(run.device)) for stem, x in images}
+            network = _network_objectives(run, style, net, images)
             rows = [r for r in rows if (int(r["size"]), int(r["train_iterations"])) != (size, length)]
             rows.append(trend_row(size, length, traces, network))
             _write(path, rows)
@@ -116,8 +115,11 @@ def train_with_trend(run: StyleRun, style: str) -> tuple[TransformNet, dict[str,
     return net, summary
 
 
-def _network_objective(run: StyleRun, style: str, net: TransformNet, x: torch.Tensor) -> float:
-    """The objective of `net`'s output on x, clamped to [0, 1], on the objective Fig. 5 scores (the run's path)."""
-    objective = run.scoring_objective(style)
-    y = net.eval()(x).clamp(0.0, 1.0)
-    return float(objective(y, objective.content_targets(x))["total"].sum())
+def _network_objectives(run: StyleRun, style: str, net: TransformNet,
+                        images: list[tuple[str, torch.Tensor]]) -> dict[str, float]:
+    """The objective of `net`'s output per image, exactly as the fig5 stage computes it (the run's path: its
+    stylizer and scoring objective; the output clamped to [0, 1])."""
+    run.networks[style] = net.eval()
+    xs = [x.to(run.device) for _, x in images]
+    outputs = run.network_outputs(style, xs)
+    return {stem: run.network_objective(style, x, y)[0]["total"] for (stem, _), x, y in zip(images, xs, outputs)}

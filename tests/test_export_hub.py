@@ -129,7 +129,7 @@ def test_the_clis_accept_committed_network_names(sr_run, table, tmp_path):
         build_model("sr_x4_feat", weights=tmp_path / "w.pt")
 
 
-def test_style_training_exports_and_stylize_accepts_the_export(tmp_path):
+def test_style_training_exports_and_stylize_accepts_the_export(tmp_path, monkeypatch):
     out = tmp_path / "run"
     assert style.main(["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32",
                        "--iterations", "2", "--device", "cpu", "--stages", "train", "--out", str(out)]) == 0
@@ -142,3 +142,15 @@ def test_style_training_exports_and_stylize_accepts_the_export(tmp_path):
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(net(x), ref(x))
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"style_la_muse": [str(out), name, "smoke", 2]}))
+    monkeypatch.setenv("PERCEPTUAL_HUB_TABLE", str(table))
+    hub.hubconf.cache_clear()
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(photo)
+    try:
+        assert style.main(["stylize", "--checkpoint", "style_la_muse", "--out", str(tmp_path / "st"), str(photo),
+                           "--no-progress"]) == 0
+    finally:
+        hub.hubconf.cache_clear()
+    assert np.asarray(Image.open(tmp_path / "st" / f"photo_{name}.png")).shape == (20, 24, 3)

@@ -11,6 +11,8 @@ Where a reproduce run keeps its networks (the `CKPT` of `stylize` / `upscale`):
   training checkpoints: weights + optimiser state + meta with method, scale and variant).
 - Style (`python -m bench.style`): `RUN/models/<style>.pt` (the exported network: weights, variant, style, loss
   weights), and its training checkpoint `RUN/checkpoints/<style>.pt`.
+- Either: `RUN/weights/<name>.safetensors` (bench.export), or the name of a hubconf.py entry point (`sr_x4_feat`,
+  `style_la_muse`, ...: the committed networks; bench.hub).
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ __all__ = ["SuiteModel", "UserCodeError", "build_model", "load_factory", "load_s
            "load_suite_checkpoint"]
 
 CHECKPOINT_HELP = ("a reproduce run keeps its networks in RUN/checkpoints/<method>_x<scale>.pt (SR) and "
-                   "RUN/models/<style>.pt (style)")
+                   "RUN/models/<style>.pt (style), exported as RUN/weights/<name>.safetensors; or name a committed "
+                   "network (python -m bench.hub lists them)")
 
 
 class UserCodeError(Exception):
@@ -138,7 +141,15 @@ def load_state_dict_file(path: Path | str) -> dict[str, torch.Tensor]:
 
 
 def build_model(spec: str, weights: Path | str | None = None, device: torch.device | str = "cpu") -> nn.Module:
-    """Import `spec`, call its factory with no arguments, load `weights` (strict), move to `device`, eval mode."""
+    """Import `spec`, call its factory with no arguments, load `weights` (strict), move to `device`, eval mode.
+    A committed network's name (hubconf.py: sr_x4_feat, style_la_muse, ...) gives that network, ready to run."""
+    from bench import hub
+
+    if ":" not in spec and spec in hub.names():
+        if weights is not None:
+            raise ValueError(f"--weights applies to PATH.py:FACTORY models; --model {spec} is a committed network "
+                             f"with its own weights")
+        return hub.load(spec, device)
     factory = load_factory(spec)
     try:
         model = factory()
@@ -171,10 +182,15 @@ class SuiteModel:
 
 def load_suite_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> SuiteModel:
     """Rebuild a network from a reproduce run's checkpoint or exported model (see the module doc for where)."""
+    from bench import hub
     from bench.train import CHECKPOINT_FORMAT
     from perceptual.nets import SRNet, TransformNet
 
     path = Path(path)
+    if not path.is_file() and str(path) in hub.names():
+        path = hub.weights_path(str(path))
+    if path.suffix == ".safetensors":
+        return hub.load_suite_model(path, device)
     if not path.is_file():
         raise FileNotFoundError(f"--checkpoint {path}: no such file ({CHECKPOINT_HELP})")
     try:

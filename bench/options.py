@@ -10,6 +10,7 @@ import argparse
 import math
 from pathlib import Path
 
+from bench.compile_policy import COMPILE_MODES
 from bench.steps import PATHS
 from perceptual.nets import VARIANTS
 
@@ -103,6 +104,11 @@ def add_path_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", choices=PATHS, default="fast",
                         help="execution path: fast (perceptual.fast with the device's best config; on a CPU the "
                              "same arithmetic as reference) or reference (plain eager fp32). Default fast")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile the fast path's training step and inference (default: on with CUDA, "
-                             "off on a CPU; compiling costs 60-90 s per shape on a CPU)")
+    parser.add_argument("--compile", nargs="?", const="on", default="auto", choices=COMPILE_MODES,
+                        help="torch.compile the fast path's training steps and forward passes: auto (default) "
+                             "compiles a training or a forward use when its planned steps or images pass the "
+                             "measured break-even on this device (CPU: SR ~40 steps at 4 x 288 px, more for smaller "
+                             "patches; docs/training.md), never for the smoke profile; run.json records each "
+                             "decision and why. `--compile` alone = on")
+    parser.add_argument("--no-compile", dest="compile", action="store_const", const="off",
+                        help="never compile (= --compile off)")

@@ -183,6 +183,26 @@ def _sr_work(cfg: SRRunConfig, n_steps: int) -> list[Work]:
     return work
 
 
+def _sr_compile_lines(harness: SRHarness) -> list[str]:
+    """--compile's decision for each training the run would do (bench.compile_policy), with its reason."""
+    from bench.compile_policy import training_decision
+    from bench.profiles import METHODS, SRCNN_SCALES
+
+    cfg, p = harness.cfg, harness.cfg.profile
+    if cfg.path != "fast":
+        return ["compile: no (--path reference)"]
+    lines = []
+    for scale in cfg.scales:
+        for cli in ("srcnn", "pixel", "feat"):
+            if cli not in cfg.methods or (cli == "srcnn" and scale not in SRCNN_SCALES):
+                continue
+            d = (training_decision(cfg.compile, cfg.device, p.name, "srcnn", p.srcnn_iterations,
+                                   p.srcnn_batch_size * p.srcnn_patch_size ** 2) if cli == "srcnn" else
+                 training_decision(cfg.compile, cfg.device, p.name, "sr", p.iterations, p.batch_size * p.patch_size ** 2))
+            lines.append(f"compile {METHODS[cli][0]}_x{scale}: {'yes' if d.compile else 'no'} -- {d.why}")
+    return lines
+
+
 def sr_dry_run(harness: SRHarness, args: argparse.Namespace) -> int:
     """Print the SR run's plan (after resolving its datasets and corpora as the run would) and return 0."""
     from bench.profiles import FEAT_LAYER, HISTMATCH_NOTE, METHODS, PAPER_CORPUS, SRCNN_SCALES, setup_note
@@ -191,7 +211,8 @@ def sr_dry_run(harness: SRHarness, args: argparse.Namespace) -> int:
     datasets = eval_sets(cfg.datasets, max(cfg.scales), cfg.skip_unreadable).files  # the run's own checks:
     harness._build_corpora()  # a bad --datasets / --corpus is exit 2
     p = cfg.profile
-    protocol = getattr(args, "eval_protocol", None) or "standard"
+    protocol = cfg.eval_protocol + "".join(f"; also {o} (into {_out_line(cfg.out / f'protocol-{o}')})"
+                                           for o in cfg.also_protocols)
     learned = [c for c in ("srcnn", "pixel", "feat") if c in cfg.methods]
     layers = []
     if "feat" in cfg.methods:
@@ -229,7 +250,7 @@ def sr_dry_run(harness: SRHarness, args: argparse.Namespace) -> int:
                       "methods: " + ", ".join(n for m in cfg.methods for n in METHODS[m]),
                       f"trained: {', '.join(learned) or 'none'} (SRCNN at x4 only, as the paper)"]),
         ("loss layers", layers or ["none (no learned method)"]),
-        ("training", training),
+        ("training", training + _sr_compile_lines(harness)),
         ("training corpora", corpora or ["none"]),
         ("evaluation", evaluation),
         ("claims checked", sr_claims(cfg)),
@@ -334,6 +355,16 @@ def style_dry_run(run: StyleRun, args: argparse.Namespace) -> int:
         tv_line = f"TV: {w.tv:g} ({w.tv_form}), fixed by {tv['set_by']}"
     training = [f"{p.iterations:,d} iterations per style, batch {p.batch_size}, {p.train_size} px {cfg.crop} crops, "
                 f"Adam lr {p.lr:g}" + (f", at most {p.max_train_images} images" if p.max_train_images else "")]
+    if p.trend:
+        training.append(f"trend: the first style's network trained once, Fig. 5 measured at {', '.join(map(str, p.trend))} "
+                        f"iterations as it goes (checkpoints), against one L-BFGS curve of {p.gatys_iterations} "
+                        f"iterations per image at {' '.join(map(str, cfg.sizes))} px, into trend.csv")
+    if cfg.path == "fast":
+        from bench.compile_policy import training_decision
+
+        d = training_decision(cfg.compile, cfg.device, cfg.profile, "style", p.iterations,
+                              p.batch_size * p.train_size ** 2)
+        training.append(f"compile: {'yes' if d.compile else 'no'} -- {d.why}")
     if "train" not in cfg.stages:
         training = ["not run (--stages without train: the networks are loaded from --out/models)"]
     corpus = []

@@ -1,7 +1,7 @@
 """Every profile of every task, in one table per task, and the one way a run overrides a profile's values.
 
 `smoke` (seconds, CI), `quick` (minutes on a CPU) and `paper` (the protocol) exist for both tasks; SR adds `cpu-x4`
-(CPU-scale evidence). A command-line override makes a new profile value by `with_overrides` (dataclasses.replace),
+and `cpu-x8` (CPU-scale evidence), style adds `trend-128` (one training scored as it goes). A command-line override makes a new profile value by `with_overrides` (dataclasses.replace),
 so run.json records the values the run used. How each reduced profile was sized, and what it measured: docs/profiles.md.
 """
 from __future__ import annotations
@@ -120,6 +120,8 @@ class SRProfile:
     note: str = ""
     scales: tuple[int, ...] = (4, 8)  # default --scales
     curve_every: int = 0  # every N iterations, score the networks on Set5 into curve.csv (0: off)
+    eval_protocol: str = "standard"  # default --eval-protocol (data.eval_protocol.EVAL_PROTOCOLS)
+    also_protocols: tuple[str, ...] = ()  # protocols also scored, each in RUN/protocol-<name>/ (a run folder of its own)
 
 
 SR_PROFILES: dict[str, SRProfile] = {
@@ -151,6 +153,18 @@ SR_PROFILES["cpu-x4"] = SRProfile(
     note="reduced training for CPU-scale evidence (x4 only: 5000 iterations of 4 x 72x72 patches per network = 2.5% "
          "of the paper's 200k, SRCNN 2000 x 64 at lr 1e-3); full evaluation sets; LPIPS-AlexNet; Set5 curve every "
          "500 iterations")
+# CPU-scale evidence for the paper's x8 claims (sizing and the estimate: docs/profiles.md). 144 px HR patches give an
+# 18 px LR input at x8, the LR side cpu-x4's 72 px patches give at x4. Scored under the paper's own x8 protocol
+# (johnson2016, the run folder) and under the standard one (RUN/protocol-standard/, the same networks).
+SR_PROFILES["cpu-x8"] = SRProfile(
+    "cpu-x8", iterations=5000, batch_size=4, patch_size=144, lr=1e-3,
+    srcnn_iterations=2000, srcnn_batch_size=64, srcnn_lr=1e-3,
+    datasets=("Set5", "Set14", "BSD100"), lpips=("alex",), save_images=3, checkpoint_every=250, log_every=10,
+    num_workers=1, scales=(8,), curve_every=500, eval_protocol="johnson2016", also_protocols=("standard",),
+    note="reduced training for CPU-scale evidence (x8 only: 5000 iterations of 4 x 144x144 patches per network = "
+         "2.5% of the paper's 200k, blur sigma 1 + bicubic down); full evaluation sets under the paper's x8 protocol "
+         "(johnson2016) and the standard one (RUN/protocol-standard/); LPIPS-AlexNet; Set5 curve every 500 "
+         "iterations")
 assert set(PROFILE_NAMES) <= set(SR_PROFILES)
 
 
@@ -177,6 +191,7 @@ class StyleProfile:
     log_every: int
     tv_search_iterations: int
     n_val_images: int
+    trend: tuple[int, ...] = ()  # training lengths at which Fig. 5 is measured as the one training goes on (trend.csv)
 
 
 STYLE_PROFILES: dict[str, StyleProfile] = {
@@ -193,3 +208,9 @@ STYLE_PROFILES: dict[str, StyleProfile] = {
                           output_size=512, n_outputs=6, output_gatys_iterations=500, checkpoint_every=1000,
                           log_every=20, tv_search_iterations=5_000, n_val_images=8),
 }
+# The style trend (sizing: docs/profiles.md): ONE network trained at 128 px to 4,000 iterations, Fig. 5 measured at
+# 250 / 500 / 1,000 / 2,000 / 4,000 iterations against one L-BFGS curve of 300 iterations (trend.csv).
+STYLE_PROFILES["trend-128"] = StyleProfile(
+    train_size=128, batch_size=4, iterations=4000, lr=1e-3, max_train_images=None, sizes=(128,), n_images=4,
+    gatys_iterations=300, feedforward_repeats=5, output_size=256, n_outputs=3, output_gatys_iterations=50,
+    checkpoint_every=250, log_every=10, tv_search_iterations=50, n_val_images=2, trend=(250, 500, 1000, 2000, 4000))

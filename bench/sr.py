@@ -36,12 +36,13 @@ from bench.sr_config import CURVE_DATASET, SCALES, TASK, SRRunConfig, build_pars
 from bench.sr_curve import curve_iterations_done, write_curve_point
 from bench.train import TrainConfig, TrainResult, seeded_loss_network, train
 from data.catalog import UnknownDatasetError
-from data.eval_protocol import make_eval_lr
+from data.eval_protocol import EVAL_PROTOCOLS, make_eval_lr
 from data.fetch import FetchError
 from data.files import HashMismatchError
 from data.histmatch import histmatch
 from data.images import load_image_uint8, save_image
 from perceptual.device import configure as configure_device
+from perceptual.fast import FastConfig
 from perceptual.lpips_offline import lpips_distance
 from perceptual.nets import SRNet
 from reports.results import MEAN, RESULTS_FILE, ResultsTable
@@ -49,7 +50,8 @@ from reports.results import MEAN, RESULTS_FILE, ResultsTable
 __all__ = ["MEAN", "SCALES", "TASK", "SRHarness", "SRMethod", "SRRunConfig", "build_parser", "config_from_args",
            "main", "run"]
 log = logging.getLogger("bench.sr")
-OWNED = (RESULTS_FILE, "run.json", "logs", "images", "checkpoints", "report", "curve.csv")
+OWNED = (RESULTS_FILE, "run.json", "logs", "images", "checkpoints", "report", "curve.csv", "weights",
+         *(f"protocol-{p}" for p in EVAL_PROTOCOLS))
 
 
 # --------------------------------------------------------------------------------------------------- methods
@@ -101,7 +103,7 @@ class SRHarness:
         self.cfg = cfg
         self.out = cfg.out
         self.device = torch.device(cfg.device)
-        self.exec = ExecPath(cfg.path, self.device, cfg.compile)
+        self.exec = ExecPath(cfg.path, self.device, cfg.compile, cfg.profile.name)
         self.lpips_models: dict[str, Any] = {}
         self.loss_net: nn.Module | None = None
         self.resuming = False
@@ -169,7 +171,8 @@ class SRHarness:
         self.record.save()
 
     # -- training -----------------------------------------------------------------------------------------------
-    def _train_cfg(self, iterations: int, batch: int, lr: float, cadence_of: int | None = None) -> TrainConfig:
+    def _train_cfg(self, iterations: int, batch: int, lr: float, cadence_of: int | None = None,
+                   fast: FastConfig | None = None) -> TrainConfig:
         """cadence_of: the training's full length when `iterations` is one chunk of it (--curve-every), so that every
         chunk logs and checkpoints on the same cadence as an unchunked training (and may resume the previous one)."""
         p = self.cfg.profile
@@ -178,11 +181,25 @@ class SRHarness:
         every -= every % log_every
         return TrainConfig(iterations=iterations, batch_size=batch, lr=lr, checkpoint_every=every,
                            log_every=log_every, seed=self.cfg.seed, num_workers=self.cfg.workers,
-                           progress=self.cfg.progress, path=self.cfg.path, fast=self.exec.config("train"))
+                           progress=self.cfg.progress, path=self.cfg.path, fast=fast)
 
     def _note_training(self, result: TrainResult) -> None:
         self.record.info["iterations"][result.name] = result.iterations
-        self.record.info["training"][result.name] = result.as_dict()
+        decision = self.exec.decision("training", result.name)
+        self.record.info["training"][result.name] = result.as_dict() | (
+            {"compile": decision.as_dict()} if decision is not None else {})
+        self.record.info |= self.exec.run_json()
+
+    def _export(self, name: str, model: nn.Module, option: str, scale: int) -> None:
+        """The trained network as RUN/weights/<name>.safetensors + .json (bench.export), named in run.json."""
+        from bench.export import export_network
+
+        extra: dict[str, Any] = {"scale": scale} | ({} if option == "srcnn" else {"variant": self.cfg.variant})
+        path = export_network(model, self.out, name, "srcnn" if option == "srcnn" else "sr", extra | {
+            "profile": self.cfg.profile.name, "iterations": self.record.info["iterations"][name],
+            "seed": self.cfg.seed, "commit": (self.record.info.get("git") or {}).get("commit"),
+            "source": f"checkpoints/{name}.pt"})
+        self.record.info["training"][name]["export"] = str(path.relative_to(self.out))
 
     def train_johnson(self, option: str, scale: int) -> nn.Module:
         from data.patches import SRPatchDataset
@@ -194,11 +211,12 @@ class SRHarness:
         stream = SRPatchDataset(corpus, scale, cfg.profile.patch_size, sigma=cfg.profile.sigma, seed=cfg.seed)
         torch.manual_seed(cfg.seed)
         model = SRNet(scale, cfg.variant).to(self.device)
+        p = cfg.profile
+        fast = self.exec.train_config(name, "sr", p.iterations, p.batch_size * p.patch_size ** 2)
         if option == "feat":
             if self.loss_net is None:
                 self.loss_net = seeded_loss_network(cfg.seed, cfg.vgg_weights, self.device, (FEAT_LAYER,))
             criterion: nn.Module = FeatureReconstructionLoss(self.loss_net, FEAT_LAYER, tv_weight=cfg.tv_weight)
-            fast = self.exec.config("train")
             if fast is not None:
                 from perceptual.fast import fast_feature_loss
 
@@ -218,7 +236,7 @@ class SRHarness:
         def run_training(iterations: int, resume: bool) -> TrainResult:
             return train(model, loss_fn, stream,
                          self._train_cfg(iterations, cfg.profile.batch_size, cfg.profile.lr,
-                                         cadence_of=cfg.profile.iterations),
+                                         cadence_of=cfg.profile.iterations, fast=fast),
                          name=name, out_dir=self.out, device=self.device, resume=resume, meta=meta)
 
         if cfg.profile.curve_every:
@@ -238,20 +256,37 @@ class SRHarness:
                                    seed=cfg.seed)
         torch.manual_seed(cfg.seed)
         model = SRCNN().to(self.device)
+        fast = self.exec.train_config(name, "srcnn", p.srcnn_iterations, p.srcnn_batch_size * p.srcnn_patch_size ** 2)
         meta = {"method": "srcnn", "scale": scale, "data": stream.describe()["kind"],
                 "patch_size": p.srcnn_patch_size, "stride": p.srcnn_stride,
                 "corpus_digest": file_list_digest(corpus.files)}
         result = train(model, partial(srcnn_loss, border=model.border), stream,
-                       self._train_cfg(p.srcnn_iterations, p.srcnn_batch_size, p.srcnn_lr),
+                       self._train_cfg(p.srcnn_iterations, p.srcnn_batch_size, p.srcnn_lr, fast=fast),
                        name=name, out_dir=self.out, device=self.device, resume=self.resuming,
                        param_groups=model.param_groups(p.srcnn_lr), meta=meta)
         self._note_training(result)
         return model.eval()
 
     # -- evaluation ---------------------------------------------------------------------------------------------
-    def inference(self, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The trained network as evaluated: itself on the reference path, a FastStylizer on the fast path."""
-        fast = self.exec.eval_config()
+    def eval_shapes(self, scale: int) -> list[tuple[int, int]]:
+        """The output shape (H, W) of every evaluation image at `scale` (HR sizes cropped to a multiple of the scale,
+        read from the file headers): what the forward compile decision counts."""
+        from PIL import Image
+
+        shapes = []
+        for files in self.datasets.values():
+            for path in files:
+                with Image.open(path) as im:
+                    w, h = im.size
+                shapes.append((h - h % scale, w - w % scale))
+        return shapes
+
+    def inference(self, model: nn.Module, use: str = "", scale: int = 4) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The trained network as evaluated: itself on the reference path, a FastStylizer on the fast path (compiled
+        when `--compile` decides so for this use: `use`, e.g. eval_johnson_feat_x4, over the evaluation images)."""
+        if not self.exec.fast:
+            return model
+        fast = self.exec.forward_config(use or "evaluation", "sr", self.eval_shapes(scale))
         if fast is None:
             return model
         from perceptual.fast import FastStylizer
@@ -314,6 +349,39 @@ class SRHarness:
             self.record.stages[f"eval_{method.option}_x{scale}"] = {
                 "status": "failed" if method.option in errors else "ok",
                 "wall_time_s": round(spent[method.option], 3), "error": errors.get(method.option)}
+        self.record.info |= self.exec.run_json()  # the compile decisions made so far
+        self.record.save()
+
+    def evaluate_under(self, protocol: str, methods: list[SRMethod], scale: int) -> None:
+        """Score bicubic and the trained `methods` at `scale` under another evaluation protocol, into
+        RUN/protocol-<protocol>/: a run folder of its own (results.csv, run.json with that `eval_protocol`, images),
+        as a run made with `--eval-protocol <protocol>` would write it, so the protocol labels its rows the way it
+        labels every run's rows (run.json, not results.csv)."""
+        import copy
+
+        sub_cfg = dataclasses.replace(self.cfg, eval_protocol=protocol, out=self.out / f"protocol-{protocol}",
+                                      also_protocols=())
+        subs = self.__dict__.setdefault("_protocol_runs", {})
+        if protocol not in subs:
+            info = copy.deepcopy(self.record.info) | sub_cfg.describe()
+            info |= {"stages": {}, "lpips": copy.deepcopy(self.record.info["lpips"]), "report": None,
+                     "derived_from": {"run": "..", "what": f"the networks trained in the parent run folder, scored "
+                                                           f"under the {protocol!r} protocol (no training here)"}}
+            sub_cfg.out.mkdir(parents=True, exist_ok=True)
+            subs[protocol] = (RunRecord(sub_cfg.out / "run.json", info),
+                              ResultsTable(sub_cfg.out / RESULTS_FILE, TASK, keep_existing=self.resuming))
+        main = (self.cfg, self.out, self.record, self.results)
+        self.cfg, self.out = sub_cfg, sub_cfg.out
+        self.record, self.results = subs[protocol]
+        try:
+            bicubic = [bicubic_method(scale, protocol)] if "bicubic" in sub_cfg.methods else []
+            self.evaluate([*bicubic, *methods], scale)
+            failed = self.record.failed()
+            self.record.info["status"] = "partial" if failed else "ok"
+            self.record.save()
+        finally:
+            self.cfg, self.out, self.record, self.results = main
+        self.record.info.setdefault("also_protocols", {})[protocol] = f"protocol-{protocol}"
         self.record.save()
 
     def _eval_pair(self, path: Path, scale: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -413,12 +481,15 @@ class SRHarness:
                 model = None
                 with self.record.stage(f"train_{name}"):
                     model = self.train_srcnn(scale) if option == "srcnn" else self.train_johnson(option, scale)
+                    self._export(name, model, option, scale)
                 if model is None:
                     self.record.skip(f"eval_{option}_x{scale}", f"training {name} failed")
                     continue
                 methods.append(srcnn_method(model, scale) if option == "srcnn"
-                               else johnson_method(option, self.inference(model), scale))
+                               else johnson_method(option, self.inference(model, f"eval_{name}", scale), scale))
             self.evaluate(methods, scale)
+            for protocol in cfg.also_protocols:
+                self.evaluate_under(protocol, methods, scale)
             del methods
 
         # 4. the report

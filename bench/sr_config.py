@@ -61,6 +61,7 @@ class SRRunConfig:
     tv_weight: float = 0.0
     vgg_weights: Literal["imagenet", "random"] = "imagenet"  # "random" only for tests of the mechanics
     eval_protocol: str = "standard"  # data.eval_protocol.EVAL_PROTOCOLS
+    also_protocols: tuple[str, ...] = ()  # scored too, each into out/protocol-<name>/ (not identity: evaluation only)
     lpips: tuple[str, ...] = ()
     save_images: int = 0
     skip_unreadable: bool = False  # score the readable images of a --datasets set; the rest listed, means "over N of M"
@@ -71,7 +72,7 @@ class SRRunConfig:
     progress: bool = True
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
     path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their compute dtype
-    compile: bool | None = None  # --compile / --no-compile (None: the device's default)
+    compile: bool | str | None = "auto"  # --compile auto/on/off (bench.compile_policy; None/True/False: auto/on/off)
 
     @property
     def workers(self) -> int:
@@ -193,9 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HR training patch side override (a multiple of 8 works for x4 and x8)")
     parser.add_argument("--tv-weight", type=float, default=0.0,
                         help="total-variation weight added to the feature loss (default 0)")
-    parser.add_argument("--eval-protocol", choices=EVAL_PROTOCOLS, default="standard",
+    parser.add_argument("--eval-protocol", choices=EVAL_PROTOCOLS, default=None,
                         help="how test LR images are made: 'standard' (MATLAB bicubic, what later papers use) or "
-                             "'johnson2016' (the paper's own x8 recipe; x4 stays standard); see docs/x8-protocol.md")
+                             "'johnson2016' (the paper's own x8 recipe; x4 stays standard); see docs/x8-protocol.md "
+                             "(default: the profile's: johnson2016 in cpu-x8, else standard)")
+    parser.add_argument("--also-protocols", nargs="*", choices=EVAL_PROTOCOLS, default=None, metavar="PROTOCOL",
+                        help="also score the trained networks (and bicubic) under these protocols, each into "
+                             "RUN/protocol-<name>/, a run folder of its own (default: the profile's: standard in "
+                             "cpu-x8, else none)")
     parser.add_argument("--lpips", nargs="+", choices=LPIPS_NETS, default=None, metavar="NET",
                         help="LPIPS networks to score with: vgg alex (default: the profile's)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (slow on a CPU); run.json records it")
@@ -220,6 +226,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
     scales = tuple(dict.fromkeys(args.scales if args.scales is not None else profile.scales))
     device = checked_device(args.device or default_device())
     lpips = () if args.no_lpips else tuple(args.lpips if args.lpips is not None else profile.lpips)
+    protocol = args.eval_protocol or profile.eval_protocol
+    also = profile.also_protocols if args.also_protocols is None else tuple(args.also_protocols)
     bad = [s for s in scales if profile.patch_size % s]
     if bad:
         raise ValueError(f"--patch-size {profile.patch_size} is not a multiple of scale(s) {bad}")
@@ -230,7 +238,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         datasets=tuple(args.datasets or profile.datasets), corpus=args.corpus, srcnn_corpus=args.srcnn_corpus,
         out=args.out if args.out is not None else Path("runs") / TASK / profile.name,
         variant=args.variant or default_variant(profile.name), seed=args.seed, device=device,
-        tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=args.eval_protocol, lpips=lpips,
+        tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=protocol, lpips=lpips,
+        also_protocols=tuple(p for p in dict.fromkeys(also) if p != protocol),
         skip_unreadable=args.skip_unreadable,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
         num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,

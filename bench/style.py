@@ -63,7 +63,8 @@ __all__ = ["MEAN", "TASK", "StyleRun", "StyleSettings", "build_parser", "main", 
 log = logging.getLogger("bench.style")
 INFERENCE_BATCH = 4  # fast path: network outputs for Fig. 5 and the outputs stage in batches of same-size images
 TABLE1_OTHER_PATH_ITERATIONS = 100  # Table 1's second path: L-BFGS iterations timed (one image; longer extrapolated)
-OWNED = (RESULTS_FILE, "run.json", "parts", "traces", "logs", "images/style", "checkpoints", "models", "report")
+OWNED = (RESULTS_FILE, "run.json", "parts", "traces", "logs", "images/style", "checkpoints", "models", "report",
+         "weights", "trend.csv")
 
 
 def style_loss_fn(objective: PerceptualObjective) -> Callable[[torch.nn.Module, torch.Tensor], dict[str, torch.Tensor]]:
@@ -84,7 +85,7 @@ class StyleRun:
         self.cfg = cfg
         self.out = cfg.out
         self.device = torch.device(cfg.device)
-        self.exec = ExecPath(cfg.path, self.device, cfg.compile)
+        self.exec = ExecPath(cfg.path, self.device, cfg.compile, cfg.profile)
         self.record = RunRecord(self.out / "run.json", {})  # saved once prepare_folder has checked --out
         self.stages = self.record.stages
         self.parts = StageRows(self.record, self.out, {}, self.write_run_json)  # the stages' rows, resumable
@@ -184,9 +185,10 @@ class StyleRun:
 
     # -- stages -------------------------------------------------------------------------------------------------
     def train(self, style: str, tv_weight: float | None = None, iterations: int | None = None,
-              tag: str = "") -> tuple[TransformNet, dict[str, Any]]:
+              tag: str = "", resume: bool | None = None) -> tuple[TransformNet, dict[str, Any]]:
         """Train (or resume) the transform network of `style` on its objective (or, for the TV search, on the same
-        objective with another TV weight); returns it and the loop's summary."""
+        objective with another TV weight); returns it and the loop's summary. resume: continue from the training's
+        checkpoint (default: --resume; the trend's later chunks always do)."""
         from bench.train import TrainConfig
         from bench.train import train as train_loop
 
@@ -201,9 +203,10 @@ class StyleRun:
         data = StyleTrainingSet(files, size=cfg.values.train_size, crop=cfg.crop, seed=cfg.seed)
         torch.manual_seed(cfg.seed)
         net = TransformNet(cfg.variant).to(self.device)
-        fast = self.exec.config("train")
         v = cfg.values
-        loop = TrainConfig(iterations=v.iterations if iterations is None else iterations, batch_size=v.batch_size,
+        steps = v.iterations if iterations is None else iterations
+        fast = self.exec.train_config(f"{name}{tag}", "style", steps, v.batch_size * v.train_size ** 2)
+        loop = TrainConfig(iterations=steps, batch_size=v.batch_size,
                            lr=v.lr, checkpoint_every=v.checkpoint_every, log_every=v.log_every, seed=cfg.seed,
                            num_workers=default_workers(self.device, cfg.num_workers, 0), path=cfg.path, fast=fast)
         meta = {"task": TASK, "style": style, "variant": cfg.variant, "loss_weights": objective.weights.as_dict(),
@@ -211,10 +214,13 @@ class StyleRun:
                 "corpus": cfg.train_corpus, "n_train_images": len(files), "vgg_weights": cfg.vgg_weights}
         loss = style_loss_fn(objective) if fast is None else fast_style_loss_fn(objective, fast)
         result = train_loop(net, loss, data, loop, name=f"{name}{tag}", out_dir=self.out,
-                            device=self.device, resume=cfg.resume, meta=meta)
+                            device=self.device, resume=cfg.resume if resume is None else resume, meta=meta)
         net.eval()
         summary = result.as_dict() | {"n_train_images": len(files), "loss_weights": objective.weights.as_dict(),
                                       "n_unreadable_substituted": len(data.unreadable)}
+        decision = self.exec.decision("training", f"{name}{tag}")
+        if decision is not None:
+            summary["compile"] = decision.as_dict()
         return net, summary
 
     def corpus(self) -> Any:
@@ -257,11 +263,17 @@ class StyleRun:
         if cfg.tv_search:
             info["tv_search"] = self.tv_search(style)
             self.tv_chosen[name] = info["tv_search"]["chosen"]
-        net, summary = self.train(style)
+        if cfg.values.trend and style == cfg.styles[0]:  # the trend: Fig. 5 measured as this training goes on
+            from bench.style_trend import train_with_trend
+
+            net, summary = train_with_trend(self, style)
+        else:
+            net, summary = self.train(style)
         model = {"model": net.state_dict(), "variant": cfg.variant, "style": style,
                  "loss_weights": self.objective(style).weights.as_dict()}
         atomic_write(self.out / "models" / f"{name}.pt", lambda tmp: torch.save(model, tmp))
         self.networks[style] = net
+        summary["export"] = self.export(name, style, net, summary["iterations"])
         self.info.setdefault("training", {})[name] = summary | info
         return []
 
@@ -274,6 +286,17 @@ class StyleRun:
                 f"--eval-set {cfg.eval_set}: the TV search needs held-out validation images after the first "
                 f"--n-images {cfg.values.n_images} (up to {cfg.values.n_val_images}), but the set has {available}; "
                 f"give a larger set, a smaller --n-images, or fix the TV weight (--tv-weight W or --no-tv-search)")
+
+    def export(self, name: str, style: str, net: TransformNet, iterations: int) -> str:
+        """The trained network as RUN/weights/<name>.safetensors + .json (bench.export); returns its path in RUN."""
+        from bench.export import export_network
+
+        cfg = self.cfg
+        path = export_network(net, self.out, name, "style", {
+            "variant": cfg.variant, "style": style, "train_size": cfg.values.train_size, "profile": cfg.profile,
+            "iterations": int(iterations), "seed": cfg.seed, "commit": (self.record.info.get("git") or {}).get("commit"),
+            "source": f"models/{name}.pt"})
+        return str(path.relative_to(self.out))
 
     def tv_search(self, style: str) -> dict[str, Any]:
         """Train one shortened network per TV candidate; pick by choose_tv on held-out validation images (coco_val2017
@@ -317,7 +340,7 @@ class StyleRun:
     def scoring_objective(self, style: str, path: str | None = None) -> PerceptualObjective:
         """The objective Gatys minimises and the network is scored on: `objective(style)` itself on the reference
         path, the same objective on the fast loss network (perceptual.fast.fast_objective) on the fast path."""
-        ex = self.exec if path is None else ExecPath(path, self.device, self.cfg.compile)
+        ex = self.exec if path is None else self.exec.on(path)
         objective = self.objective(style)
         if not ex.fast:
             return objective
@@ -333,7 +356,7 @@ class StyleRun:
                  timed: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
         """The trained network as a function: itself on the reference path, a FastStylizer on the fast path (with
         the device's inference config when `timed`, Table 1's repeated shape; else ExecPath.eval_config)."""
-        ex = self.exec if path is None else ExecPath(path, self.device, self.cfg.compile)
+        ex = self.exec if path is None else self.exec.on(path)
         net = self.network(style)
         if not ex.fast:
             return net
@@ -342,8 +365,20 @@ class StyleRun:
         key = (style, id(net), ex.path, timed)
         cache = self.__dict__.setdefault("_stylizers", {})
         if key not in cache:
-            cache[key] = FastStylizer(net, self.device, config=ex.config("inference") if timed else ex.eval_config())
+            cache[key] = FastStylizer(net, self.device, config=self.forward_config(ex, timed))
         return cache[key]
+
+    def forward_config(self, ex: ExecPath, timed: bool) -> Any:
+        """The FastConfig of the network's forward passes on `ex`'s path: Table 1's timed forward (`timed`: warm-up and
+        repeats at each size) or every other use (Fig. 5 images at each size, the outputs), with the compile decision
+        counted over the images that use sees."""
+        v = self.cfg.values
+        if timed:
+            shapes = [(s, s) for s in self.cfg.sizes for _ in range(3 + v.feedforward_repeats)]
+            return ex.forward_config(f"table1_{ex.path}", "style", shapes, timed=True)
+        shapes = [(s, s) for s in self.cfg.sizes for _ in range(v.n_images)]
+        shapes += [(v.output_size, v.output_size + i) for i in range(v.n_outputs)]  # outputs: each its own shape
+        return ex.forward_config(f"network_outputs_{ex.path}", "style", shapes)
 
     @torch.no_grad()
     def network_outputs(self, style: str, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -368,9 +403,11 @@ class StyleRun:
         return {k: float(v.sum()) for k, v in terms.items()}, y
 
     def gatys(self, style: str, x: torch.Tensor, iterations: int, seed: int, trace_path: Path | None,
-              desc: str) -> tuple[list[dict[str, float]], torch.Tensor | None]:
-        """Gatys' L-BFGS on the style's objective; reuses a complete trace on --resume (image then not kept)."""
-        if trace_path is not None and self.cfg.resume and trace_path.exists():
+              desc: str, reuse: bool = False) -> tuple[list[dict[str, float]], torch.Tensor | None]:
+        """Gatys' L-BFGS on the style's objective; reuses a complete trace on --resume, when `reuse`, and in a trend
+        run (whose traces are computed once, before the fig5 stage) (image then not kept)."""
+        reuse = reuse or self.cfg.resume or bool(self.cfg.values.trend)
+        if trace_path is not None and reuse and trace_path.exists():
             trace = read_trace(trace_path)
             if trace and int(trace[-1]["iteration"]) == iterations:
                 return trace, None
@@ -385,7 +422,7 @@ class StyleRun:
         the path's config says so)."""
         from tqdm.auto import tqdm
 
-        ex = self.exec if path is None else ExecPath(path, self.device, self.cfg.compile)
+        ex = self.exec if path is None else self.exec.on(path)
         gcfg = ex.config("gatys")
         gatys_cfg = GatysConfig(iterations=iterations, init=self.cfg.gatys_init, seed=seed,
                                 lbfgs="device" if gcfg is not None and gcfg.device_lbfgs else "torch")

@@ -16,7 +16,6 @@ from baselines.gatys import Init
 from bench.errors import ArgumentError, checked_device
 from bench.options import add_run_options, positive_int
 from bench.profiles import (
-    PROFILE_NAMES,
     STYLE_CONTENT_LAYERS,
     STYLE_PROFILES,
     StyleProfile,
@@ -78,7 +77,7 @@ class StyleSettings:
     argv: tuple[str, ...] | None = None  # the arguments main() parsed (run.json's command line); not identity
     tv_weight_given: bool = False  # --tv-weight was on the command line (run.json's tv_choice says so); not identity
     path: str = "fast"  # --path (bench.fastpath); not identity: training checkpoints check their compute dtype
-    compile: bool | None = None  # --compile / --no-compile (None: the device's default)
+    compile: bool | str | None = "auto"  # --compile auto/on/off (bench.compile_policy; None/True/False: auto/on/off)
 
     def identity(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
@@ -157,9 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m bench.style stylize --checkpoint CKPT --out DIR IMAGES...\n"
                "      apply a trained transform network of a run to your images")
     add_run_options(
-        p, task=TASK, profiles=PROFILE_NAMES,
-        profile_help="smoke (CI, seconds), quick (CPU, ~30 min), paper (the protocol, CUDA). Default: paper with "
-                     "CUDA, else quick",
+        p, task=TASK, profiles=tuple(STYLE_PROFILES),
+        profile_help="smoke (CI, seconds), quick (CPU, ~30 min), paper (the protocol, CUDA), trend-128 (one "
+                     "training at 128 px, Fig. 5 at 250-4000 iterations; CPU, ~2 h). Default: paper with CUDA, else "
+                     "quick",
         variant_help="transform network: common (instance norm, upsample+conv) or paper (batch norm, transposed "
                      "convs). Default: paper in the paper profile, common in smoke/quick",
         iterations_help="training iterations per style (paper: 40000)", batch_help="batch size (paper: 4)",
@@ -200,16 +200,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gatys-init", choices=("noise", "content"), default="noise",
                    help="Gatys start image (paper's Fig. 5: noise)")
     p.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run (default: all)")
+    p.add_argument("--trend", nargs="+", type=positive_int, default=None, metavar="ITERATIONS",
+                   help="train the first style's network once, to the longest of these lengths, and measure Fig. 5 "
+                        "(network objective, L-BFGS iterations to match) at each length as the training goes on, "
+                        "into trend.csv (the L-BFGS curve is computed once; resumable). Default: the profile's "
+                        "(trend-128: 250 500 1000 2000 4000; others: off)")
     return p
 
 
 def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> StyleSettings:
     """The run's settings from parsed arguments (argv: the raw arguments, recorded in run.json)."""
-    profile = check_profile(args.profile or default_profile())
-    base = STYLE_PROFILES[profile]
-    values = with_overrides(base, iterations=args.iterations, gatys_iterations=args.gatys_iterations,
+    profile = args.profile or default_profile()
+    base = STYLE_PROFILES[profile if profile in STYLE_PROFILES else check_profile(profile)]
+    trend = base.trend if args.trend is None else tuple(sorted(set(args.trend)))
+    iterations = args.iterations
+    if trend:
+        if args.iterations is not None and args.iterations != max(trend):
+            raise ArgumentError(f"--iterations {args.iterations} and --trend {' '.join(map(str, trend))}: the trend "
+                                f"trains to its longest length ({max(trend)}); give one of them")
+        iterations = max(trend)
+    values = with_overrides(base, iterations=iterations, gatys_iterations=args.gatys_iterations,
                             n_images=args.n_images, train_size=args.train_size, batch_size=args.batch_size,
-                            lr=args.lr)
+                            lr=args.lr, trend=trend)
     device = checked_device(args.device or default_device())
     if args.tv_weight is not None and not (math.isfinite(args.tv_weight) and args.tv_weight >= 0):
         raise ArgumentError(f"--tv-weight must be a non-negative number, got {args.tv_weight}")

@@ -268,7 +268,7 @@ def test_profile_table_in_the_docs_matches_profiles():
     table = {}
     docs = (Path(__file__).resolve().parents[1] / "docs" / "profiles.md").read_text(encoding="utf-8")
     for line in docs.split("## Style transfer", 1)[1].splitlines():
-        m = re.match(r"\|\s*(smoke|quick|paper)\s*\|(.*)\|\s*$", line)
+        m = re.match(r"\|\s*(smoke|quick|paper|trend-128)\s*\|(.*)\|\s*$", line)
         if m:
             table[m.group(1)] = [c.strip().replace(",", "") for c in m.group(2).split("|")]
     assert set(table) == set(STYLE_PROFILES)

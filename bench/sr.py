@@ -30,8 +30,8 @@ from bench.inputs import eval_sets, training_corpus
 from bench.metrics import evaluate_pair, to_uint8
 from bench.profiles import FEAT_LAYER, LPIPS_NETS, METHODS, PAPER_CORPUS, SRCNN_SCALES
 from bench.runfolder import RunRecord, prepare_out, report_stage
-from bench.seeds import multi_seed_main
 from bench.runinfo import command_line, environment, file_hashes, file_list_digest
+from bench.seeds import multi_seed_main
 from bench.sr_config import CURVE_DATASET, SCALES, TASK, SRRunConfig, build_parser, config_from_args
 from bench.sr_curve import curve_iterations_done, write_curve_point
 from bench.train import TrainConfig, TrainResult, seeded_loss_network, train

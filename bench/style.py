@@ -27,9 +27,8 @@ from bench.fastpath import PATHS, ExecPath
 from bench.inputs import image_sets, small_images_note, style_images, training_corpus
 from bench.loading import default_workers
 from bench.runfolder import OK, RunRecord, StageRows, prepare_out, report_stage
-from bench.seeds import multi_seed_main
-from bench.style_config import STAGES as STYLE_STAGES
 from bench.runinfo import command_line, environment, file_hashes, file_list_digest
+from bench.seeds import multi_seed_main
 from bench.style_config import (
     DEFAULT_TRAIN_CORPUS,
     TASK,
@@ -37,6 +36,7 @@ from bench.style_config import (
     build_parser,
     settings_from_args,
 )
+from bench.style_config import STAGES as STYLE_STAGES
 from bench.style_measures import (
     PAPER_TV_RANGE,
     TABLE1_ITERATIONS,

@@ -23,7 +23,7 @@ COMMITTED_RUNS = REPO / "results" / "runs"
 # package versions that change what a run computes (decoding, resizing, metrics, the network code)
 COMPARED_VERSIONS = ("torch", "torchvision", "numpy", "scikit-image", "lpips", "resize-right", "pillow")
 # identity fields a run may hold a subset of: only the values both runs hold are compared
-SUBSET_FIELDS = ("datasets", "methods", "scales", "seed")
+SUBSET_FIELDS = ("datasets", "methods", "scales")
 # identity fields older runs did not record, with the value they had then
 DEFAULTS = {"eval_protocol": "standard"}
 PASS, FAIL, NOT_COMPARABLE = 0, 1, 2
@@ -101,12 +101,10 @@ def setting_differences(run: dict[str, Any], ref: dict[str, Any]) -> list[str]:
     ident, ref_ident = run.get("identity", {}), ref.get("identity", {})
     for name in sorted(set(ident) | set(ref_ident)):
         a, b = ident.get(name, DEFAULTS.get(name)), ref_ident.get(name, DEFAULTS.get(name))
-        if name == "seed":
-            if "seeds" in ref or "seeds" in run:  # a multi-seed side: the seeds are the spread, any seed compares
-                continue
-        elif name in SUBSET_FIELDS:
-            if _as_set(a) & _as_set(b):
-                continue
+        if name == "seed" and ("seeds" in ref or "seeds" in run):
+            continue  # a multi-seed side: the seeds are the spread, any seed compares
+        if name in SUBSET_FIELDS and _as_set(a) & _as_set(b):
+            continue
         if a != b and name != "profile":
             out.append(f"{name}: {json.dumps(a)} vs {json.dumps(b)}")
     versions, ref_versions = run.get("versions", {}), ref.get("versions", {})

@@ -602,16 +602,26 @@ def _accepts_margin(tol: Tolerance, margin: float) -> bool:
     return margin > 0 if tol.kind in ("sign", "below") else margin >= 0
 
 
-def _noise_text(noise: Noise, metric: str, profile: str) -> list[str]:
+def noise_text(noise: Noise | None, metric: str, profile: str) -> str:
+    """The claims tables' Noise cell: seeds, mean margin and spread (or the profile's measured spread)."""
+    if noise is None:
+        return "\u2014"
     if noise.source == "seeds":
-        out = [f"in {noise.n_hold} of {noise.n_seeds} seeds"]
+        text = f"{noise.n_seeds} seeds, holds in {noise.n_hold}"
         if noise.spread is not None:
-            out.append(f"mean margin {_fmt_spread(metric, noise.margin)}, seed spread "
-                       f"{_fmt_spread(metric, noise.spread)}")
-    elif noise.spread is None:
-        out = ["1 seed, spread unmeasured"]
-    else:
-        out = [f"1 seed; {profile} seed spread {_fmt_spread(metric, noise.spread)}"]
+            text += f"; mean margin {_fmt_spread(metric, noise.margin)}, spread (max \u2212 min of the margin) " \
+                    f"{_fmt_spread(metric, noise.spread)}"
+        return text
+    if noise.spread is None:
+        return f"1 seed; the {profile} profile's seed spread is not measured"
+    return f"1 seed; margin {_fmt_spread(metric, noise.margin)}, {profile} seed spread " \
+           f"{_fmt_spread(metric, noise.spread)}"
+
+
+def _noise_qualifiers(noise: Noise, metric: str) -> list[str]:
+    """What a verdict's text says of its noise: "in k of n seeds" on a multi-seed run, "within the noise (seed
+    spread X)" where the margin is not larger than the spread."""
+    out = [f"in {noise.n_hold} of {noise.n_seeds} seeds"] if noise.source == "seeds" else []
     if noise.within and noise.spread is not None:
         out.append(f"within the noise (seed spread {_fmt_spread(metric, noise.spread)})")
     return out
@@ -716,7 +726,7 @@ def judge_full(spec: ClaimSpec, target: Target, run: Run, spread: SpreadLookup |
     if noise is not None:
         if noise.n_hold is not None:
             ok = noise.n_hold == noise.n_seeds  # holds only where it holds in every seed
-        qualifiers = _noise_text(noise, target.metric, run.profile) + qualifiers
+        qualifiers = _noise_qualifiers(noise, target.metric) + qualifiers
     if spec.relative:
         verdict = "holds" if ok else "does not hold"
     else:
@@ -802,6 +812,7 @@ def check_claims(runs: list[Run], refs: pd.DataFrame, spread: SpreadLookup | Non
                     "reproduced_value": float("nan") if value is None else value,
                     "metric": target.metric, "method": target.method, "dataset": target.dataset,
                     "scale": target.scale, "image": target.image, "involves": target.involves,
+                    "Noise": noise_text(noise, target.metric, run.profile if run else ""),
                     "n_seeds": noise.n_seeds if noise else 0,
                     "n_hold": noise.n_hold if noise and noise.n_hold is not None else -1,
                     "margin": noise.margin if noise else float("nan"),

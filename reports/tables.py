@@ -83,7 +83,7 @@ def missing_for(run: Run) -> str:
 
 # ---- claims -----------------------------------------------------------------------------------------------------
 CLAIM_COLUMNS = ["Run", "Scale", "Dataset", "Method", "Metric", "Paper", "Source", "Confidence", "Protocol",
-                 "Reproduced", "\u0394", "Tolerance", "Verdict"]
+                 "Reproduced", "\u0394", "Tolerance", "Verdict", "Noise"]
 PAPER_METHOD_LABELS = {"bicubic": "bicubic", "srcnn": "SRCNN", "johnson_pixel": "ours, l_pixel",
                       "johnson_feat": "ours, l_feat"}
 SUMMARY_COLUMNS = ["Claim", "Best run", "Verdict", "\u0394 (where)", "Checks", "Checked against"]
@@ -112,7 +112,7 @@ def _claims_html(sub: pd.DataFrame, table_id: str) -> str | None:
         return None
     sub = merge_identical_runs(sub.reset_index(drop=True), CLAIM_COLUMNS)
     display = sub[CLAIM_COLUMNS].copy()
-    for col in ("Scale", "Protocol"):
+    for col in ("Scale", "Protocol", "Noise"):
         if display[col].isin(["", "\u2014"]).all():
             display = display.drop(columns=[col])
     classes = pd.DataFrame("", index=display.index, columns=display.columns)

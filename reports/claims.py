@@ -153,8 +153,9 @@ class ClaimSpec:
 
     `short` names it in the headline; `section` is the paper section it belongs to ("" = by the target's scale: x4 or
     x8); `extrapolated_metric` lets an absolute claim fall back to the harness's `<metric>_extrapolated` row, and
-    `extrapolated_note` is the qualifier a verdict then carries; `printed` is False for a check the paper argues
-    visually and prints no number for."""
+    `extrapolated_note` is the qualifier a verdict then carries; `printed` is False for a check judged without a
+    printed number (the paper argues it visually, or it is a trend of the suite's own measurements), and `note` is
+    the qualifier its verdicts then carry."""
 
     key: str
     title: str
@@ -167,6 +168,7 @@ class ClaimSpec:
     extrapolated_metric: bool = False
     extrapolated_note: str = ""
     printed: bool = True
+    note: str = ""
 
 
 CLAIMS = (
@@ -211,7 +213,7 @@ CLAIMS = (
               "of one training (trend.csv): the matched points must not fall and the last must exceed the first. A "
               "length whose network L-BFGS did not match within its iterations is left out, never extrapolated; "
               "fewer than two matched lengths is not comparable.", relative=True, short="match point rises with "
-              "training", section="style"),
+              "training", section="style", printed=False),
     ClaimSpec("rel_style_faster_than_iteration", "Relative: one forward pass is faster than one L-BFGS iteration",
               "style", False,
               "Forward seconds / seconds per L-BFGS iteration must be below 1 (the paper: about half, "
@@ -223,7 +225,7 @@ CLAIMS = (
               "A check the paper argues visually (Figs. 8\u20139), not a number it prints: l_feat's LPIPS minus the "
               "lowest LPIPS of every other method the run has must be below 0, raw and histogram-matched, for each "
               "LPIPS network the run measured (alex, vgg).", relative=True, short="l_feat lowest LPIPS",
-              printed=False),
+              printed=False, note="visual claim, no printed number"),
 )
 CLAIM_BY_KEY = {c.key: c for c in CLAIMS}
 SR_TOLERANCES = {
@@ -691,8 +693,8 @@ def judge_full(spec: ClaimSpec, target: Target, run: Run, spread: SpreadLookup |
         blockers.append(size_note)
     elif not target.in_paper:
         qualifiers.append(size_note)
-    if not spec.printed:
-        qualifiers.append("visual claim, no printed number")
+    if spec.note:
+        qualifiers.append(spec.note)
     if spec.trained and run.info is None:
         (qualifiers if spec.relative else blockers).append("profile unknown: no run.json")
     elif spec.trained and run.profile != "paper":

@@ -69,7 +69,10 @@ def render(display: pd.DataFrame, *, table_id: str, classes: pd.DataFrame | None
     if caption:
         styler = styler.set_caption(caption)
     styler = styler.set_uuid(table_id).set_table_attributes(f'id="{table_id}" class="{css_class}"')
-    return styler.to_html(doctype_html=False)
+    # Styler writes its own id="T_<uuid>" first: a browser keeps the first of two ids, so links to #<table_id>
+    # would find nothing; keep one id, the stable one
+    return styler.to_html(doctype_html=False).replace(f'<table id="T_{table_id}" id="{table_id}"',
+                                                      f'<table id="{table_id}"', 1)
 
 
 def _link(prefix: str, value: str) -> str:

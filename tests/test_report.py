@@ -475,6 +475,16 @@ def test_markdown_summary(built):
     md = (built["out"] / "report.md").read_text(encoding="utf-8")
     path = built["runs"][0]
     assert "report.html" in md and "printed 0.7301" in md and "| claim | best run | verdict |" in md
+    # the headline: one verdict per paper section, then every printed number with its status, before the runs
+    assert md.index("### Did the paper reproduce?") < md.index("| number | paper | best reproduction") \
+        < md.index("### Runs")
+    for section in ("SR x4 (Fig. 8)", "SR x8 (Fig. 9)", "Style (Fig. 5)", "Speed (Table 1)"):
+        assert sum(line.startswith(f"| {section} | ") for line in md.splitlines()) == 1, section
+    assert "| x4 Set14 bicubic SSIM-Y | 0.7031 (misprint: printed 0.7301) |" in md
+    headline = [line for line in md.split("| number | paper |")[1].split("\n\n")[0].splitlines()[2:]]
+    refs = load_references()
+    paper = refs[refs["origin"] == "paper"]
+    assert len(headline) == len(paper) - int((paper["metric"] == "iters_to_match_high").sum())
     for r in built["loaded"]:
         assert r.header in md
     bic = {r["metric"]: r["value"] for r in read_results(path / "results.csv")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import shutil
 import sys
 import time
@@ -112,7 +113,7 @@ def load_spread_table(path: Path | None = None) -> Any:
     """The measured spread table (reports.spread.load_spread), or None while that module or its file is absent: the
     relative verdicts of a single-seed run then say that their profile's spread is not measured."""
     try:
-        from reports import spread  # type: ignore[attr-defined]  # written beside this module; optional until then
+        spread = importlib.import_module("reports.spread")  # optional until the measured spread is committed
     except ImportError:
         return None
     try:

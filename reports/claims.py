@@ -6,6 +6,7 @@ Each claim's tolerance and why, and the verdict vocabulary: docs/claims.md.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -424,7 +425,7 @@ def trend_value(matched: list[tuple[float, float]]) -> float | None:
     from the first matched point to the last (> 0 holds; 0, a flat trend, does not). None below two points."""
     if len(matched) < 2:
         return None
-    steps = [b[1] - a[1] for a, b in zip(matched, matched[1:])]
+    steps = [b[1] - a[1] for a, b in itertools.pairwise(matched)]
     return min(steps) if min(steps) < 0 else matched[-1][1] - matched[0][1]
 
 

@@ -11,7 +11,6 @@ and the relative claims that stand in where an absolute comparison is impossible
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,20 +266,19 @@ def _claim_outcomes(claims: pd.DataFrame, section: str) -> list[tuple[str, str, 
                         "", False, ""))
             continue
 
-        def rank(label: str) -> tuple:
+        def rank(label: str, judged: pd.DataFrame = judged) -> tuple:
             mine = judged[judged["run_label"] == label]
-            paper_protocol = bool((mine["Verdict"].str.contains("protocol; the paper's") == False).all())  # noqa: E712
-            return (not paper_protocol, profile_rank(str(mine["profile"].iloc[0])),
-                    -int(mine["n_seeds"].max()), -len(mine))
+            other_protocol = bool(mine["Verdict"].str.contains("protocol; the paper's", regex=False).any())
+            return (other_protocol, profile_rank(str(mine["profile"].iloc[0])), -int(mine["n_seeds"].max()),
+                    -len(mine))
         label = min(dict.fromkeys(judged["run_label"]), key=rank)
         outcome, noisy = _run_outcome(rows[rows["run_label"] == label])
         out.append((name, outcome, label, noisy, str(judged[judged["run_label"] == label]["profile"].iloc[0])))
     return out
 
 
-def _count(items: Iterable[str], what: str) -> str:
-    items = list(items)
-    return f"{len(items)} {what}" if items else ""
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n else ""
 
 
 def section_verdicts(headline: pd.DataFrame, claims: pd.DataFrame, runs: list[Run]) -> list[SectionVerdict]:
@@ -317,8 +315,8 @@ def section_verdicts(headline: pd.DataFrame, claims: pd.DataFrame, runs: list[Ru
             names = ", ".join(f"{o[0]}: {o[1]}" + (f" in {o[2]}" if o[2] else "") + (" (within the noise)" if o[3]
                                                                                         else "") for o in outcomes)
             reasons.append(f"{len(held)} of {len(outcomes)} relative claims hold ({names})")
-        abs_parts = [p for p in (_count(range(m), "match"), _count(range(d), "differ"),
-                                 _count(range(nc), "not comparable"), _count(range(nr), "not run")) if p]
+        abs_parts = [p for p in (_count(m, "match"), _count(d, "differ"), _count(nc, "not comparable"),
+                                 _count(nr, "not run")) if p]
         if n:
             why = ""
             if nc:

@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_fixtures import (
     set_mean,
     set_mean_exact,
-    set_style_value,
     update_run_json,
     write_seeds,
     write_sr_run,
@@ -62,7 +61,7 @@ def claim_row(claims: pd.DataFrame, claim: str, run: str = "A", **where: str) ->
 
 # ---- headline rows: one per printed number, each status with a known answer -------------------------------------
 def test_every_printed_number_has_a_headline_row_with_a_status(tmp_path):
-    claims, head, _ = frames(write_sr_run(tmp_path / "sr", datasets={"Set5": 5}))
+    _, head, _ = frames(write_sr_run(tmp_path / "sr", datasets={"Set5": 5}))
     refs = load_references()
     paper = refs[refs["origin"] == "paper"]
     # Fig. 5's low/high pair is one band per size; every other printed number is a row of its own
@@ -79,7 +78,7 @@ def test_headline_statuses_known_answers(tmp_path):
                          seed=2)
     for method in ("johnson_feat", "johnson_feat_histmatch"):  # 1 dB from the printed 27.09: outside +-0.5 dB
         set_mean(paper, dataset="Set5", scale=4, method=method, metric="psnr_y", value=FEAT_X4_SET5_PSNR + 1.0)
-    claims, head, _ = frames(quick, paper)
+    _, head, _ = frames(quick, paper)
     # bicubic is the suite's protocol: both runs within 0.02 dB of 28.43
     assert row(head, "x4 Set5 bicubic PSNR-Y")["status_class"] == "matches"
     feat = row(head, "x4 Set5 l_feat PSNR-Y")

@@ -214,6 +214,11 @@ def headline_rows(claims: pd.DataFrame, refs: pd.DataFrame, runs: list[Run]) -> 
                 why = "the run's value is not a number"
             method = f"{best['Method']}: " if n["task"] == "sr" and best["method"] != n["method"] else ""
             value = best["Reproduced"]
+            run = by_label.get(best["run_label"])
+            stats = run.seed_stats(task=n["task"], dataset=n["dataset"], method=best["method"], metric=n["metric"],
+                                   scale=n["scale"] if n["task"] == "sr" else "", image=n["image"]) if run else None
+            if stats is not None and stats[0] > 1 and stats[3] > stats[2]:  # a multi-seed run: mean +- half range
+                value += f" \u00b1 {fmt_value(n['metric'], (stats[3] - stats[2]) / 2)} ({stats[0]} seeds)"
             best_text = f"{method}{value} ({_run_note(by_label, labels, best['method'], n['scale'])})"
             runs_named = labels
         else:

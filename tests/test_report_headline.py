@@ -187,6 +187,9 @@ def test_multi_seed_values_show_mean_and_half_range(tmp_path):
     soup = BeautifulSoup(build_report([run], [], tmp_path / "out").read_text(encoding="utf-8"), "html.parser")
     cells = [td.get_text(strip=True) for td in soup.find("table", id="sr-x4-Set5").select("td")]
     assert "28.92 \u00b1 0.62 (n=3)" in cells  # mean 28.9167, half of the range 29.5 - 28.25
+    headline = soup.find("table", id="headline-table")
+    srcnn = next(tr for tr in headline.find_all("tr") if tr.th and tr.th.get_text() == "x4 Set5 SRCNN PSNR-Y")
+    assert "28.92 \u00b1 0.62 (3 seeds) (A: quick" in srcnn.get_text(" ")
     assert "seeds 0, 1, 2" in soup.find(id="run-A").get_text()
 
 

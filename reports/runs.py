@@ -39,6 +39,7 @@ class Run:
     seed_values: pd.DataFrame | None = None
     trend: pd.DataFrame | None = None
     trend_error: str | None = None
+    _seed_runs: list[Run] | None = field(default=None, repr=False, compare=False)
 
     # ---- provenance -------------------------------------------------------------------------------------------
     def _get(self, *keys: str, default: Any = None) -> Any:
@@ -281,6 +282,12 @@ class Run:
         claim is computed per seed by the same code; [] for a single-seed run."""
         if self.seed_values is None or self.results is None or not self.seeds:
             return []
+        if self._seed_runs is None:
+            self._seed_runs = self._make_seed_runs()
+        return self._seed_runs
+
+    def _make_seed_runs(self) -> list[Run]:
+        assert self.seed_values is not None and self.results is not None
         n = min(len(v) for v in self.seed_values["values"])
         key_cols = [c for c in RESULT_COLUMNS if c != "value"]
         lookup = {tuple(r[c] for c in key_cols): r["values"] for _, r in self.seed_values.iterrows()}

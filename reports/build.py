@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import shutil
 import sys
 import time
@@ -26,7 +27,7 @@ from markupsafe import Markup
 
 from data.files import atomic_write_text
 from reports import claims as claims_mod
-from reports import figures, grids, tables
+from reports import figures, grids, headline, tables
 from reports.benchjson import load_bench
 from reports.formatting import fmt_value, method_label, metric_label
 from reports.references import CONFIDENCE_NOTE, load_references, reference
@@ -108,6 +109,31 @@ def fig5_claim_band(refs: Any) -> tuple[float, float] | None:
     return (low.value, high.value) if low is not None and high is not None else None
 
 
+def load_spread_table(path: Path | None = None) -> Any:
+    """The measured spread table (reports.spread.load_spread), or None while that module or its file is absent: the
+    relative verdicts of a single-seed run then say that their profile's spread is not measured."""
+    try:
+        spread = importlib.import_module("reports.spread")  # optional until the measured spread is committed
+    except ImportError:
+        return None
+    try:
+        return spread.load_spread(path)
+    except FileNotFoundError:
+        return None
+
+
+SECTION_ORDER = {key: i for i, (key, _) in enumerate(headline.SECTIONS)}
+SECTION_TITLE = dict(headline.SECTIONS)
+
+
+def _headline_context(rows: Any) -> list[dict[str, Any]]:
+    records = rows.to_dict("records") if not rows.empty else []
+    for r in records:
+        r["section_order"] = SECTION_ORDER.get(r["section"], 99)
+        r["section_title"] = SECTION_TITLE.get(r["section"], r["section"])
+    return sorted(records, key=lambda r: r["section_order"])
+
+
 def _run_context(run: Run) -> dict[str, Any]:
     return {"label": run.label, "header": run.header, "status": run.status, "tasks": sorted(run.tasks),
             "profile": run.profile, "device": run.device, "device_name": run.device_name,
@@ -115,7 +141,7 @@ def _run_context(run: Run) -> dict[str, Any]:
             "path": str(run.path), "notes": run.notes, "deviations": run.deviations(),
             "harness_notes": run.harness_notes,
             "paper_protocol": run.paper_protocol, "evaluated": run.evaluated_name if run.is_evaluation else None,
-            "skipped_files": run.skipped_files}
+            "skipped_files": run.skipped_files, "reproduction": run.reproduction, "seeds": run.seeds}
 
 
 def _md_sr_rows(runs: list[Run], sections: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -141,10 +167,12 @@ def _md_sr_rows(runs: list[Run], sections: list[dict[str, Any]]) -> list[dict[st
 
 
 def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
-                 out_dir: Path = DEFAULT_OUT) -> Path:
+                 out_dir: Path = DEFAULT_OUT, spread: Any = "default") -> Path:
     """Write `out_dir/report.html` (+ `report.md`, `assets/`) comparing the runs; return the HTML's path.
 
     `bench_jsons=None` reads results/bench/*.json under the working directory; pass [] for no benchmarks.
+    `spread`: the measured spread table (anything with `.spread(kind, task, profile, dataset, scale, method, image,
+    metric)`), None for none; by default reports.spread's committed table when there is one.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,8 +182,12 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
     bench_paths = default_bench_jsons() if bench_jsons is None else [Path(p) for p in bench_jsons]
     records, bench_notes = load_bench(bench_paths)
     staging, final_assets = _prepare_assets(out_dir)
+    spread_table = load_spread_table() if isinstance(spread, str) and spread == "default" else spread
     try:
-        claims = claims_mod.check_claims(runs, published)
+        claims = claims_mod.check_claims(runs, published, spread_table)
+        head = headline.headline_rows(claims, published, runs)
+        verdicts = headline.section_verdicts(head, claims, runs)
+        noise_note = headline.default_profile_noise(claims)
         fig5_band = fig5_claim_band(published)
         summary = claims_mod.claim_summary(claims)
         sr_sections = problems.guard("the SR tables", lambda: tables.sr_sections(runs, published), [])
@@ -170,6 +202,10 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
                     partial(fn, run, staging / f"{run.label}_{key}.png"), (None, []))
                 entry[key] = f"{ASSETS}/{path.name}" if path else None
                 entry["notes"].extend(notes)
+            trend = problems.guard(f"the style-trend figure of run {run.label}",
+                                   partial(figures.trend_figure, run, staging / f"{run.label}_trend.png",
+                                           band=fig5_band), None)
+            entry["trend"] = f"{ASSETS}/{trend.name}" if trend else None
             terms = problems.guard(f"the loss-terms figure of run {run.label}",
                                    partial(figures.terms_figure, run, staging / f"{run.label}_terms.png"),
                                    None)
@@ -235,6 +271,9 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
             "verdicts": claims_mod.VERDICTS, "md_sr_rows": _md_sr_rows(runs, sr_sections),
             "md_sr_runs": [r.header for r in runs if "sr" in r.tasks],
             "metric_label": metric_label,
+            "section_verdicts": verdicts, "noise_note": noise_note,
+            "headline_main": _headline_context(head[~head["example"]] if not head.empty else head),
+            "headline_examples": _headline_context(head[head["example"]] if not head.empty else head),
         }
         env = _environment()
         html = env.get_template("report.html").render(**context)

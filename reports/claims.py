@@ -6,14 +6,16 @@ Each claim's tolerance and why, and the verdict vocabulary: docs/claims.md.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pandas as pd
 
 from reports.formatting import fmt_delta, fmt_value, method_label, metric_label
-from reports.references import PAPER_PROTOCOL, Reference, reference, references_for
+from reports.references import PAPER_CITATION, PAPER_PROTOCOL, Reference, reference, references_for
 from reports.results import MEAN
 from reports.runs import EVAL_SET_SIZES, Run
 
@@ -43,7 +45,9 @@ class Tolerance:
         if math.isnan(reproduced) or math.isinf(reproduced):
             return False
         if self.kind == "abs":
-            return abs(reproduced - paper) <= self.value + 1e-12
+            # the edge is inside; the difference is rounded to 12 decimals (far below any printed digit) so that a
+            # decimal difference equal to the tolerance on paper (28.44 - 28.42) equals it here
+            return round(abs(reproduced - paper), 12) <= self.value
         if self.kind == "range":
             return self.lo <= reproduced <= self.hi
         if self.kind == "factor":
@@ -52,6 +56,26 @@ class Tolerance:
             return reproduced * self.value > 0
         if self.kind == "below":
             return reproduced < self.value
+        raise ValueError(f"unknown tolerance kind {self.kind!r}")
+
+    def margin(self, paper: float, reproduced: float) -> float:
+        """How far inside (> 0) or outside (< 0) the tolerance `reproduced` lies, in the value's own units.
+
+        0 is the edge itself: inside for `abs`, `range` and `factor` (edges included), outside for `sign` and
+        `below` (strict: a tie is no ordering, a ratio of exactly 1 is not faster)."""
+        if math.isnan(reproduced) or math.isinf(reproduced):
+            return -math.inf
+        if self.kind == "abs":
+            return self.value - abs(reproduced - paper)
+        if self.kind == "range":
+            return min(reproduced - self.lo, self.hi - reproduced)
+        if self.kind == "factor":
+            ratio = reproduced / paper if paper else math.nan
+            return min(self.value - ratio, ratio - 1 / self.value) if ratio > 0 else -math.inf
+        if self.kind == "sign":
+            return reproduced if self.value > 0 else -reproduced
+        if self.kind == "below":
+            return self.value - reproduced
         raise ValueError(f"unknown tolerance kind {self.kind!r}")
 
     def text(self, metric: str) -> str:
@@ -86,7 +110,21 @@ class Tolerance:
         return "in range"
 
 
-Compute = Callable[[Run], tuple[float | None, str, int | None]]
+@dataclass(frozen=True)
+class Computed:
+    """What a relative claim's `compute` returns for one run: the number, how it was computed, the smallest image
+    count behind it, whether a timing in it was extrapolated, the (task, scale, dataset, method, metric) of each value
+    compared (for their measured spread), and why the number cannot be judged (`blocker`, empty when it can)."""
+
+    value: float | None
+    how: str = ""
+    n_used: int | None = None
+    extrapolated: bool = False
+    parts: tuple[tuple[str, str, str, str, str], ...] = ()
+    blocker: str = ""
+
+
+Compute = Callable[[Run], Computed]
 
 
 @dataclass(frozen=True)
@@ -107,11 +145,18 @@ class Target:
     image: str = MEAN
     protocol: str = ""
     compute: Compute | None = field(default=None, compare=False)
+    involves: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
 class ClaimSpec:
-    """A claim of the paper: which task, whether it needs a trained network, whether it is relative."""
+    """A claim of the paper: which task, whether it needs a trained network, whether it is relative.
+
+    `short` names it in the headline; `section` is the paper section it belongs to ("" = by the target's scale: x4 or
+    x8); `extrapolated_metric` lets an absolute claim fall back to the harness's `<metric>_extrapolated` row, and
+    `extrapolated_note` is the qualifier a verdict then carries; `printed` is False for a check judged without a
+    printed number (the paper argues it visually, or it is a trend of the suite's own measurements), and `note` is
+    the qualifier its verdicts then carry."""
 
     key: str
     title: str
@@ -119,6 +164,12 @@ class ClaimSpec:
     trained: bool
     why: str
     relative: bool = False
+    short: str = ""
+    section: str = ""
+    extrapolated_metric: bool = False
+    extrapolated_note: str = ""
+    printed: bool = True
+    note: str = ""
 
 
 CLAIMS = (
@@ -126,35 +177,56 @@ CLAIMS = (
               "No training involved: an offset beyond \u00b10.02 dB / \u00b10.002 is an evaluation bug. x4 under "
               "the standard protocol, x8 under the paper's own (johnson2016)."),
     ClaimSpec("srcnn", "SRCNN (x4) vs the printed numbers", "sr", True,
-              "Retrained SRCNN against the released model's numbers (\u00b10.3 dB / \u00b10.01)."),
+              "Retrained SRCNN against the released model's numbers (\u00b10.3 dB / \u00b10.01).", short="SRCNN"),
     ClaimSpec("ours_pixel", "Ours-pixel vs the paper's Fig. 8 / Fig. 9", "sr", True,
               "\u00b10.5 dB / \u00b10.02 (training-to-training spread); the paper histogram-matched its outputs."),
     ClaimSpec("ours_feat", "Ours-feat vs the paper's Fig. 8 / Fig. 9", "sr", True,
               "\u00b10.5 dB / \u00b10.02 (training-to-training spread); the paper histogram-matched its outputs."),
     ClaimSpec("fig5_iters", "Fig. 5: L-BFGS iterations to match the network's objective", "style", True,
-              "The paper: 50\u2013100 iterations ('comparable'; accepted 40\u2013110), paper profile only."),
+              "The paper: 50\u2013100 iterations ('comparable'; accepted 40\u2013110), paper profile only.",
+              section="style"),
     ClaimSpec("table1_speedup", "Table 1: feed-forward speedup over 500 L-BFGS iterations", "style", False,
-              "The paper: ~1000\u00d7 on a GTX Titan X; judged within a factor of 2 at the same size."),
+              "The paper: ~1000\u00d7 on a GTX Titan X; judged within a factor of 2 at the same size.",
+              section="speed", extrapolated_metric=True,
+              extrapolated_note="500 iterations extrapolated from a shorter trace"),
     ClaimSpec("rel_pixel_vs_bicubic", "Relative: l_pixel minus bicubic (x4, x8)", "sr", True,
               "The run's delta within \u00b10.5 dB / \u00b10.02 of the paper's delta; bicubic is deterministic, "
-              "so the delta is as uncertain as the network.", relative=True),
+              "so the delta is as uncertain as the network.", relative=True, short="l_pixel \u2212 bicubic"),
     ClaimSpec("rel_feat_lowest_psnr", "Relative (x8): l_feat has the lowest PSNR", "sr", True,
-              "An ordering: l_feat minus the lower of bicubic and l_pixel must be below 0.", relative=True),
+              "An ordering: l_feat minus the lower of bicubic and l_pixel must be below 0.", relative=True,
+              short="l_feat lowest PSNR"),
     ClaimSpec("rel_feat_ssim_beats_bicubic", "Relative (x8): l_feat beats bicubic in SSIM", "sr", True,
-              "An ordering: l_feat minus bicubic SSIM must be above 0.", relative=True),
+              "An ordering: l_feat minus bicubic SSIM must be above 0.", relative=True,
+              short="l_feat SSIM above bicubic"),
     ClaimSpec("rel_feat_lowest_x4", "Relative (x4): l_feat has the lowest PSNR and SSIM", "sr", True,
               "An ordering: l_feat minus the lower of bicubic and l_pixel must be below 0, in PSNR-Y and in SSIM-Y "
-              "(Fig. 8; the paper puts it down to l_feat's pixel-level grid artifacts).", relative=True),
+              "(Fig. 8; the paper puts it down to l_feat's pixel-level grid artifacts).", relative=True,
+              short="l_feat lowest PSNR/SSIM"),
     ClaimSpec("rel_srcnn_beats_pixel", "Relative (x4): SRCNN beats l_pixel in PSNR", "sr", True,
-              "An ordering: SRCNN minus l_pixel PSNR must be above 0.", relative=True),
+              "An ordering: SRCNN minus l_pixel PSNR must be above 0.", relative=True,
+              short="SRCNN above l_pixel"),
     ClaimSpec("rel_style_between_50_100", "Relative: the network's objective lies between L-BFGS iterations 50 "
               "and 100", "style", True,
-              "Iterations to match within 40\u2013110 (as Fig. 5), under any profile and size.", relative=True),
+              "Iterations to match within 40\u2013110 (as Fig. 5), under any profile and size.", relative=True,
+              short="network between L-BFGS 50\u2013100", section="style"),
+    ClaimSpec("rel_style_trend", "Relative: the match point rises with training", "style", True,
+              "The L-BFGS iterations needed to match the network's objective, measured at several training lengths "
+              "of one training (trend.csv): the matched points must not fall and the last must exceed the first. A "
+              "length whose network L-BFGS did not match within its iterations is left out, never extrapolated; "
+              "fewer than two matched lengths is not comparable.", relative=True, short="match point rises with "
+              "training", section="style", printed=False),
     ClaimSpec("rel_style_faster_than_iteration", "Relative: one forward pass is faster than one L-BFGS iteration",
               "style", False,
               "Forward seconds / seconds per L-BFGS iteration must be below 1 (the paper: about half, "
               "0.47 at 256 px); the size of the ratio depends on the device, the ordering is the claim.",
-              relative=True),
+              relative=True, short="forward faster than one L-BFGS iteration", section="speed",
+              extrapolated_note="L-BFGS timing extrapolated"),
+    ClaimSpec("rel_feat_lowest_lpips", "Relative (x4, x8): l_feat is perceptually closest (lowest LPIPS) of all "
+              "methods", "sr", True,
+              "A check the paper argues visually (Figs. 8\u20139), not a number it prints: l_feat's LPIPS minus the "
+              "lowest LPIPS of every other method the run has must be below 0, raw and histogram-matched, for each "
+              "LPIPS network the run measured (alex, vgg).", relative=True, short="l_feat lowest LPIPS",
+              printed=False, note="visual claim, no printed number"),
 )
 CLAIM_BY_KEY = {c.key: c for c in CLAIMS}
 SR_TOLERANCES = {
@@ -198,19 +270,39 @@ def _paper_text(metric: str, ref: Reference) -> str:
 # ---- relative claims: the run's number is a difference or a ratio of its own numbers ------------------------------
 def _sr_diff(scale: str, dataset: str, metric: str, method: str, others: tuple[str, ...]) -> Compute:
     """value(method) - min(value(others)), with the numbers it came from and the smallest image count."""
-    def compute(run: Run) -> tuple[float | None, str, int | None]:
+    def compute(run: Run) -> Computed:
         values = {}
         for m in (method, *others):
             v = run.value(task="sr", scale=scale, dataset=dataset, method=m, metric=metric)
             if v is None:
-                return None, f"no {method_label(m)} row", None
+                return Computed(None, f"no {method_label(m)} row")
             values[m] = v
-        low = min(others, key=lambda m: values[m])
-        counts = [run.n_images(task="sr", scale=scale, dataset=dataset, method=m, metric=metric)
-                  for m in (method, *others)]
-        how = f"{method_label(method)} {fmt_value(metric, values[method])} \u2212 {method_label(low)} " \
-              f"{fmt_value(metric, values[low])}"
-        return values[method] - values[low], how, min(counts)
+        return _diff_of(run, scale, dataset, metric, method, values)
+    return compute
+
+
+def _diff_of(run: Run, scale: str, dataset: str, metric: str, method: str, values: dict[str, float]) -> Computed:
+    others = [m for m in values if m != method]
+    low = min(others, key=lambda m: values[m])
+    counts = [run.n_images(task="sr", scale=scale, dataset=dataset, method=m, metric=metric) for m in values]
+    how = f"{method_label(method)} {fmt_value(metric, values[method])} \u2212 {method_label(low)} " \
+          f"{fmt_value(metric, values[low])}"
+    parts = tuple(("sr", scale, dataset, m, metric) for m in (method, low))
+    return Computed(values[method] - values[low], how, min(counts), parts=parts)
+
+
+def _lowest_of_all(scale: str, dataset: str, metric: str, method: str) -> Compute:
+    """value(method) - the lowest value of every other method the run has (l_feat's variants excepted)."""
+    def compute(run: Run) -> Computed:
+        rows = run.rows(task="sr", scale=scale, dataset=dataset, metric=metric, image=MEAN)
+        present = [m for m in dict.fromkeys(rows["method"]) if not m.startswith("johnson_feat")]
+        if method not in set(rows["method"]):
+            return Computed(None, f"no {method_label(method)} {metric_label(metric)} row")
+        if not present:
+            return Computed(None, "no other method to compare with")
+        values = {m: run.value(task="sr", scale=scale, dataset=dataset, method=m, metric=metric)
+                  for m in (method, *present)}
+        return _diff_of(run, scale, dataset, metric, method, {m: v for m, v in values.items() if v is not None})
     return compute
 
 
@@ -232,33 +324,32 @@ def _paper_diff(refs: pd.DataFrame, scale: str, dataset: str, metric: str, metho
 # reproduced pairs judged against it (the histogram-matched outputs against each other, and the raw ones).
 RelativePlan = tuple[str, str, str, tuple[str, ...], Tolerance, tuple[tuple[str, tuple[str, ...]], ...]]
 PIXEL_PAIRS = (("johnson_pixel_histmatch", ("bicubic",)), ("johnson_pixel", ("bicubic",)))
-
-
-def _relative_sr_plan(key: str) -> list[RelativePlan]:
-    if key == "rel_pixel_vs_bicubic":
-        return [(s, m, "johnson_pixel", ("bicubic",), SR_TOLERANCES[key][m], PIXEL_PAIRS)
-                for s in ("4", "8") for m in ("psnr_y", "ssim_y")]
-    if key == "rel_feat_lowest_psnr":
-        return [("8", "psnr_y", "johnson_feat", ("bicubic", "johnson_pixel"), Tolerance("sign", -1),
-                 (("johnson_feat_histmatch", ("bicubic", "johnson_pixel_histmatch")),
-                  ("johnson_feat", ("bicubic", "johnson_pixel"))))]
-    if key == "rel_feat_ssim_beats_bicubic":
-        return [("8", "ssim_y", "johnson_feat", ("bicubic",), Tolerance("sign", 1),
-                 (("johnson_feat_histmatch", ("bicubic",)), ("johnson_feat", ("bicubic",))))]
-    if key == "rel_feat_lowest_x4":
-        return [("4", m, "johnson_feat", ("bicubic", "johnson_pixel"), Tolerance("sign", -1),
-                 (("johnson_feat_histmatch", ("bicubic", "johnson_pixel_histmatch")),
-                  ("johnson_feat", ("bicubic", "johnson_pixel")))) for m in ("psnr_y", "ssim_y")]
-    if key == "rel_srcnn_beats_pixel":  # SRCNN has no post-processing: against both l_pixel outputs
-        return [("4", "psnr_y", "srcnn", ("johnson_pixel",), Tolerance("sign", 1),
-                 (("srcnn", ("johnson_pixel_histmatch",)), ("srcnn", ("johnson_pixel",))))]
-    raise ValueError(f"no relative SR plan for claim {key!r}")
+FEAT_LOWEST_PAIRS = (("johnson_feat_histmatch", ("bicubic", "johnson_pixel_histmatch")),
+                     ("johnson_feat", ("bicubic", "johnson_pixel")))
+RELATIVE_SR_PLANS: dict[str, list[RelativePlan]] = {
+    "rel_pixel_vs_bicubic": [(s, m, "johnson_pixel", ("bicubic",), SR_TOLERANCES["rel_pixel_vs_bicubic"][m],
+                              PIXEL_PAIRS) for s in ("4", "8") for m in ("psnr_y", "ssim_y")],
+    "rel_feat_lowest_psnr": [("8", "psnr_y", "johnson_feat", ("bicubic", "johnson_pixel"), Tolerance("sign", -1),
+                              FEAT_LOWEST_PAIRS)],
+    "rel_feat_ssim_beats_bicubic": [("8", "ssim_y", "johnson_feat", ("bicubic",), Tolerance("sign", 1),
+                                     (("johnson_feat_histmatch", ("bicubic",)), ("johnson_feat", ("bicubic",))))],
+    "rel_feat_lowest_x4": [("4", m, "johnson_feat", ("bicubic", "johnson_pixel"), Tolerance("sign", -1),
+                            FEAT_LOWEST_PAIRS) for m in ("psnr_y", "ssim_y")],
+    # SRCNN has no post-processing: against both l_pixel outputs
+    "rel_srcnn_beats_pixel": [("4", "psnr_y", "srcnn", ("johnson_pixel",), Tolerance("sign", 1),
+                               (("srcnn", ("johnson_pixel_histmatch",)), ("srcnn", ("johnson_pixel",))))],
+}
+SR_DATASETS = ("Set5", "Set14", "BSD100")
+LPIPS_METRICS = ("lpips_alex", "lpips_vgg")
+VISUAL_ONLY = "lowest (argued visually, Figs. 8\u20139; no LPIPS printed)"
+# Methods with no training: their value is the same in every seed and on every CPU path (spread 0 when unmeasured).
+DETERMINISTIC_METHODS = ("bicubic",)
 
 
 def _relative_sr_targets(spec: ClaimSpec, refs: pd.DataFrame) -> list[Target]:
     out: list[Target] = []
-    for scale, metric, paper_a, paper_others, tol, pairs in _relative_sr_plan(spec.key):
-        for dataset in ("Set5", "Set14", "BSD100"):
+    for scale, metric, paper_a, paper_others, tol, pairs in RELATIVE_SR_PLANS[spec.key]:
+        for dataset in SR_DATASETS:
             what = f"{paper_a} \u2212 {' / '.join(paper_others)}"
             ref = _paper_diff(refs, scale, dataset, metric, paper_a, paper_others, what)
             if ref is None:
@@ -268,7 +359,22 @@ def _relative_sr_targets(spec: ClaimSpec, refs: pd.DataFrame) -> list[Target]:
                     f"min({', '.join(method_label(o) for o in others)})"
                 out.append(Target(scale, dataset, f"{method_label(a)} \u2212 {right}", metric, ref,
                                   fmt_delta(metric, ref.value), tol, protocol=ref.protocol,
-                                  compute=_sr_diff(scale, dataset, metric, a, others)))
+                                  compute=_sr_diff(scale, dataset, metric, a, others),
+                                  involves=(paper_a, *paper_others)))
+    return out
+
+
+def _lpips_targets(runs: list[Run]) -> list[Target]:
+    """l_feat minus the lowest LPIPS of the other methods, per scale, LPIPS network, dataset, raw and matched."""
+    measured = {m for r in runs for m in r.rows(task="sr")["metric"].unique() if m in LPIPS_METRICS}
+    out = []
+    for scale in ("4", "8"):
+        for metric in [m for m in LPIPS_METRICS if m in measured] or [LPIPS_METRICS[0]]:
+            for dataset in SR_DATASETS:
+                for a in ("johnson_feat_histmatch", "johnson_feat"):
+                    out.append(Target(scale, dataset, f"{method_label(a)} \u2212 min(other methods)", metric, None,
+                                      VISUAL_ONLY, Tolerance("sign", -1), protocol=PAPER_PROTOCOL.get(scale, ""),
+                                      compute=_lowest_of_all(scale, dataset, metric, a), involves=("johnson_feat",)))
     return out
 
 
@@ -281,22 +387,62 @@ def _style_value(run: Run, size: str, method: str, metric: str) -> tuple[float |
 
 
 def _faster(size: str) -> Compute:
-    def compute(run: Run) -> tuple[float | None, str, int | None]:
+    def compute(run: Run) -> Computed:
         ff, _ = _style_value(run, size, "johnson_feedforward", "seconds")
         t100, extrapolated = _style_value(run, size, "gatys_lbfgs_100", "seconds")
         if ff is None or t100 is None:
-            return None, "no forward or L-BFGS timing row", None
+            return Computed(None, "no forward or L-BFGS timing row")
         per_iter = t100 / 100
         how = f"forward {fmt_value('seconds', ff)} s / L-BFGS iteration {fmt_value('seconds', per_iter)} s" + (
             " (extrapolated)" if extrapolated else "")
-        return ff / per_iter, how, None
+        return Computed(ff / per_iter, how, extrapolated=extrapolated)
     return compute
 
 
 def _iters(size: str) -> Compute:
-    def compute(run: Run) -> tuple[float | None, str, int | None]:
+    def compute(run: Run) -> Computed:
         value = run.value(task="style", dataset=size, method="gatys_lbfgs", metric="iters_to_match")
-        return value, "", None
+        return Computed(value, "", parts=(("style", "", size, "gatys_lbfgs", "iters_to_match"),))
+    return compute
+
+
+def trend_points(run: Run, size: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(matched, unmatched) points of one size's trend: (training iterations, L-BFGS iterations to match) and
+    (training iterations, the L-BFGS iterations that did not reach the network), in training order."""
+    trend = run.trend
+    if trend is None:
+        return [], []
+    rows = trend[trend["size"] == str(size)].sort_values("train_iterations", kind="stable")
+    matched = [(float(r.train_iterations), float(r.iters_to_match)) for r in rows.itertuples()
+               if not math.isnan(r.iters_to_match)]
+    unmatched = [(float(r.train_iterations), float(r.lbfgs_iterations)) for r in rows.itertuples()
+                 if math.isnan(r.iters_to_match)]
+    return matched, unmatched
+
+
+def trend_value(matched: list[tuple[float, float]]) -> float | None:
+    """The trend's number: the largest fall between consecutive matched points when one falls (< 0), else the rise
+    from the first matched point to the last (> 0 holds; 0, a flat trend, does not). None below two points."""
+    if len(matched) < 2:
+        return None
+    steps = [b[1] - a[1] for a, b in itertools.pairwise(matched)]
+    return min(steps) if min(steps) < 0 else matched[-1][1] - matched[0][1]
+
+
+def _trend(size: str) -> Compute:
+    def compute(run: Run) -> Computed:
+        if run.trend is None:
+            return Computed(None, run.trend_error or "no trend.csv")
+        matched, unmatched = trend_points(run, size)
+        points = sorted([(t, f"{m:g}") for t, m in matched] + [(t, f"not within {b:g}") for t, b in unmatched])
+        how = "; ".join(f"{t:g} it.: {m}" for t, m in points)
+        if unmatched:
+            how += f" ({len(unmatched)} length{'s' if len(unmatched) != 1 else ''} not matched: left out)"
+        value = trend_value(matched)
+        if value is None:
+            return Computed(math.nan, how, blocker=f"{len(matched)} matched training length"
+                            f"{'s' if len(matched) != 1 else ''}: a trend needs two")
+        return Computed(value, how)
     return compute
 
 
@@ -323,9 +469,16 @@ def _fig5_text(ref: Reference | None) -> str:
     return ref.printed if ref is not None else "\u2014"
 
 
+def _trend_sizes(runs: list[Run]) -> list[str]:
+    sizes = {str(s) for r in runs if r.trend is not None for s in r.trend["size"]}
+    return sorted(sizes, key=_size_key) or ["128"]
+
+
 def targets(spec: ClaimSpec, refs: pd.DataFrame, runs: list[Run]) -> list[Target]:
     """The paper numbers one claim is checked against (one per scale/dataset/metric/source, or per size)."""
     out: list[Target] = []
+    if spec.key == "rel_feat_lowest_lpips":
+        return _lpips_targets(runs)
     if spec.task == "sr" and spec.relative:
         return _relative_sr_targets(spec, refs)
     if spec.task == "sr":
@@ -343,24 +496,137 @@ def targets(spec: ClaimSpec, refs: pd.DataFrame, runs: list[Run]) -> list[Target
             ref = found[0]
             for method in SR_REPRODUCED_METHODS[paper_method]:
                 out.append(Target(row["scale"], row["dataset"], method, row["metric"], ref,
-                                  _paper_text(row["metric"], ref), tol, image=row["image"], protocol=ref.protocol))
+                                  _paper_text(row["metric"], ref), tol, image=row["image"], protocol=ref.protocol,
+                                  involves=(paper_method,)))
     elif spec.key in ("fig5_iters", "rel_style_between_50_100"):
         for size in _sizes(runs, "gatys_lbfgs", ("iters_to_match",)):
             band = _fig5_reference(refs, size) or (_fig5_reference(refs, "256") if spec.relative else None)
             out.append(Target("", size, "gatys_lbfgs", "iters_to_match", band, _fig5_text(band), FIG5_TOLERANCE,
-                              in_paper=size in PAPER_SIZES, compute=_iters(size) if spec.relative else None))
+                              in_paper=size in PAPER_SIZES, compute=_iters(size) if spec.relative else None,
+                              involves=("gatys_lbfgs",)))
+    elif spec.key == "rel_style_trend":
+        for size in _trend_sizes(runs):
+            out.append(Target("", size, "match point, last \u2212 first matched", "iters_to_match", None,
+                              "rises (toward 50\u2013100 at full training)", Tolerance("sign", 1),
+                              in_paper=size in PAPER_SIZES, compute=_trend(size), involves=("gatys_lbfgs",)))
     elif spec.key == "table1_speedup":
         for size in _sizes(runs, "speedup_vs_500", ("ratio", "ratio_extrapolated")):
             speedup = reference(refs, task="style", dataset=size, method="speedup_vs_500", metric="ratio")
             text = fmt_value("ratio", speedup.value) if speedup else "\u2014"
             out.append(Target("", size, "speedup_vs_500", "ratio", speedup, text, SPEEDUP_TOLERANCE,
-                              in_paper=speedup is not None))
+                              in_paper=speedup is not None, involves=("speedup_vs_500",)))
     elif spec.key == "rel_style_faster_than_iteration":
         for size in _sizes(runs, "johnson_feedforward", ("seconds",)):
             ratio = _paper_ratio(refs, size) or _paper_ratio(refs, "256")
             text = f"{ratio.value:.2f}" if ratio else "\u2014"
             out.append(Target("", size, "forward / L-BFGS iteration", "time_ratio", ratio, text, FASTER_TOLERANCE,
-                              in_paper=size in PAPER_SIZES, compute=_faster(size)))
+                              in_paper=size in PAPER_SIZES, compute=_faster(size),
+                              involves=("johnson_feedforward", "gatys_lbfgs_100", "speedup_vs_100",
+                                        "speedup_vs_300", "speedup_vs_500")))
+    return out
+
+
+# ---- noise: a relative verdict beside the spread of its own margin -------------------------------------------------
+class SpreadLookup(Protocol):
+    """The measured spread of one results.csv value (reports.spread.SpreadTable): max - min, None when unmeasured."""
+
+    def spread(self, kind: str, task: str, profile: str, dataset: str, scale: str, method: str, image: str,
+               metric: str) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class Noise:
+    """A relative verdict's noise: over `n_seeds` seeds it holds in `n_hold` (None for one seed); `margin` is the mean
+    margin (Tolerance.margin) over seeds, `spread` the max - min of the per-seed margins (`source` "seeds") or, for
+    one seed, the profile's measured seed spread of the margin (`source` "measured"); None when unknown."""
+
+    n_seeds: int
+    n_hold: int | None
+    margin: float
+    spread: float | None
+    source: str
+
+    @property
+    def within(self) -> bool:
+        """Within the noise: the margin is not larger than its spread (|margin| <= spread)."""
+        return self.spread is not None and abs(self.margin) <= self.spread
+
+
+def _fmt_spread(metric: str, value: float) -> str:
+    return fmt_value(metric, value) + (" dB" if metric == "psnr_y" else "")
+
+
+def measured_margin_spread(table: SpreadLookup | None, run: Run, computed: Computed, kind: str = "seed"
+                           ) -> float | None:
+    """The profile's measured spread of a relative claim's margin: the row of the margin itself (method
+    `A-B`, the two compared methods) when the table has one, else the sum of the two compared values' spreads
+    (conservative: as if they moved in opposite directions; an untrained method's missing spread counts 0)."""
+    if table is None or not computed.parts:
+        return None
+    task, scale, dataset, _, metric = computed.parts[0]
+    if len(computed.parts) == 2:
+        joined = "-".join(p[3] for p in computed.parts)
+        direct = table.spread(kind, task, run.profile, dataset, scale, joined, MEAN, metric)
+        if direct is not None:
+            return float(direct)
+    total, trained = 0.0, False
+    for task, scale, dataset, method, metric in computed.parts:
+        value = table.spread(kind, task, run.profile, dataset, scale, method, MEAN, metric)
+        if value is None:
+            if method in DETERMINISTIC_METHODS:
+                continue
+            return None
+        trained |= method not in DETERMINISTIC_METHODS
+        total += float(value)
+    return total if trained else None
+
+
+def _noise(spec: ClaimSpec, target: Target, run: Run, computed: Computed, paper: float,
+           spread: SpreadLookup | None) -> Noise | None:
+    if not (spec.relative and spec.trained) or target.compute is None or computed.value is None:
+        return None
+    seed_runs = run.seed_runs()
+    if len(seed_runs) > 1:
+        margins = []
+        for seed_run in seed_runs:
+            value = target.compute(seed_run).value
+            margins.append(-math.inf if value is None else target.tolerance.margin(paper, value))
+        holds = sum(_accepts_margin(target.tolerance, m) for m in margins)
+        finite = [m for m in margins if math.isfinite(m)]
+        if len(finite) != len(margins):
+            return Noise(len(margins), holds, math.nan, None, "seeds")
+        return Noise(len(margins), holds, sum(margins) / len(margins), max(margins) - min(margins), "seeds")
+    margin = target.tolerance.margin(paper, computed.value)
+    return Noise(1, None, margin, measured_margin_spread(spread, run, computed), "measured")
+
+
+def _accepts_margin(tol: Tolerance, margin: float) -> bool:
+    """A margin's verdict: the edge (0) is inside for abs/range/factor, outside for the strict sign/below."""
+    return margin > 0 if tol.kind in ("sign", "below") else margin >= 0
+
+
+def noise_text(noise: Noise | None, metric: str, profile: str) -> str:
+    """The claims tables' Noise cell: seeds, mean margin and spread (or the profile's measured spread)."""
+    if noise is None:
+        return "\u2014"
+    if noise.source == "seeds":
+        text = f"{noise.n_seeds} seeds, holds in {noise.n_hold}"
+        if noise.spread is not None:
+            text += f"; mean margin {_fmt_spread(metric, noise.margin)}, spread (max \u2212 min of the margin) " \
+                    f"{_fmt_spread(metric, noise.spread)}"
+        return text
+    if noise.spread is None:
+        return f"1 seed; the {profile} profile's seed spread is not measured"
+    return f"1 seed; margin {_fmt_spread(metric, noise.margin)}, {profile} seed spread " \
+           f"{_fmt_spread(metric, noise.spread)}"
+
+
+def _noise_qualifiers(noise: Noise, metric: str) -> list[str]:
+    """What a verdict's text says of its noise: "in k of n seeds" on a multi-seed run, "within the noise (seed
+    spread X)" where the margin is not larger than the spread."""
+    out = [f"in {noise.n_hold} of {noise.n_seeds} seeds"] if noise.source == "seeds" else []
+    if noise.within and noise.spread is not None:
+        out.append(f"within the noise (seed spread {_fmt_spread(metric, noise.spread)})")
     return out
 
 
@@ -375,40 +641,61 @@ def _protocol_note(run: Run, target: Target) -> str | None:
     return f"{used} protocol; the paper's x{target.scale} used {target.protocol}"
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """One target judged in one run: the run's number, the verdict class and text, how it was computed, and the
+    verdict's noise (relative claims on trained networks only)."""
+
+    value: float | None
+    klass: str
+    text: str
+    detail: str
+    noise: Noise | None = None
+
+
 def judge(spec: ClaimSpec, target: Target, run: Run) -> tuple[float | None, str, str, str]:
     """(reproduced value, verdict class, verdict text, detail) for one target in one run."""
-    if run.results is None:
+    j = judge_full(spec, target, run)
+    return j.value, j.klass, j.text, j.detail
+
+
+def judge_full(spec: ClaimSpec, target: Target, run: Run, spread: SpreadLookup | None = None) -> Judgement:
+    """The verdict of one target in one run, with its noise (see `Noise`); `spread` is the measured spread table."""
+    if run.results is None and run.trend is None:
         verdict = run.missing_text
-        return None, verdict, verdict, run.results_error or ""
-    how, n_used = "", None
-    extrapolated = False
+        return Judgement(None, verdict, verdict, run.results_error or "")
+    computed = Computed(None)
     if target.compute is not None:
-        value, how, n_used = target.compute(run)
+        computed = target.compute(run)
+        value = computed.value
     else:
         value = run.value(task=spec.task, dataset=target.dataset, scale=target.scale, method=target.method,
                           metric=target.metric, image=target.image)
-        if value is None and spec.key == "table1_speedup":
-            # the harness writes ratio_extrapolated when its traces stop before 500 iterations
+        if value is None and spec.extrapolated_metric:
+            # the harness writes <metric>_extrapolated when its traces stop short of the claim's length
             value = run.value(task=spec.task, dataset=target.dataset, method=target.method,
                               metric=f"{target.metric}_extrapolated")
-            extrapolated = value is not None
-    if spec.key == "rel_style_faster_than_iteration" and "(extrapolated)" in how:
-        extrapolated = True
+            computed = Computed(value, extrapolated=value is not None)
+    how, n_used = computed.how, computed.n_used
     if value is None:
         failed = run.failed_stages
         detail = "; ".join(f"stage {k} failed: {v}" for k, v in failed.items()) or how or "no such row in results.csv"
-        return None, "not run", "not run", detail
+        return Judgement(None, "not run", "not run", detail)
+    if computed.blocker:
+        return Judgement(value, "not comparable", f"not comparable ({computed.blocker})", how)
     never = target.tolerance.kind == "range" and (math.isnan(value) or math.isinf(value))
     if math.isnan(value) and not never:
-        return value, "malformed", "malformed", "the value in results.csv is not a number"
+        return Judgement(value, "malformed", "malformed", "the value in results.csv is not a number")
 
     blockers: list[str] = []  # reasons the number cannot be judged against the paper
     qualifiers: list[str] = []  # facts that colour a verdict that can be given
     size_note = f"size {target.dataset} not in the paper"
-    if target.paper is None or (not target.in_paper and not spec.relative):
+    if (target.paper is None and spec.printed) or (not target.in_paper and not spec.relative):
         blockers.append(size_note)
     elif not target.in_paper:
         qualifiers.append(size_note)
+    if spec.note:
+        qualifiers.append(spec.note)
     if spec.trained and run.info is None:
         (qualifiers if spec.relative else blockers).append("profile unknown: no run.json")
     elif spec.trained and run.profile != "paper":
@@ -428,23 +715,27 @@ def judge(spec: ClaimSpec, target: Target, run: Run) -> tuple[float | None, str,
         qualifiers.append("recalled target")
     if spec.trained and run.info is not None and run.substitute_corpus():
         qualifiers.append("substitute corpus")
-    if extrapolated:
-        qualifiers.append("500 iterations extrapolated from a shorter trace" if spec.key == "table1_speedup"
-                          else "L-BFGS timing extrapolated")
+    if computed.extrapolated:
+        qualifiers.append(spec.extrapolated_note or "extrapolated")
     if spec.task == "style" and not spec.trained and run.device != "unknown":
         qualifiers.append(f"on {run.device}; paper: {PAPER_DEVICE}")
 
     detail = "L-BFGS never reached the network's objective within the trace" if never else how
     if blockers:
-        return value, "not comparable", f"not comparable ({'; '.join(blockers)})", detail
+        return Judgement(value, "not comparable", f"not comparable ({'; '.join(blockers)})", detail)
     paper = target.paper.value if target.paper is not None else float("nan")
     ok = target.tolerance.accepts(paper, value)
+    noise = _noise(spec, target, run, computed, paper, spread)
+    if noise is not None:
+        if noise.n_hold is not None:
+            ok = noise.n_hold == noise.n_seeds  # holds only where it holds in every seed
+        qualifiers = _noise_qualifiers(noise, target.metric) + qualifiers
     if spec.relative:
         verdict = "holds" if ok else "does not hold"
     else:
         verdict = "matches" if ok else "differs"
     text = verdict + (f" ({'; '.join(qualifiers)})" if qualifiers else "")
-    return value, verdict, text, detail
+    return Judgement(value, verdict, text, detail, noise)
 
 
 def _reproduced_text(spec: ClaimSpec, target: Target, value: float | None, run: Run | None, how: str) -> str:
@@ -455,13 +746,15 @@ def _reproduced_text(spec: ClaimSpec, target: Target, value: float | None, run: 
         text = fmt_delta(target.metric, value)
     elif target.tolerance.kind == "below":
         text = f"{value:.2f}"
+    elif math.isnan(value):
+        text = "\u2014"
     else:
         text = fmt_value(target.metric, value)
     return f"{text} ({how})" if how and target.compute is not None and not math.isinf(value) else text
 
 
 def _delta(target: Target, value: float | None) -> str:
-    if value is None:
+    if value is None or math.isnan(value) and target.tolerance.kind != "range":
         return "\u2014"
     if target.tolerance.kind == "range":
         return "never matched" if math.isinf(value) else target.tolerance.delta_text(target.metric, 0.0, value)
@@ -471,8 +764,15 @@ def _delta(target: Target, value: float | None) -> str:
     return target.tolerance.delta_text(target.metric, target.paper.value, value)
 
 
-def check_claims(runs: list[Run], refs: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim x reference number x run that does the claim's task (a `not run` row when no run does)."""
+def section_of(spec: ClaimSpec, scale: str) -> str:
+    """The paper section a check belongs to: x4 / x8 (SR, by scale), style (Fig. 5) or speed (Table 1)."""
+    return spec.section or (f"x{scale}" if scale else spec.task)
+
+
+def check_claims(runs: list[Run], refs: pd.DataFrame, spread: SpreadLookup | None = None) -> pd.DataFrame:
+    """One row per claim x reference number x run that does the claim's task (a `not run` row when no run does).
+
+    `spread`: the measured spread table (reports.spread) a single-seed run's relative verdicts are set beside."""
     records = []
     for spec in CLAIMS:
         # an evaluated external method is not one of the paper's: it is shown beside them, never judged against them
@@ -480,26 +780,31 @@ def check_claims(runs: list[Run], refs: pd.DataFrame) -> pd.DataFrame:
         for target in targets(spec, refs, runs):
             for run in task_runs or [None]:  # None: no run does this task, one "not run" row
                 if run is None:
-                    value, klass, text, detail = None, "not run", "not run", f"no {spec.task} run given" + (
+                    j = Judgement(None, "not run", "not run", f"no {spec.task} run given" + (
                         " (evaluations of external methods are not judged against the paper)"
-                        if any(spec.task in r.tasks for r in runs) else "")
+                        if any(spec.task in r.tasks for r in runs) else ""))
                 else:
-                    value, klass, text, detail = judge(spec, target, run)
+                    j = judge_full(spec, target, run, spread)
+                value, klass, text, detail = j.value, j.klass, j.text, j.detail
                 paper = target.paper.value if target.paper else float("nan")
                 protocol = run.protocol_at(target.scale) if run is not None and spec.task == "sr" else "\u2014"
                 where = target.dataset if spec.task == "sr" else f"{target.dataset} px"
                 if target.image != MEAN:
                     where = f"{where} / {target.image}"
+                noise = j.noise
                 records.append({
                     "claim": spec.key, "Claim": spec.title, "relative": spec.relative,
+                    "section": section_of(spec, target.scale),
                     "Run": run.header if run else "\u2014",
                     "run_label": run.label if run else "",
+                    "profile": run.profile if run else "",
                     "Scale": f"x{target.scale}" if target.scale else "",
                     "Dataset": where,
                     "Method": method_label(target.method),
                     "Metric": metric_label(target.metric),
                     "Paper": target.paper_text,
-                    "Source": target.paper.label if target.paper else "\u2014",
+                    "Source": target.paper.label if target.paper else (
+                        f"{PAPER_CITATION}: Figs. 8\u20139 (visual)" if not spec.printed else "\u2014"),
                     "Confidence": target.paper.confidence if target.paper else "\u2014",
                     "Protocol": protocol,
                     "Reproduced": _reproduced_text(spec, target, value, run, detail),
@@ -509,7 +814,13 @@ def check_claims(runs: list[Run], refs: pd.DataFrame) -> pd.DataFrame:
                     "source": target.paper.label if target.paper else "",
                     "reproduced_value": float("nan") if value is None else value,
                     "metric": target.metric, "method": target.method, "dataset": target.dataset,
-                    "scale": target.scale, "image": target.image,
+                    "scale": target.scale, "image": target.image, "involves": target.involves,
+                    "Noise": noise_text(noise, target.metric, run.profile if run else ""),
+                    "n_seeds": noise.n_seeds if noise else 0,
+                    "n_hold": noise.n_hold if noise and noise.n_hold is not None else -1,
+                    "margin": noise.margin if noise else float("nan"),
+                    "spread": noise.spread if noise and noise.spread is not None else float("nan"),
+                    "within_noise": bool(noise.within) if noise else False,
                 })
     return pd.DataFrame.from_records(records)
 

@@ -185,6 +185,36 @@ def gatys_figure(run: Run, path: Path, band: tuple[float, float] | None = None) 
     return save(fig, path), notes
 
 
+def trend_figure(run: Run, path: Path, band: tuple[float, float] | None = None) -> Path | None:
+    """The style trend (trend.csv): L-BFGS iterations to match the network's objective against the network's
+    training iterations, one line per size, the paper's band (50-100) drawn. A length whose network L-BFGS did not
+    match is an open triangle at the iterations L-BFGS ran ("not matched within N"): a lower bound, never a point on
+    the line. None when the run has no trend."""
+    trend = run.trend
+    if trend is None or trend.empty:
+        return None
+    fig = Figure(figsize=(7.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for i, size in enumerate(sorted(trend["size"].unique(), key=lambda s: (len(s), s))):
+        rows = trend[trend["size"] == size].sort_values("train_iterations", kind="stable")
+        matched = rows[rows["iters_to_match"].notna()]
+        unmatched = rows[rows["iters_to_match"].isna()]
+        ax.plot(matched["train_iterations"], matched["iters_to_match"], marker="o", color=f"C{i}",
+                label=f"{size} px: L-BFGS iterations to match")
+        if not unmatched.empty:
+            ax.scatter(unmatched["train_iterations"], unmatched["lbfgs_iterations"], marker="^", facecolors="none",
+                       edgecolors=f"C{i}", label=f"{size} px: not matched within the L-BFGS run (lower bound)")
+    if band is not None:
+        ax.axhspan(*band, color="0.5", alpha=0.15, lw=0, label=f"paper: {band[0]:g}\u2013{band[1]:g} iterations")
+    ax.set_xscale("log")
+    ax.set_xlabel("network training iterations")
+    ax.set_ylabel("L-BFGS iterations to match")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Run {run.label}: the match point against training ({run.profile} profile)", fontsize=10)
+    return save(fig, path)
+
+
 WORKLOADS = (("style forward", ("style_forward",)), ("SR forward", ("sr_forward", "srcnn_forward")),
              ("Gatys iteration", ("gatys", "lbfgs")), ("training step", ("train_step",)))
 SHORT_NAMES = {"srcnn_forward": "SRCNN", "gatys_objective": "objective", "lbfgs_iteration": "L-BFGS iter.",

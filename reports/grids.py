@@ -88,7 +88,9 @@ def sr_grids(run: Run, assets_dir: Path, href: str = "assets", max_images: int =
                                                                        for t in re.split(r"(\d+)", p.name)])
             optional = [m for m in SR_OPTIONAL_METHODS if any(ds_dir.glob(f"*_{m}.png"))]
             # an evaluation run holds only the user's method: no "not run" cells for the suite's own
-            shown = [run.evaluated_name] if run.is_evaluation and run.evaluated_name else [*SR_GRID_METHODS, *optional]
+            # and only the methods this run has: no "not run" column for a method it never trained
+            had = [m for m in SR_GRID_METHODS if any(ds_dir.glob(f"*_{m}.png"))]
+            shown = [run.evaluated_name] if run.is_evaluation and run.evaluated_name else [*had, *optional]
             for hr_path in hr_files[:max_images]:
                 stem = hr_path.name[: -len("_hr.png")]
                 hr = open_rgb(hr_path)

@@ -36,6 +36,10 @@ class Run:
     results_error: str | None = None
     bad_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    seed_values: pd.DataFrame | None = None
+    trend: pd.DataFrame | None = None
+    trend_error: str | None = None
+    _seed_runs: list[Run] | None = field(default=None, repr=False, compare=False)
 
     # ---- provenance -------------------------------------------------------------------------------------------
     def _get(self, *keys: str, default: Any = None) -> Any:
@@ -223,6 +227,78 @@ class Run:
         """The column header used in every table: label, profile, device, and a dagger when not the protocol."""
         return f"{self.label}: {self.profile} / {self.device}" + ("" if self.paper_protocol else " \u2020")
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of a multi-seed run (run.json `seeds`; results.csv holds their means): [] for one seed."""
+        seeds = self._get("seeds", default=[])
+        return [int(s) for s in seeds] if isinstance(seeds, list) and len(seeds) > 1 else []
+
+    @property
+    def training_text(self) -> str:
+        """The run's training length as the headline names it ("5,000 it." or "300-600 it."; "" when unknown)."""
+        its = self._get("iterations", default={})
+        numbers = sorted({int(v) for k, v in its.items() if isinstance(v, (int, float)) and not str(k).startswith(
+            ("gatys", "outputs"))}) if isinstance(its, dict) else []
+        if not numbers:
+            return ""
+        return f"{numbers[0]:,} it." if len(numbers) == 1 else f"{numbers[0]:,}–{numbers[-1]:,} it."
+
+    def iterations_for(self, method: str, scale: str = "") -> int | None:
+        """The training iterations of one method (run.json `iterations`, keyed `<method>_x<scale>` for SR or
+        `train` for style), None when not recorded."""
+        its = self._get("iterations", default={})
+        if not isinstance(its, dict):
+            return None
+        base = method.removesuffix("_histmatch")
+        for key in (f"{base}_x{scale}" if scale else base, base, "train"):
+            if isinstance(its.get(key), (int, float)):
+                return int(its[key])
+        return None
+
+    @property
+    def reproduction(self) -> dict[str, str] | None:
+        """run.json `reproduction`: the verdict of this run against a committed one (`against`, `verdict`,
+        `summary`), or None."""
+        value = self._get("reproduction")
+        if not isinstance(value, dict) or "verdict" not in value:
+            return None
+        return {k: str(value.get(k, "")) for k in ("against", "verdict", "summary")}
+
+    def seed_stats(self, *, task: str, dataset: str, method: str, metric: str, scale: str = "",
+                   image: str = MEAN) -> tuple[int, float, float, float] | None:
+        """(n, mean, min, max) over the seeds of a multi-seed run (seeds.csv), or None."""
+        if self.seed_values is None:
+            return None
+        df = self.seed_values
+        sel = df[(df["task"] == task) & (df["dataset"] == dataset) & (df["scale"] == str(scale))
+                 & (df["method"] == method) & (df["metric"] == metric) & (df["image"] == image)]
+        if sel.empty:
+            return None
+        values = sel["values"].iloc[-1]
+        return len(values), float(sum(values) / len(values)), float(min(values)), float(max(values))
+
+    def seed_runs(self) -> list[Run]:
+        """One view of this run per seed (its results.csv with each seeds.csv value replaced by that seed's), so a
+        claim is computed per seed by the same code; [] for a single-seed run."""
+        if self.seed_values is None or self.results is None or not self.seeds:
+            return []
+        if self._seed_runs is None:
+            self._seed_runs = self._make_seed_runs()
+        return self._seed_runs
+
+    def _make_seed_runs(self) -> list[Run]:
+        assert self.seed_values is not None and self.results is not None
+        n = min(len(v) for v in self.seed_values["values"])
+        key_cols = [c for c in RESULT_COLUMNS if c != "value"]
+        lookup = {tuple(r[c] for c in key_cols): r["values"] for _, r in self.seed_values.iterrows()}
+        keys = list(zip(*(self.results[c] for c in key_cols)))
+        out = []
+        for i in range(n):
+            frame = self.results.copy()
+            frame["value"] = [lookup[k][i] if k in lookup else v for k, v in zip(keys, self.results["value"])]
+            out.append(Run(path=self.path, label=f"{self.label} seed {i}", info=self.info, results=frame))
+        return out
+
     # ---- results ----------------------------------------------------------------------------------------------
     def rows(self, **where: str) -> pd.DataFrame:
         """results.csv rows matching every column=value given (empty frame when there are no results)."""
@@ -297,6 +373,53 @@ def read_info(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     return info, None
 
 
+SEEDS_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "n", "mean", "std", "min", "max", "values")
+TREND_COLUMNS = ("size", "train_iterations", "network_objective", "iters_to_match", "lbfgs_iterations")
+
+
+def read_seeds(path: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """Parse seeds.csv (per value of a multi-seed run: n, mean, std, min, max and the ';'-joined values in seed
+    order): (frame with `values` as lists of floats, error). No file: (None, None)."""
+    if not path.is_file():
+        return None, None
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        return None, f"malformed: {path.name} cannot be parsed ({type(exc).__name__}: {exc})"
+    missing = [c for c in SEEDS_COLUMNS if c not in raw.columns]
+    if missing:
+        return None, f"malformed: {path.name} lacks columns {', '.join(missing)} (header: {','.join(SEEDS_COLUMNS)})"
+    df = raw[list(SEEDS_COLUMNS)].copy()
+    df["scale"] = df["scale"].map(_normalise_scale)
+    try:
+        df["values"] = [[float(v) for v in str(text).split(";")] for text in df["values"]]
+    except ValueError as exc:
+        return None, f"malformed: {path.name} has a `values` cell that is not ';'-joined numbers ({exc})"
+    return df, None
+
+
+def read_trend(path: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """Parse trend.csv (Fig. 5 measured at several training lengths; `iters_to_match` empty = not matched within
+    `lbfgs_iterations`): (frame with NaN for unmatched, error). No file: (None, None)."""
+    if not path.is_file():
+        return None, None
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        return None, f"malformed: {path.name} cannot be parsed ({type(exc).__name__}: {exc})"
+    missing = [c for c in TREND_COLUMNS if c not in raw.columns]
+    if missing:
+        return None, f"malformed: {path.name} lacks columns {', '.join(missing)} (header: {','.join(TREND_COLUMNS)})"
+    df = raw[list(TREND_COLUMNS)].copy()
+    df["size"] = df["size"].str.strip()
+    for col in TREND_COLUMNS[1:]:
+        numbers = pd.to_numeric(df[col].str.strip().replace("", "nan"), errors="coerce")
+        if col != "iters_to_match" and numbers.isna().any():
+            return None, f"malformed: {path.name} column {col} must be a number on every row"
+        df[col] = numbers.astype(float)
+    return df, None
+
+
 def load_run(path: Path, label: str) -> Run:
     """Load a run folder; never raises for missing or broken contents (a missing folder is a run that did not run)."""
     path = Path(path)
@@ -312,6 +435,11 @@ def load_run(path: Path, label: str) -> Run:
         run.notes.append(run.info_error)
     if run.results_error:
         run.notes.append(run.results_error)
+    run.seed_values, seeds_error = read_seeds(path / "seeds.csv")
+    run.trend, run.trend_error = read_trend(path / "trend.csv")
+    for error in (seeds_error, run.trend_error):
+        if error:
+            run.notes.append(error)
     if run.bad_rows:
         run.notes.append(f"{run.bad_rows} row(s) of results.csv have no numeric value and were left out")
     for stage, error in run.failed_stages.items():

@@ -52,9 +52,15 @@ def slug(*parts: str) -> str:
 
 
 def render(display: pd.DataFrame, *, table_id: str, classes: pd.DataFrame | None = None,
-           caption: str | None = None, css_class: str = "results", hide_index: bool = False) -> str:
-    """Render a frame of display strings with Styler: escaped cells, optional per-cell classes, a stable id."""
+           caption: str | None = None, css_class: str = "results", hide_index: bool = False,
+           links: dict[str, str] | None = None) -> str:
+    """Render a frame of display strings with Styler: escaped cells, optional per-cell classes, a stable id.
+
+    `links` maps a column to an anchor prefix: that column's cells hold "anchor|text" and render as a link to
+    `#<prefix><anchor>` (the text escaped)."""
     styler = display.style.format(escape="html", na_rep="")
+    for column, prefix in (links or {}).items():
+        styler = styler.format(lambda v, prefix=prefix: _link(prefix, str(v)), subset=[column], escape="html")
     if hide_index:
         styler = styler.hide(axis="index")
     styler = styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
@@ -63,7 +69,15 @@ def render(display: pd.DataFrame, *, table_id: str, classes: pd.DataFrame | None
     if caption:
         styler = styler.set_caption(caption)
     styler = styler.set_uuid(table_id).set_table_attributes(f'id="{table_id}" class="{css_class}"')
-    return styler.to_html(doctype_html=False)
+    # Styler writes its own id="T_<uuid>" first: a browser keeps the first of two ids, so links to #<table_id>
+    # would find nothing; keep one id, the stable one
+    return styler.to_html(doctype_html=False).replace(f'<table id="T_{table_id}" id="{table_id}"',
+                                                      f'<table id="{table_id}"', 1)
+
+
+def _link(prefix: str, value: str) -> str:
+    anchor, _, text = value.partition("|")
+    return f'<a href="#{prefix}{anchor}">{text}</a>'
 
 
 def missing_for(run: Run) -> str:
@@ -72,18 +86,36 @@ def missing_for(run: Run) -> str:
 
 # ---- claims -----------------------------------------------------------------------------------------------------
 CLAIM_COLUMNS = ["Run", "Scale", "Dataset", "Method", "Metric", "Paper", "Source", "Confidence", "Protocol",
-                 "Reproduced", "\u0394", "Tolerance", "Verdict"]
+                 "Reproduced", "\u0394", "Tolerance", "Verdict", "Noise"]
 PAPER_METHOD_LABELS = {"bicubic": "bicubic", "srcnn": "SRCNN", "johnson_pixel": "ours, l_pixel",
                       "johnson_feat": "ours, l_feat"}
 SUMMARY_COLUMNS = ["Claim", "Best run", "Verdict", "\u0394 (where)", "Checks", "Checked against"]
 
 
+def merge_identical_runs(sub: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Rows that differ only in their run shown once, naming the runs ("A, B, C"), in first-seen order."""
+    if sub.empty:
+        return sub
+    rest = [c for c in columns if c != "Run"]
+    keys = [tuple(r) for r in sub[rest].astype(str).itertuples(index=False)]
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    rows = []
+    for members in groups.values():
+        first = sub.iloc[members[0]].copy()
+        if len(members) > 1:
+            first["Run"] = ", ".join(str(sub.iloc[i]["run_label"]) for i in members)
+        rows.append(first)
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
 def _claims_html(sub: pd.DataFrame, table_id: str) -> str | None:
     if sub.empty:
         return None
-    sub = sub.reset_index(drop=True)
+    sub = merge_identical_runs(sub.reset_index(drop=True), CLAIM_COLUMNS)
     display = sub[CLAIM_COLUMNS].copy()
-    for col in ("Scale", "Protocol"):
+    for col in ("Scale", "Protocol", "Noise"):
         if display[col].isin(["", "\u2014"]).all():
             display = display.drop(columns=[col])
     classes = pd.DataFrame("", index=display.index, columns=display.columns)
@@ -119,10 +151,12 @@ def summary_html(summary: pd.DataFrame, *, attempted: bool) -> str | None:
     if sub.empty:
         return None
     display = sub[SUMMARY_COLUMNS].copy()
+    display["Claim"] = sub["claim"] + "|" + sub["Claim"]
     classes = pd.DataFrame("", index=display.index, columns=display.columns)
     classes["Verdict"] = "verdict verdict-" + sub["verdict_class"].str.replace(" ", "-")
     table_id = "claims-summary" if attempted else "claims-summary-not-run"
-    return render(display, table_id=table_id, classes=classes, css_class="claims summary", hide_index=True)
+    return render(display, table_id=table_id, classes=classes, css_class="claims summary", hide_index=True,
+                  links={"Claim": "claim-"})
 
 
 def misprints_html(refs: pd.DataFrame) -> str | None:
@@ -232,7 +266,9 @@ def mark_best(numbers: pd.DataFrame, metric_of: dict[Any, str]) -> pd.DataFrame:
 
 def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str) -> str:
     """Dataset means per method: the paper's numbers (with confidence) beside each run's; best per column marked."""
-    sr_runs = [r for r in runs if "sr" in r.tasks]
+    # a run with results but nothing at this scale and dataset gets no column of "not run"s
+    sr_runs = [r for r in runs if "sr" in r.tasks
+               and (r.results is None or not r.rows(task="sr", scale=scale, dataset=dataset).empty)]
     methods = set()
     metrics = set()
     for run in sr_runs:
@@ -266,6 +302,7 @@ def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str)
         numbers[(PAPER, "confidence")] = [np.nan] * len(methods_list)
         display[(PAPER, "protocol")] = protocols
         numbers[(PAPER, "protocol")] = [np.nan] * len(methods_list)
+    seen: dict[tuple[str, str, str], str] = {}
     for run in sr_runs:
         for metric in metrics_list:
             col = (run.header, metric_label(metric))
@@ -273,7 +310,11 @@ def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str)
             display[col], numbers[col] = [], []
             for method in methods_list:
                 value = run.value(task="sr", scale=scale, dataset=dataset, method=method, metric=metric)
-                display[col].append(fmt_value(metric, value) if value is not None else missing_for(run))
+                text = fmt_value(metric, value) if value is not None else missing_for(run)
+                stats = run.seed_stats(task="sr", scale=scale, dataset=dataset, method=method, metric=metric)
+                if value is not None and stats is not None and stats[0] > 1 and stats[3] > stats[2]:
+                    text += f" \u00b1 {fmt_value(metric, (stats[3] - stats[2]) / 2)} (n={stats[0]})"
+                display[col].append(text if value is None else same_as(seen, (metric, method, text), run.label))
                 numbers[col].append(np.nan if value is None else value)
     evaluated = evaluated_methods(runs)  # a user's method: beside the paper's, with no paper number of its own
     index = pd.Index([method_label(m, evaluated) for m in methods_list])
@@ -284,6 +325,14 @@ def sr_table(runs: list[Run], published: pd.DataFrame, scale: str, dataset: str)
     if (PAPER, "confidence") in classes.columns:
         classes[(PAPER, "confidence")] = ["confidence-" + c.replace(" ", "-") for c in confidences]
     return render(disp, table_id=slug("sr", f"x{scale}", dataset), classes=classes, css_class="results sr")
+
+
+def same_as(seen: dict[tuple[str, str, str], str], key: tuple[str, str, str], label: str) -> str:
+    """A value identical (as printed) to an earlier run's in the same row: "same as A"; else the value itself."""
+    if key in seen:
+        return f"same as {seen[key]}"
+    seen[key] = label
+    return key[2]
 
 
 def per_image_table(runs: list[Run], *, task: str, dataset: str, scale: str = "",
@@ -307,16 +356,19 @@ def per_image_table(runs: list[Run], *, task: str, dataset: str, scale: str = ""
     lookup = {(r.run, r.image, r.method, r.metric): r.value for r in long.itertuples()}
     evaluated = evaluated_methods(runs)
     index_tuples, rows = [], []
+    label_of = {r.header: r.label for r in task_runs}
     for image in images:
         for method in method_list:
             if not any((h, image, method, m) in lookup for h in run_headers for m in metric_list):
                 continue
             index_tuples.append((image, method_label(method, evaluated)))
             row = []
+            seen: dict[tuple[str, str, str], str] = {}
             for header in run_headers:
                 for metric in metric_list:
                     value = lookup.get((header, image, method, metric))
-                    row.append(fmt_value(metric, value) if value is not None else "not run")
+                    row.append(same_as(seen, (metric, method, fmt_value(metric, value)), label_of[header])
+                               if value is not None else "not run")
             rows.append(row)
     columns = pd.MultiIndex.from_tuples([(h, metric_label(m)) for h in run_headers for m in metric_list],
                                         names=["run", "metric"])

@@ -314,3 +314,46 @@ def write_bench_json(path: Path, *, device: str = "cpu", sizes: tuple[int, ...] 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2))
     return path
+
+
+def set_mean_exact(root: Path, *, dataset: str, scale: int | str, method: str, metric: str, value: float) -> None:
+    """Like `set_mean`, then the `__mean__` row written as exactly `value` (edge tests need binary-exact numbers)."""
+    set_mean(root, dataset=dataset, scale=scale, method=method, metric=metric, value=value)
+    path = root / "results.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    hits = [r for r in rows[1:] if (r[1], r[2], r[3], r[4], r[5]) == (dataset, str(scale), method, "__mean__", metric)]
+    assert len(hits) == 1, f"{(dataset, scale, method, metric)}: {len(hits)} mean rows in {path}"
+    hits[0][6] = repr(float(value))
+    _write_csv(path, rows[0], rows[1:])
+
+
+def write_seeds(root: Path, values: dict[tuple[str, str, str, str], list[float]]) -> None:
+    """Make `root` a multi-seed run: seeds.csv holds `values` per (dataset, scale, method, metric) in seed order,
+    results.csv's mean row of each is their mean (exact when the values are), run.json gets `seeds`."""
+    n = {len(v) for v in values.values()}
+    assert len(n) == 1, "every value needs the same number of seeds"
+    rows = []
+    for (dataset, scale, method, metric), vals in values.items():
+        mean = sum(vals) / len(vals)
+        set_mean_exact(root, dataset=dataset, scale=scale, method=method, metric=metric, value=mean)
+        rows.append(["sr", dataset, str(scale), method, "__mean__", metric, len(vals), repr(mean),
+                     repr(float(np.std(vals))), repr(min(vals)), repr(max(vals)), ";".join(repr(float(v)) for v in vals)])
+    _write_csv(root / "seeds.csv", ["task", "dataset", "scale", "method", "image", "metric", "n", "mean", "std", "min",
+                                    "max", "values"], rows)
+    update_run_json(root, seeds=list(range(n.pop())))
+
+
+def write_trend(root: Path, points: list[tuple[int, float | None]], *, size: str = "128", lbfgs: int = 100) -> None:
+    """trend.csv: (training iterations, L-BFGS iterations to match or None = not matched within `lbfgs`)."""
+    _write_csv(root / "trend.csv", ["size", "train_iterations", "network_objective", "iters_to_match",
+                                    "lbfgs_iterations"],
+               [[size, t, 100.0 / (1 + i), "" if m is None else m, lbfgs] for i, (t, m) in enumerate(points)])
+
+
+def update_run_json(root: Path, **fields) -> None:
+    """Add or replace top-level fields of run.json."""
+    path = root / "run.json"
+    info = json.loads(path.read_text())
+    info.update(fields)
+    path.write_text(json.dumps(info, indent=1))

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_fixtures import set_mean, set_style_value, write_sr_run, write_style_run
+from report_fixtures import set_mean, set_mean_exact, set_style_value, write_sr_run, write_style_run
 
-from reports.claims import check_claims, claim_summary
+from reports.claims import Tolerance, check_claims, claim_summary
 from reports.references import (
     PAPER_COLUMNS,
     ReferenceTableError,
@@ -323,3 +323,75 @@ def test_packaged_paper_table_equals_shared_reference():
     diff = list(difflib.unified_diff(shared.splitlines(), packaged.splitlines(), str(SHARED_PAPER_TABLE),
                                      "reports/johnson2016.csv", n=0, lineterm=""))
     assert packaged == shared, "the packaged copy differs from the shared one:\n" + "\n".join(diff[:12])
+
+
+# ---- the verdict rules at their exact edges (values exact in binary floating point) -------------------------------
+def test_absolute_tolerance_edge_is_inside():
+    """|reproduced - paper| equal to the tolerance matches; the next representable difference above it does not."""
+    tol = Tolerance("abs", 0.5)
+    assert tol.accepts(27.0, 27.5) and tol.accepts(27.5, 27.0) and tol.margin(27.0, 27.5) == 0.0
+    assert not tol.accepts(27.0, 27.5 + 2.0 ** -40)  # 0.500000000001 > 0.5 after rounding to 12 decimals
+    assert Tolerance("abs", 0.03125).accepts(28.5, 28.53125)
+    assert not Tolerance("abs", 0.03125).accepts(28.5, 28.5625)
+    # a decimal difference equal to the tolerance on paper equals it here too (0.019999999999999574 in binary)
+    assert Tolerance("abs", 0.02).accepts(28.42, 28.44)
+
+
+def test_absolute_tolerance_edge_through_a_claim(tmp_path):
+    """The paper-profile SRCNN 0.25 dB from Fig. 8's 30.48 matches, 0.5 dB differs (tolerance 0.3 dB; the edge
+    itself is pinned with binary-exact values above, since 30.48 has no exact binary form)."""
+    run = write_sr_run(tmp_path / "sr", profile="paper", corpus=COCO_SR, datasets={"Set5": 5})
+    srcnn_set5 = 30.48  # what Fig. 8 prints; the tolerance is +-0.3 dB
+    for value, verdict in ((srcnn_set5 + 0.25, "matches"), (srcnn_set5 + 0.5, "differs")):
+        set_mean_exact(run, dataset="Set5", scale=4, method="srcnn", metric="psnr_y", value=value)
+        row = one(claims_for(run), "srcnn", Dataset="Set5", metric="psnr_y", Source="Johnson et al. 2016: "
+                  "ECCV 2016, Fig. 8")
+        assert row["Verdict"] == verdict
+
+
+@pytest.mark.parametrize(("srcnn", "verdict"), [(28.5, "does not hold"), (28.53125, "holds"),
+                                                (28.46875, "does not hold")])
+def test_ordering_with_a_zero_delta_does_not_hold(tmp_path, srcnn, verdict):
+    """SRCNN beats l_pixel: a tie (delta exactly 0) is no win; 1/32 dB either way decides."""
+    run = write_sr_run(tmp_path / "sr", datasets={"Set5": 5})
+    for method in ("johnson_pixel", "johnson_pixel_histmatch"):
+        set_mean_exact(run, dataset="Set5", scale=4, method=method, metric="psnr_y", value=28.5)
+    set_mean_exact(run, dataset="Set5", scale=4, method="srcnn", metric="psnr_y", value=srcnn)
+    for method in ("SRCNN \u2212 ours-pixel (raw)", "SRCNN \u2212 ours-pixel + hist. match"):
+        row = one(claims_for(run), "rel_srcnn_beats_pixel", Dataset="Set5", Method=method)
+        assert row["reproduced_value"] == srcnn - 28.5 and row["verdict_class"] == verdict, row.to_dict()
+
+
+@pytest.mark.parametrize(("forward", "verdict"), [(0.5, "does not hold"), (0.25, "holds"), (0.5 + 2.0 ** -20,
+                                                                                             "does not hold")])
+def test_forward_to_iteration_ratio_of_exactly_one_is_not_faster(tmp_path, forward, verdict):
+    """0.5 s forward against 50 s for 100 L-BFGS iterations: a ratio of exactly 1.0 is not faster."""
+    run = write_style_run(tmp_path / "style", sizes=("256",))
+    set_style_value(run, size="256", method="johnson_feedforward", metric="seconds", value=forward)
+    set_style_value(run, size="256", method="gatys_lbfgs_100", metric="seconds", value=50.0)
+    row = one(claims_for(run), "rel_style_faster_than_iteration", dataset="256")
+    assert row["reproduced_value"] == forward / 0.5 and row["verdict_class"] == verdict
+
+
+@pytest.mark.parametrize(("iters", "verdict"), [(40.0, "matches"), (110.0, "matches"), (39.5, "differs"),
+                                                (110.5, "differs"), (75.0, "matches")])
+def test_fig5_band_edges_are_inside(tmp_path, iters, verdict):
+    """Fig. 5 ('comparable to 50-100', accepted 40-110): exactly 40 and exactly 110 iterations match."""
+    run = write_style_run(tmp_path / "style", profile="paper", corpus=COCO_STYLE, sizes=("256",))
+    set_style_value(run, size="256", method="gatys_lbfgs", metric="iters_to_match", value=iters)
+    claims = claims_for(run)
+    assert one(claims, "fig5_iters", dataset="256")["Verdict"] == verdict
+    relative = one(claims, "rel_style_between_50_100", dataset="256")
+    assert relative["verdict_class"] == ("holds" if verdict == "matches" else "does not hold")
+
+
+def test_judge_reads_the_claims_data_not_their_keys():
+    """The extrapolation fallback and its wording are fields of the claim, not string tests on its key."""
+    import inspect
+
+    from reports import claims as claims_mod
+
+    source = inspect.getsource(claims_mod.judge_full)
+    assert "spec.key" not in source
+    assert claims_mod.CLAIM_BY_KEY["table1_speedup"].extrapolated_metric
+    assert claims_mod.CLAIM_BY_KEY["rel_style_faster_than_iteration"].extrapolated_note

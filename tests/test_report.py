@@ -83,16 +83,27 @@ def cell(table, row_key: tuple, col_key: tuple):
     return cells[(i[0], j[0])]
 
 
+def run_headers(soup) -> dict[str, str]:
+    """Run label -> the run's header, from the page's header line."""
+    return {b.get_text(strip=True).split(":")[0]: b.get_text(strip=True) for b in soup.select("header.page b")}
+
+
 def claim_rows(soup, key: str) -> list[dict[str, str]]:
-    """Rows of a claim's table and of its folded "not run" table."""
+    """Rows of a claim's table and of its folded "not run" table; a row shown once for several runs ("A, F") is
+    expanded into one row per run, each under that run's header."""
+    headers = run_headers(soup)
     rows = []
     for table_id in (f"claims-{key}", f"claims-{key}-not-run"):
         table = soup.find("table", id=table_id)
         if table is None:
             continue
         cols, _, cells = table_grid(table)
-        n_rows = max(i for i, _ in cells) + 1
-        rows += [{cols[j][0]: cells[(i, j)].get_text(strip=True) for j in cols} for i in range(n_rows)]
+        before = len(rows)
+        for i in range(max(i for i, _ in cells) + 1):
+            row = {cols[j][0]: cells[(i, j)].get_text(strip=True) for j in cols}
+            labels = row["Run"].split(", ") if re.fullmatch(r"[A-Z]+(, [A-Z]+)+", row["Run"]) else [None]
+            rows += [row if label is None else dict(row, Run=headers[label]) for label in labels]
+        n_rows = len(rows) - before
         if table_id.endswith("not-run"):
             assert table.find_parent("details") is not None
             assert {r["Verdict"] for r in rows[-n_rows:]} == {"not run"}
@@ -125,9 +136,10 @@ def test_every_section_present(built):
     soup = built["soup"]
     for section in SECTIONS:
         assert soup.find(id=section) is not None, f"section #{section} missing"
-    for spec in CLAIMS:
-        assert soup.find("table", id=f"claims-{spec.key}") is not None, spec.key
-    for table_id in ("claims-summary", "misprints", "runs-table", "sr-x4-Set5", "sr-x4-Set14", "sr-x8-Set5", "table1",
+    for spec in CLAIMS:  # each claim's checks (attempted, or only not-run ones) folded in <details>
+        table = soup.find("table", id=f"claims-{spec.key}") or soup.find("table", id=f"claims-{spec.key}-not-run")
+        assert table is not None and table.find_parent("details") is not None, spec.key
+    for table_id in ("headline-table", "section-verdicts", "claims-summary", "misprints", "runs-table", "sr-x4-Set5", "sr-x4-Set14", "sr-x8-Set5", "table1",
                      "fig5-table", "bench-table", "sr-x4-Set5-per-image", "fig5-256-per-image"):
         assert soup.find("table", id=table_id) is not None, table_id
     assert soup.find(id="problems") is None, soup.find(id="problems")
@@ -146,7 +158,12 @@ def test_sr_tables_hold_every_mean_of_every_run(built):
                 continue
             table = soup.find("table", id=f"sr-x{row['scale']}-{row['dataset']}")
             td = cell(table, (method_label(row["method"]),), (run.header, metric_label(row["metric"])))
-            assert td.get_text(strip=True) == fmt(row["metric"], row["value"]), (row, td)
+            text = td.get_text(strip=True)
+            if text.startswith("same as "):  # identical to an earlier run's value: shown once, naming that run
+                first = run_headers(soup)[text.removeprefix("same as ")]
+                text = cell(table, (method_label(row["method"]),), (first, metric_label(row["metric"]))).get_text(
+                    strip=True)
+            assert text == fmt(row["metric"], row["value"]), (row, td)
             checked += 1
     assert checked == 48 + 44 + 24  # runs A (2 datasets), B (x4 and x8 Set5, no x8 SRCNN), F
 
@@ -436,7 +453,8 @@ def test_missing_and_partial_runs_render_as_not_run(built):
     # run B has no x8 SRCNN and its x8 feat training failed: those cells say not run, the rest render
     x8 = soup.find("table", id="sr-x8-Set5")
     assert cell(x8, ("bicubic",), (built["loaded"][1].header, "PSNR-Y (dB)")).get_text(strip=True) != "not run"
-    assert cell(x8, ("bicubic",), (built["loaded"][0].header, "PSNR-Y (dB)")).get_text(strip=True) == "not run"
+    # run A has nothing at x8: no column of "not run"s for it
+    assert built["loaded"][0].header not in {k[0] for k in table_grid(x8)[0].values()}
 
 
 def test_numbers_outside_the_papers_protocol_are_marked(built):
@@ -457,6 +475,16 @@ def test_markdown_summary(built):
     md = (built["out"] / "report.md").read_text(encoding="utf-8")
     path = built["runs"][0]
     assert "report.html" in md and "printed 0.7301" in md and "| claim | best run | verdict |" in md
+    # the headline: one verdict per paper section, then every printed number with its status, before the runs
+    assert md.index("### Did the paper reproduce?") < md.index("| number | paper | best reproduction") \
+        < md.index("### Runs")
+    for section in ("SR x4 (Fig. 8)", "SR x8 (Fig. 9)", "Style (Fig. 5)", "Speed (Table 1)"):
+        assert sum(line.startswith(f"| {section} | ") for line in md.splitlines()) == 1, section
+    assert "| x4 Set14 bicubic SSIM-Y | 0.7031 (misprint: printed 0.7301) |" in md
+    headline = [line for line in md.split("| number | paper |")[1].split("\n\n")[0].splitlines()[2:]]
+    refs = load_references()
+    paper = refs[refs["origin"] == "paper"]
+    assert len(headline) == len(paper) - int((paper["metric"] == "iters_to_match_high").sum())
     for r in built["loaded"]:
         assert r.header in md
     bic = {r["metric"]: r["value"] for r in read_results(path / "results.csv")
@@ -558,7 +586,7 @@ def test_set5_only_run_folds_what_it_never_attempted(tmp_path):
     summary = soup.find("table", id="claims-summary")
     lines = [[td.get_text(" ", strip=True) for td in tr.find_all("td")] for tr in summary.find("tbody").find_all("tr")]
     attempted = {"bicubic_protocol", "srcnn", "ours_pixel", "ours_feat", "rel_pixel_vs_bicubic", "rel_feat_lowest_x4",
-                 "rel_srcnn_beats_pixel"}
+                 "rel_srcnn_beats_pixel", "rel_feat_lowest_lpips"}
     assert len(lines) == len(attempted)
     assert all(line[1].startswith("A:") and not line[2].startswith("not run") for line in lines), lines
     for spec in CLAIMS:
@@ -570,8 +598,8 @@ def test_set5_only_run_folds_what_it_never_attempted(tmp_path):
             assert folded is None or folded.find_parent("details") is not None
         else:
             assert visible is None, spec.key
-    folded_claims = soup.find("details", id="claims-not-attempted")
-    assert folded_claims is not None and "Fig. 5" in folded_claims.get_text()
+            folded = soup.find("table", id=f"claims-{spec.key}-not-run")
+            assert folded is not None and "(no run attempted)" in folded.find_parent("details").summary.get_text()
     assert soup.find("table", id="claims-summary-not-run").find_parent("details") is not None
 
 

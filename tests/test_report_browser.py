@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_fixtures import write_bench_json, write_sr_run, write_style_run
+from report_fixtures import write_bench_json, write_sr_run, write_style_run, write_trend
 
 from reports.build import build_report
 
@@ -162,8 +162,23 @@ def _page_target(port: int) -> str:
     return pages[0]["webSocketDebuggerUrl"]
 
 
-def open_in_chromium(html: Path, screenshot: Path, workdir: Path, width: int = 1400) -> dict:
-    """Load `html` in headless Chromium; return the errors, requests and image checks; write a full-page PNG."""
+FOLD_CHECK = """JSON.stringify((() => {
+  const el = document.getElementById(%s);
+  if (!el) return {found: false};
+  const details = el.closest('details');
+  const table = el.tagName === 'TABLE' ? el : el.querySelector('table, img');
+  return {found: true, open: details ? details.open : null, top: el.getBoundingClientRect().top,
+          shown: table ? table.getBoundingClientRect().height : 0};
+})())"""
+
+
+def open_in_chromium(html: Path, screenshot: Path, workdir: Path, width: int = 1400,
+                     fragments: tuple[str, ...] = ()) -> dict:
+    """Load `html` in headless Chromium; return the errors, requests and image checks; write a full-page PNG.
+
+    The page height is measured as loaded (every <details> closed). Then each of `fragments` is navigated to
+    (`report.html#<id>`) and the result records whether the <details> around that id opened and how tall the
+    table (or image) inside it is now."""
     user_data = workdir / f"chromium-profile-{width}"  # a fresh profile every time
     user_data.mkdir()
     proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--window-size={width},1000", f"--user-data-dir={user_data}",
@@ -191,10 +206,22 @@ def open_in_chromium(html: Path, screenshot: Path, workdir: Path, width: int = 1
             ".map(f => f.textContent.trim().slice(0, 40)))"))["result"]["value"]
         viewport = cdp.call("Runtime.evaluate", expression="document.documentElement.clientWidth")["result"]["value"]
         metrics = cdp.call("Page.getLayoutMetrics")["cssContentSize"]
+        n_open = cdp.call("Runtime.evaluate", expression="document.querySelectorAll('details[open]').length")[
+            "result"]["value"]
+        tops = json.loads(cdp.call("Runtime.evaluate", returnByValue=True, expression=(
+            "JSON.stringify(Object.fromEntries(['section-verdicts', 'headline-table'].map(id => "
+            "[id, document.getElementById(id) ? document.getElementById(id).getBoundingClientRect().top : null])))"
+        ))["result"]["value"])
         shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                         clip={"x": 0, "y": 0, "width": metrics["width"], "height": min(metrics["height"], 16000),
                               "scale": 1})
         screenshot.write_bytes(base64.b64decode(shot["data"]))
+        folds = {}
+        for fragment in fragments:
+            cdp.call("Page.navigate", url=html.resolve().as_uri() + "#" + fragment)
+            time.sleep(0.2)
+            folds[fragment] = json.loads(cdp.call("Runtime.evaluate", returnByValue=True,
+                                                  expression=FOLD_CHECK % json.dumps(fragment))["result"]["value"])
         ws.close()
     finally:
         proc.terminate()
@@ -217,16 +244,25 @@ def open_in_chromium(html: Path, screenshot: Path, workdir: Path, width: int = 1
     requests = [ev["params"]["request"]["url"] for ev in cdp.events if ev["method"] == "Network.requestWillBeSent"]
     return {"errors": errors, "requests": requests, "broken_images": json.loads(broken), "n_images": n_images,
             "title": title, "height": metrics["height"], "grid_overflow": json.loads(overflow),
-            "viewport_width": viewport}
+            "viewport_width": viewport, "n_open": n_open, "tops": tops, "folds": folds}
+
+
+MAX_HEIGHT_PX = 12_000  # the whole report at 1280 px, every <details> closed
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
+    """Five run folders (four with results: SR quick x4, SR paper x4 with a failed stage, SR x8 under the paper's
+    protocol, style with a trend) and one that never ran."""
     root = tmp_path_factory.mktemp("browser-runs")
+    style = write_style_run(root / "style_quick", sizes=("256", "512"))
+    write_trend(style, [(250, 6.0), (500, 9.0), (1000, None)])
     runs = [write_sr_run(root / "sr_quick", datasets={"Set5": 5, "Set14": 14}),
             write_sr_run(root / "sr_paper", profile="paper", device="cuda", seed=3, corpus=("coco_train2014", 10000),
                          failed_stage="train_feat_x4"),
-            write_style_run(root / "style_quick", sizes=("256", "512")),
+            write_sr_run(root / "sr_x8", scales=(8,), datasets={"Set5": 5, "Set14": 14}, eval_protocol="johnson2016",
+                         seed=4),
+            style,
             root / "never_ran"]
     bench = write_bench_json(root / "bench" / "cpu.json")
     return build_report(runs, [bench], root / "report")
@@ -265,3 +301,30 @@ def test_broken_image_is_reported_by_the_browser_check(report: Path, tmp_path: P
     result = open_in_chromium(copy / "report.html", tmp_path / "broken.png", tmp_path)
     assert result["broken_images"], "a deleted image should not decode"
     assert any("load" in e.lower() or "ERR_FILE_NOT_FOUND" in e for e in result["errors"]), result["errors"]
+
+
+def test_report_fits_its_height_and_opens_every_fold(report: Path, tmp_path: Path) -> None:
+    """At 1280 px with every <details> closed the page is at most 12,000 px tall and its first screen holds the
+    section verdicts and the start of the headline table; following a link to a folded claim, per-image table,
+    image grid or environment opens its <details> and shows the table (or image) inside."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(report.read_text(encoding="utf-8"), "html.parser")
+    fragments = tuple(el["id"] for details in soup.find_all("details") for el in details.find_all(id=True)
+                      if el.name in ("div", "table", "figure"))
+    assert any(f.startswith("claim-") for f in fragments) and any(f.endswith("-per-image") for f in fragments)
+    assert any(f.startswith("sr-grids-") for f in fragments)
+    result = open_in_chromium(report, tmp_path / "fit.png", tmp_path, width=1280, fragments=fragments)
+    assert result["n_open"] == 0, "every <details> starts closed"
+    assert result["height"] <= MAX_HEIGHT_PX, result["height"]
+    assert 0 < result["tops"]["section-verdicts"] < 1000 and result["tops"]["headline-table"] < 1000, result["tops"]
+    assert result["errors"] == [], result["errors"]
+    holds_table = {f for f in fragments if (el := soup.find(id=f)).name == "table" or el.find(["table", "img"])}
+    assert len(holds_table) >= len(fragments) - 1  # the run that never ran has no stages or run.json to show
+    for fragment, fold in result["folds"].items():
+        assert fold["found"] and fold["open"] is True, (fragment, fold)
+        if fragment in holds_table:
+            assert fold["shown"] > 0, f"#{fragment} opened but shows no table: {fold}"
+    # every claim's link in the summary table points at a fold that exists
+    links = [a["href"][1:] for a in soup.find("table", id="claims-summary").find_all("a")]
+    assert links and set(links) <= set(fragments), set(links) - set(fragments)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import shutil
 import sys
 import time
@@ -33,6 +32,7 @@ from reports.formatting import fmt_value, method_label, metric_label
 from reports.references import CONFIDENCE_NOTE, load_references, reference
 from reports.results import MEAN
 from reports.runs import Run, evaluated_methods, load_runs
+from reports.spread import SpreadTable, load_spread
 
 DEFAULT_OUT = Path("reports/generated")
 DEFAULT_BENCH_GLOB = "results/bench/*.json"
@@ -109,17 +109,10 @@ def fig5_claim_band(refs: Any) -> tuple[float, float] | None:
     return (low.value, high.value) if low is not None and high is not None else None
 
 
-def load_spread_table(path: Path | None = None) -> Any:
-    """The measured spread table (reports.spread.load_spread), or None while that module or its file is absent: the
-    relative verdicts of a single-seed run then say that their profile's spread is not measured."""
-    try:
-        spread = importlib.import_module("reports.spread")  # optional until the measured spread is committed
-    except ImportError:
-        return None
-    try:
-        return spread.load_spread(path)
-    except FileNotFoundError:
-        return None
+def load_spread_table(path: Path | None = None) -> SpreadTable:
+    """The measured spread table (reports/measured_spread.csv): a single-seed run's relative verdicts are set beside
+    their profile's measured seed spread, or say that it is not measured."""
+    return load_spread(path)
 
 
 SECTION_ORDER = {key: i for i, (key, _) in enumerate(headline.SECTIONS)}
@@ -282,10 +275,8 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _swap_assets(staging, final_assets)
-    written = [atomic_write_text(out_dir / "report.md", markdown), atomic_write_text(out_dir / "report.html", html)]
-    for path in [*final_assets.iterdir(), *written]:
-        path.chmod(0o644)  # atomic writes start private (mkstemp); a report is meant to be read by others
-    return written[-1]
+    atomic_write_text(out_dir / "report.md", markdown)
+    return atomic_write_text(out_dir / "report.html", html)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from reports.results import MEAN, RESULT_COLUMNS
+from reports.seeds import SEEDS_COLUMNS
 
 # The paper's training corpora: SR used 10k MS-COCO training images, style ~80k (train2014). A run trained on fewer,
 # or on another corpus, is labelled as using a substitute corpus.
@@ -373,7 +374,6 @@ def read_info(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     return info, None
 
 
-SEEDS_COLUMNS = ("task", "dataset", "scale", "method", "image", "metric", "n", "mean", "std", "min", "max", "values")
 TREND_COLUMNS = ("size", "train_iterations", "network_objective", "iters_to_match", "lbfgs_iterations")
 
 

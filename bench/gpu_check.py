@@ -21,7 +21,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from data.files import atomic_write_text
 
@@ -127,7 +127,7 @@ def gatys500(device: str, size: int, iterations: int, ref_budget_s: float, out: 
     content = rand(1, 3, size, size, device=dev, seed=2)
     cfg = best_config(dev, "gatys")
     fast = fast_objective(objective, cfg)
-    lbfgs = "device" if cfg.device_lbfgs else "torch"  # the L-BFGS the config names, and the record says which ran
+    lbfgs: Literal["torch", "device"] = "device" if cfg.device_lbfgs else "torch"  # the L-BFGS the config names, and the record says which ran
     record: dict[str, Any] = {"device": device, "size": size, "iterations": iterations,
                               "config": f"{cfg.label()} ({lbfgs} L-BFGS)", "lbfgs": lbfgs, "vgg_weights": "random"}
     stylise(fast, content, GatysConfig(iterations=5, lbfgs=lbfgs))  # warm-up: cuDNN autotuning, allocator growth

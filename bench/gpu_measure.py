@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -112,7 +112,7 @@ def measure_gatys(args: argparse.Namespace, device: torch.device, emit: Callable
     content = _rand(1, 3, args.size, args.size, device=device, seed=2)
     cfg = best_config(device, "gatys")
     fast = fast_objective(objective, cfg)
-    lbfgs = "device" if cfg.device_lbfgs else "torch"
+    lbfgs: Literal["torch", "device"] = "device" if cfg.device_lbfgs else "torch"
     base = {"kind": "gatys", "size": args.size, "mode": "uncompiled", "vgg_weights": "random"}
     t0 = time.perf_counter()
     stylise(fast, content, GatysConfig(iterations=5, lbfgs=lbfgs))  # warm-up: cuDNN autotuning, allocator growth

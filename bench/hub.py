@@ -12,15 +12,11 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from bench.model_loader import SuiteModel
-
-__all__ = ["hubconf", "load", "load_suite_model", "names", "weights_path"]
+__all__ = ["hubconf", "load", "names", "weights_path"]
 HUBCONF = Path(__file__).resolve().parents[1] / "hubconf.py"
 
 
@@ -52,19 +48,6 @@ def load(name: str, device: torch.device | str = "cpu") -> nn.Module:
     conf = hubconf()
     assert conf is not None
     return conf.load(name, device)
-
-
-def load_suite_model(path: Path, device: torch.device | str = "cpu") -> SuiteModel:
-    """An export (RUN/weights/<name>.safetensors + .json) as the SuiteModel upscale and stylize apply."""
-    from bench.model_loader import SuiteModel
-
-    conf = hubconf()
-    if conf is None:
-        raise FileNotFoundError(f"{path}: reading exports needs hubconf.py beside the bench package ({HUBCONF})")
-    net, meta = conf.load_export(path, device)
-    kind = str(meta["kind"])
-    name = {"sr": str(meta["name"]).rsplit("_x", 1)[0], "srcnn": "srcnn"}.get(kind, str(meta.get("style", meta["name"])))
-    return SuiteModel(kind, net, path, scale=meta.get("scale"), name=name, meta=meta)
 
 
 def main() -> int:

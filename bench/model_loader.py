@@ -180,6 +180,19 @@ class SuiteModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def load_suite_model(path: Path, device: torch.device | str = "cpu") -> SuiteModel:
+    """An export (RUN/weights/<name>.safetensors + .json) as the SuiteModel upscale and stylize apply."""
+    from bench import hub
+
+    conf = hub.hubconf()
+    if conf is None:
+        raise FileNotFoundError(f"{path}: reading exports needs hubconf.py beside the bench package ({hub.HUBCONF})")
+    net, meta = conf.load_export(path, device)
+    kind = str(meta["kind"])
+    name = {"sr": str(meta["name"]).rsplit("_x", 1)[0], "srcnn": "srcnn"}.get(kind, str(meta.get("style", meta["name"])))
+    return SuiteModel(kind, net, path, scale=meta.get("scale"), name=name, meta=meta)
+
+
 def load_suite_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> SuiteModel:
     """Rebuild a network from a reproduce run's checkpoint or exported model (see the module doc for where)."""
     from bench import hub
@@ -190,7 +203,7 @@ def load_suite_checkpoint(path: Path | str, device: torch.device | str = "cpu") 
     if not path.is_file() and str(path) in hub.names():
         path = hub.weights_path(str(path))
     if path.suffix == ".safetensors":
-        return hub.load_suite_model(path, device)
+        return load_suite_model(path, device)
     if not path.is_file():
         raise FileNotFoundError(f"--checkpoint {path}: no such file ({CHECKPOINT_HELP})")
     try:

@@ -121,11 +121,11 @@ def aggregate(out: Path, seeds: Sequence[int], module: str, given: Sequence[str]
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(SEEDS_COLUMNS)
     means = []
-    for key in complete:
-        st = seed_statistics(values[key])
-        w.writerow([*key, len(seeds), *(repr(st[c]) for c in ("mean", "std", "min", "max")),
-                    ";".join(repr(v) for v in values[key])])
-        means.append(dict(first_rows[key], value=st["mean"]))
+    for done in complete:
+        st = seed_statistics(values[done])
+        w.writerow([*done, len(seeds), *(repr(st[c]) for c in ("mean", "std", "min", "max")),
+                    ";".join(repr(v) for v in values[done])])
+        means.append(dict(first_rows[done], value=st["mean"]))
     atomic_write_text(out / SEEDS_FILE, buf.getvalue())
     write_rows(out / RESULTS_FILE, means)
     first = json.loads((seed_dir(out, seeds[0]) / "run.json").read_text(encoding="utf-8"))

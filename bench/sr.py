@@ -99,6 +99,8 @@ def _scoring_view(sr: np.ndarray, gray: bool) -> np.ndarray:
 class SRHarness:
     """Runs one SR reproduction into `cfg.out`; implements bench.distributed.Harness."""
 
+    results: ResultsTable  # results.csv of the run folder being written (the main one or a protocol sub-folder)
+
     def __init__(self, cfg: SRRunConfig):
         self.cfg = cfg
         self.out = cfg.out

@@ -1,6 +1,6 @@
 """A CPU stand-in for the parts of torch.cuda the suite calls, so its CUDA-only branches run in the unit tests.
 
-Why: no GPU is lent for CI; code behind `device.type == "cuda"` would otherwise first run on a GPU (which is how
+Why: CI has no GPU; code behind `device.type == "cuda"` would otherwise first run on a GPU (which is how
 `torch.cuda.getdevice_name` survived). Two pieces:
 
 - `FakeCuda.install(monkeypatch)`: device name, availability, device count, memory statistics, synchronize (counted),

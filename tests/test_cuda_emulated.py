@@ -1,6 +1,6 @@
 """Every CUDA-only branch of the suite, run on the CPU with torch.cuda replaced by tests/fake_cuda.py.
 
-No GPU is lent to CI, so these are the only runs most CUDA branches get before a GPU session: device names, backend
+CI has no GPU, so these are the only runs most CUDA branches get before a GPU session: device names, backend
 flags, synchronisation in timing, memory statistics, the benchmark JSON hook, CUDA RNG restore with fewer GPUs,
 CUDA data loading, and the CUDA-graph capture discipline of FastStylizer / FastTrainer (fake graphs that refuse
 syncing ops inside a capture and replay by re-running the captured ops into the static outputs).

@@ -1,4 +1,4 @@
-"""`python -m bench.sr evaluate` (issue 14): outputs folders and networks scored exactly like the built-in methods,
+"""`python -m bench.sr evaluate`: outputs folders and networks scored exactly like the built-in methods,
 and every bad input refused with exit status 2, one message, no harness traceback and nothing written."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`python -m bench.style evaluate` (issue 14): an external stylizer on the suite's own Eq. 5 objective.
+"""`python -m bench.style evaluate`: an external stylizer on the suite's own Eq. 5 objective.
 
 The suite's own smoke-trained network, loaded through a user-style factory file, must reproduce that run's Fig. 5
 objective values and iterations-to-match exactly; bad input exits 2 with nothing written."""

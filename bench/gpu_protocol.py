@@ -497,8 +497,10 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.options import add_device_option  # the one --device declaration
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", choices=("cuda",), default=None, help="cuda: the GPU protocol (must be explicit)")
+    add_device_option(p, choices=("cuda",), help="cuda: the GPU protocol (must be explicit)")
     p.add_argument("--rehearse", action="store_true", help="the same steps on the CPU at tiny sizes (CI)")
     p.add_argument("--budget-s", type=float, default=None, help=f"overall seconds (default {BUDGET_S:.0f}; "
                                                                  f"rehearsal {REHEARSAL_BUDGET_S:.0f})")

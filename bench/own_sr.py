@@ -226,7 +226,8 @@ class ModelMethod(NamedMethod):
                  tile: int | None, save_to: Path | None, save_count: int = 0):
         super().__init__(name, scale, harness)
         self.model, self.spec, self.input_kind, self.tile, self.save_to = model, spec, input_kind, tile, save_to
-        self.save_count, self.saved = save_count, {}  # --save-images N: the first N outputs of each dataset
+        self.save_count = save_count  # --save-images N: the first N outputs of each dataset are saved
+        self.saved: dict[str, int] = {}
 
     def forward(self, x: torch.Tensor) -> Any:
         if self.tile:

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import ArgumentError, checked_device
+from bench.errors import ArgumentError
 from bench.metrics import to_uint8
 from bench.model_loader import SuiteModel, load_suite_checkpoint
-from bench.options import non_negative_int, positive_int
-from bench.profiles import default_device
+from bench.options import add_device_option, device_of, non_negative_int, positive_int
 from data.checks import FolderCheckError, check_eval_images
 from data.files import safe_name
 from data.images import load_image, load_image_uint8, save_image
@@ -118,7 +117,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGES", help="image files")
     p.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="a checkpoint of a reproduce run")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the results")
-    p.add_argument("--device", default=None, help="torch device (default cuda when available)")
+    add_device_option(p)
     p.add_argument("--tile", type=non_negative_int, default=None,
                    help="tile side in input pixels (exact tiling, see --help's description); 0 = never tile; "
                         "default: tile automatically when the image is large")
@@ -141,7 +140,7 @@ def _run(prog: str, argv: Sequence[str], kind: str) -> int:
                        help="downscale images whose longer side exceeds this first (default: keep the size)")
     args = p.parse_args(list(argv))
     try:
-        device = checked_device(args.device or default_device())
+        device = device_of(args)
         model = load_suite_checkpoint(args.checkpoint, device)
         want = ("sr", "srcnn") if kind == "sr" else ("style",)
         if model.kind not in want:

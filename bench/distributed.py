@@ -413,7 +413,7 @@ def follow(build: Callable[[str, dict[str, Any]], Callable[[], Any] | None]) -> 
 class Harness(Protocol):
     """What a harness (bench.sr.SRHarness, bench.style.StyleRun) offers this module: nothing else is used."""
 
-    device: torch.device
+    device: torch.device  # built on every rank; building it set the backend flags for this device
 
     def run(self) -> int:
         """The whole run, on rank 0 (or alone); returns the exit status."""
@@ -437,10 +437,7 @@ def run_harness(harness: Harness) -> int:
     try:
         for batch, what in harness.global_batches():
             check_global_batch(batch, what)
-        init(harness.device)
-        from perceptual.device import configure
-
-        configure(harness.device)  # the followers' backend flags (rank 0's harness sets and records its own)
+        init(harness.device)  # every rank built its harness, which set the backend flags (perceptual.device)
     except DistributedConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

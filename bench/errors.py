@@ -31,17 +31,6 @@ def naming_option(option: str, value: object) -> Iterator[None]:
         raise ArgumentError(f"{option} {value}: {e}") from e
 
 
-def checked_device(device: str) -> str:
-    """`--device` as given, once torch can parse it and, for CUDA, a GPU is there (ArgumentError otherwise)."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ArgumentError(f"--device {device!r} is not a torch device ({e}); use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ArgumentError(f"--device {device}: CUDA is not available here; use --device cpu")
-    return device
-
-
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 

@@ -313,8 +313,10 @@ def _junit_counts(path: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.options import add_device_option  # the one --device declaration
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default=None, help="cuda (default when available) or cpu")
+    add_device_option(p, help="cuda (default when available) or cpu")
     p.add_argument("--quick", action="store_true", help="tiny subset of every step (CPU rehearsal)")
     p.add_argument("--budget-s", type=float, default=420.0, help="overall seconds for all steps (default 420)")
     p.add_argument("--steps", default="targets,gatys500,tests,rest,sweep", help="comma-separated subset, in order")

@@ -233,9 +233,11 @@ MEASURES = {"gatys": measure_gatys, "forward": measure_forward, "train": measure
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.options import add_device_option  # the one --device declaration
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=KINDS)
-    p.add_argument("--device", required=True, help="cuda or cpu (explicit: no silent fallback)")
+    add_device_option(p, required=True, help="cuda or cpu (explicit: no silent fallback)")
     p.add_argument("--jsonl", type=Path, required=True, help="results file; one line appended per number")
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--mode", choices=("uncompiled", "compiled"), default="uncompiled",

@@ -645,8 +645,10 @@ def collect(step: Step, work: Path, out: Path) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.options import add_device_option  # the one --device declaration
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", choices=("cuda",), default=None, help="cuda: the GPU protocol (must be explicit)")
+    add_device_option(p, choices=("cuda",), help="cuda: the GPU protocol (must be explicit)")
     p.add_argument("--rehearse", action="store_true",
                    help="the same steps on the CPU at tiny sizes, every one run to completion (CI)")
     p.add_argument("--budget-s", type=float, default=None,

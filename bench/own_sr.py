@@ -21,17 +21,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import ArgumentError, RunFolderError, checked_device
+from bench.errors import ArgumentError, RunFolderError
 from bench.errors import naming_option as _argument
 from bench.metrics import to_uint8
 from bench.model_loader import UserCodeError, build_model, call_user_network, load_state_dict_file
-from bench.options import positive_int
+from bench.options import (
+    add_device_option,
+    add_eval_protocol_option,
+    add_lpips_options,
+    add_output_options,
+    add_save_images_option,
+    device_of,
+    lpips_of,
+    positive_int,
+)
 from bench.own_common import OutGuard, check_name, print_error
-from bench.profiles import LPIPS_NETS, SR_PROFILES, default_device, with_overrides
+from bench.profiles import LPIPS_NETS, SR_PROFILES, with_overrides
 from bench.sr import SRHarness, SRMethod
 from bench.sr_config import SCALES, TASK, SRRunConfig
 from data.checks import FolderCheckError, ImageProblem, check_eval_images, modcropped_size
-from data.eval_protocol import EVAL_PROTOCOLS
 from data.files import HashMismatchError
 from data.images import ImageError, ImageInfo, check_decodable, load_image_uint8, save_image
 from reports.results import MEAN, RESULTS_FILE, ResultsTable
@@ -215,9 +223,11 @@ class ModelMethod(NamedMethod):
     """Runs the user's network on the protocol's LR image and checks what it returns."""
 
     def __init__(self, name: str, scale: int, harness: EvalHarness, model: nn.Module, spec: str, input_kind: str,
-                 tile: int | None, save_to: Path | None):
+                 tile: int | None, save_to: Path | None, save_count: int = 0):
         super().__init__(name, scale, harness)
         self.model, self.spec, self.input_kind, self.tile, self.save_to = model, spec, input_kind, tile, save_to
+        self.save_count = save_count  # --save-images N: the first N outputs of each dataset are saved
+        self.saved: dict[str, int] = {}
 
     def forward(self, x: torch.Tensor) -> Any:
         if self.tile:
@@ -256,8 +266,9 @@ class ModelMethod(NamedMethod):
         # C order, as a decoded file is (the float sums inside SSIM then run in the same order: saved outputs
         # re-scored through --outputs give the same rows to the last bit)
         sr = np.ascontiguousarray(to_uint8(y.clamp(0, 1)))
-        if self.save_to is not None:
+        if self.save_to is not None and self.saved.get(dataset, 0) < self.save_count:
             save_image(sr, self.save_to / dataset / f"{path.stem}.png")
+            self.saved[dataset] = self.saved.get(dataset, 0) + 1
         return {self.outputs[0]: sr}
 
 
@@ -360,35 +371,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a network: PATH.py:FACTORY or package.module:FACTORY; FACTORY() returns an nn.Module "
                           "mapping a float RGB LR batch in [0, 1] (N, 3, h, w) to (N, 3, h*s, w*s)")
     p.add_argument("--scale", type=int, choices=SCALES, required=True, help="upscaling factor (4 or 8)")
-    p.add_argument("--eval-protocol", choices=EVAL_PROTOCOLS, default="standard",
-                   help="how HR/LR pairs are made: standard (MATLAB bicubic; what later papers use) or johnson2016 "
-                        "(the paper's own x8 LR recipe, docs/x8-protocol.md; at x4 it is the standard protocol). "
-                        "With --outputs, your outputs must come from the LR images of the same protocol")
+    add_eval_protocol_option(p)
     p.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS), metavar="NAME_OR_FOLDER",
                    help="evaluation sets: Set5 Set14 BSD100 or folders of HR images (default: all three)")
     p.add_argument("--name", required=True, help="the method's name in results.csv and the report")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/sr/evaluate-<NAME>)")
     p.add_argument("--weights", type=Path, default=None,
                    help="--model only: a state dict to load (torch.load with weights_only=True)")
-    p.add_argument("--device", default=None,
-                   help=f"torch device for the network and LPIPS (default: {default_device()})")
+    add_device_option(p, what="the network and LPIPS")
     p.add_argument("--tile", type=positive_int, default=None,
                    help="--model only: run the network tile by tile (tile side in LR pixels; exact when the "
                         "network's receptive field allows, see perceptual.fast.tiled_forward)")
     p.add_argument("--input", choices=("rgb", "y"), default="rgb",
                    help="--model only: rgb (default) or y: the network maps the LR's Y channel (N, 1, h, w) to "
                         "(N, 1, h*s, w*s); colour comes from bicubic Cb/Cr, as for SRCNN")
-    p.add_argument("--save-images", action="store_true",
-                   help="--model only: save every output under RUN/outputs/x<scale>/<dataset>/<stem>.png (a "
-                        "folder --outputs accepts)")
-    p.add_argument("--lpips", nargs="+", choices=LPIPS_NETS, default=[], metavar="NET",
-                   help="also score LPIPS with these networks (vgg, alex); off by default")
-    p.add_argument("--skip-unreadable", action="store_true",
-                   help="score the readable images and skip unreadable/too-small ones (listed in the log, run.json "
-                        "and the report; means are then over N of M images)")
+    add_save_images_option(p, where="(--model only) under RUN/outputs/x<scale>/<dataset>/<stem>.png, a folder "
+                                     "--outputs accepts", default_help="none")
+    add_lpips_options(p, default_help="none: LPIPS is off unless asked for")
+    add_output_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    p.add_argument("--no-report", action="store_true", help="do not build the HTML report")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
@@ -397,10 +398,11 @@ def _plan(args: argparse.Namespace) -> tuple[EvalPlan, nn.Module | None, str]:
     name = check_name(args.name)
     if args.outputs is not None:
         for opt, given in (("--weights", args.weights is not None), ("--tile", args.tile is not None),
-                           ("--input", args.input != "rgb"), ("--save-images", args.save_images)):
+                           ("--input", args.input != "rgb"),
+                           ("--save-images", args.save_images is not None)):
             if given:
                 raise ArgumentError(f"{opt} applies to --model only (a folder of --outputs is scored as it is)")
-    device = checked_device(args.device or default_device())
+    device = device_of(args)
     datasets, totals, infos, problems = resolve_datasets(args.datasets, args.scale, args.skip_unreadable)
     if args.outputs is not None:
         source: dict[str, Any] = {"kind": "outputs", "outputs": str(args.outputs.resolve())}
@@ -449,11 +451,11 @@ def evaluate_main(argv: Sequence[str]) -> int:
         plan, model, device = _plan(args)
         guard = OutGuard(out, args.overwrite)
         profile = with_overrides(SR_PROFILES["smoke"], name="evaluate", iterations=0, srcnn_iterations=0,
-                                 datasets=tuple(args.datasets), lpips=tuple(args.lpips), save_images=3,
+                                 datasets=tuple(args.datasets), lpips=lpips_of(args, ()), save_images=3,
                                  note="evaluation of an external method")
         # the single place where an evaluation's settings meet the harness (the protocol makes the HR/LR pairs)
         cfg = SRRunConfig(profile=profile, scales=(args.scale,), methods=(), datasets=tuple(args.datasets),
-                          corpus="", srcnn_corpus="", out=out, device=device, lpips=tuple(args.lpips),
+                          corpus="", srcnn_corpus="", out=out, device=device, lpips=lpips_of(args, ()),
                           eval_protocol=args.eval_protocol,
                           save_images=3, report=not args.no_report, progress=not args.no_progress,
                           argv=("evaluate", *argv))
@@ -461,7 +463,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
         if model is not None:
             save_to = out / "outputs" / f"x{args.scale}" if args.save_images else None
             harness.method = ModelMethod(plan.name, args.scale, harness, model, args.model, args.input, args.tile,
-                                         save_to)
+                                         save_to, args.save_images or 0)
         else:
             harness.method = OutputsMethod(plan.name, args.scale, harness)
         return harness.run()

@@ -22,15 +22,15 @@ from typing import Any, Literal, cast
 import torch
 from torch import nn
 
-from bench.errors import ArgumentError, RunFolderError, checked_device
+from bench.errors import ArgumentError, RunFolderError
 from bench.model_loader import UserCodeError, build_model, call_user_network
+from bench.options import add_device_option, device_of
 from bench.own_common import OutGuard, check_name, print_error
 from bench.profiles import (
     PROFILE_NAMES,
     STYLE_PROFILES,
     StyleProfile,
     check_profile,
-    default_device,
     default_profile,
 )
 from bench.runinfo import command_line, environment
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "traces for 'L-BFGS iterations to match'")
     p.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                    help="without --compare: the profile whose settings (image count, style size) are used")
-    p.add_argument("--device", default=None, help="torch device (default cuda when available)")
+    add_device_option(p, what="the network and the loss network")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--no-report", action="store_true", help="do not build the HTML report")
     return p
@@ -172,7 +172,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
             raise ArgumentError(f"--styles {' '.join(args.styles)}: a stylizer network has one style; evaluate one "
                                 f"at a time")
         style = args.styles[0]
-        device = checked_device(args.device or default_device())
+        device = device_of(args)
         compare_info: dict[str, Any] = {}
         if args.compare is not None:
             settings, compare_info = _settings_from_run(args.compare, style, out, device)

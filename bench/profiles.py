@@ -144,7 +144,7 @@ SR_PROFILES: dict[str, SRProfile] = {
                        checkpoint_every=5000, log_every=100, num_workers=4,
                        note="the paper's schedule; SRCNN schedule is ours (Adam; Dong et al. used SGD)"),
 }
-# CPU-scale evidence for the paper's x4 relative claims (issue 15; sizing and measured time: docs/profiles.md)
+# CPU-scale evidence for the paper's x4 relative claims (sizing and measured time: docs/profiles.md)
 SR_PROFILES["cpu-x4"] = SRProfile(
     "cpu-x4", iterations=5000, batch_size=4, patch_size=72, lr=1e-3,
     srcnn_iterations=2000, srcnn_batch_size=64, srcnn_lr=1e-3,

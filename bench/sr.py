@@ -105,6 +105,8 @@ class SRHarness:
         self.cfg = cfg
         self.out = cfg.out
         self.device = torch.device(cfg.device)
+        # the process's backend flags (TF32, cuDNN autotuning) for this device, set here once on every rank
+        self.device_settings = configure_device(self.device)
         self.exec = ExecPath(cfg.path, self.device, cfg.compile, cfg.profile.name)
         self.lpips_models: dict[str, Any] = {}
         self.loss_net: nn.Module | None = None
@@ -124,7 +126,7 @@ class SRHarness:
         env = environment(self.device, cfg.seed, cfg.profile.name, command_line("bench.sr", cfg.argv))
         sessions = [*info.get("sessions", []), {"date": env["date"], "argv": env["argv"], "resumed": bool(previous)}]
         info |= env | cfg.describe() | {
-            "device_settings": configure_device(self.device),  # the one place that sets TF32 / cuDNN flags
+            "device_settings": self.device_settings,
             **self.exec.run_json(),
             "iterations": info.get("iterations", {}), "training": info.get("training", {}),
             "stages": info.get("stages", {}), "sessions": sessions}

@@ -15,18 +15,25 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench.errors import checked_device
-from bench.options import add_run_options, non_negative_int, positive_int
+from bench.options import (
+    add_eval_protocol_option,
+    add_lpips_options,
+    add_output_options,
+    add_run_options,
+    add_save_images_option,
+    lpips_of,
+    non_negative_int,
+    positive_int,
+    run_option_values,
+)
 from bench.profiles import (
     FEAT_LAYER,
     HISTMATCH_NOTE,
-    LPIPS_NETS,
     METHODS,
     PAPER_CORPUS,
     SR_PROFILES,
     SRProfile,
     check_profile,
-    default_device,
     default_profile,
     default_variant,
     setup_note,
@@ -194,24 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HR training patch side override (a multiple of 8 works for x4 and x8)")
     parser.add_argument("--tv-weight", type=float, default=0.0,
                         help="total-variation weight added to the feature loss (default 0)")
-    parser.add_argument("--eval-protocol", choices=EVAL_PROTOCOLS, default=None,
-                        help="how test LR images are made: 'standard' (MATLAB bicubic, what later papers use) or "
-                             "'johnson2016' (the paper's own x8 recipe; x4 stays standard); see docs/x8-protocol.md "
-                             "(default: the profile's: johnson2016 in cpu-x8, else standard)")
+    add_eval_protocol_option(parser, default=None,
+                             default_help="the profile's: johnson2016 in cpu-x8, else standard")
     parser.add_argument("--also-protocols", nargs="*", choices=EVAL_PROTOCOLS, default=None, metavar="PROTOCOL",
                         help="also score the trained networks (and bicubic) under these protocols, each into "
                              "RUN/protocol-<name>/, a run folder of its own (default: the profile's: standard in "
                              "cpu-x8, else none)")
-    parser.add_argument("--lpips", nargs="+", choices=LPIPS_NETS, default=None, metavar="NET",
-                        help="LPIPS networks to score with: vgg alex (default: the profile's)")
-    parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (slow on a CPU); run.json records it")
-    parser.add_argument("--save-images", type=non_negative_int, default=None,
-                        help="images per dataset and scale saved under images/ for the report (default: profile's)")
-    parser.add_argument("--skip-unreadable", action="store_true",
-                        help="score the readable images of each --datasets set and skip unreadable/too-small ones "
-                             "(listed in the log, run.json and the report; means are then over N of M images)")
-    parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_lpips_options(parser, default_help="the profile's")
+    add_save_images_option(parser, where="under images/ for the report", default_help="the profile's")
+    add_output_options(parser)
     return parser
 
 
@@ -224,8 +222,8 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
                              batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                              curve_every=args.curve_every)
     scales = tuple(dict.fromkeys(args.scales if args.scales is not None else profile.scales))
-    device = checked_device(args.device or default_device())
-    lpips = () if args.no_lpips else tuple(args.lpips if args.lpips is not None else profile.lpips)
+    run_values = run_option_values(args, argv)  # --device checked first, as before
+    lpips = lpips_of(args, profile.lpips)
     protocol = args.eval_protocol or profile.eval_protocol
     also = profile.also_protocols if args.also_protocols is None else tuple(args.also_protocols)
     bad = [s for s in scales if profile.patch_size % s]
@@ -237,12 +235,9 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         profile=profile, scales=scales, methods=tuple(dict.fromkeys(args.methods)),
         datasets=tuple(args.datasets or profile.datasets), corpus=args.corpus, srcnn_corpus=args.srcnn_corpus,
         out=args.out if args.out is not None else Path("runs") / TASK / profile.name,
-        variant=args.variant or default_variant(profile.name), seed=args.seed, device=device,
-        tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, eval_protocol=protocol, lpips=lpips,
-        also_protocols=tuple(p for p in dict.fromkeys(also) if p != protocol),
+        variant=args.variant or default_variant(profile.name), tv_weight=args.tv_weight,
+        eval_protocol=protocol, lpips=lpips, also_protocols=tuple(p for p in dict.fromkeys(also) if p != protocol),
         skip_unreadable=args.skip_unreadable,
         save_images=args.save_images if args.save_images is not None else profile.save_images,
-        num_workers=args.num_workers, resume=args.resume, overwrite=args.overwrite, report=not args.no_report,
-        progress=not args.no_progress, argv=None if argv is None else tuple(argv), path=args.path,
-        compile=args.compile)
+        report=not args.no_report, progress=not args.no_progress, **run_values)
 

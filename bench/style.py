@@ -85,6 +85,8 @@ class StyleRun:
         self.cfg = cfg
         self.out = cfg.out
         self.device = torch.device(cfg.device)
+        # the process's backend flags (TF32, cuDNN autotuning; also for Gatys), set here once on every rank
+        self.device_settings = configure_device(self.device)
         self.exec = ExecPath(cfg.path, self.device, cfg.compile, cfg.profile)
         self.record = RunRecord(self.out / "run.json", {})  # saved once prepare_folder has checked --out
         self.stages = self.record.stages
@@ -527,7 +529,7 @@ class StyleRun:
         cfg = self.cfg
         self.check_inputs()
         self.prepare_folder()
-        self.info["device_settings"] = configure_device(self.device)  # TF32 / cuDNN flags, also for Gatys
+        self.info["device_settings"] = self.device_settings
         self._traces: dict[int, dict[str, list[dict[str, float]]]] = {}
         self.info["notes"] = self.card_notes()
         self.write_run_json()

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from baselines.gatys import Init
-from bench.errors import ArgumentError, checked_device
-from bench.options import add_run_options, positive_int
+from bench.errors import ArgumentError
+from bench.options import add_run_options, positive_int, run_option_values
 from bench.profiles import (
     STYLE_CONTENT_LAYERS,
     STYLE_PROFILES,
     StyleProfile,
     check_profile,
     default_content_layer,
-    default_device,
     default_profile,
     default_variant,
     setup_note,
@@ -222,7 +221,7 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = No
     values = with_overrides(base, iterations=iterations, gatys_iterations=args.gatys_iterations,
                             n_images=args.n_images, train_size=args.train_size, batch_size=args.batch_size,
                             lr=args.lr, trend=trend)
-    device = checked_device(args.device or default_device())
+    run_values = run_option_values(args, argv)  # --device checked first, as before
     if args.tv_weight is not None and not (math.isfinite(args.tv_weight) and args.tv_weight >= 0):
         raise ArgumentError(f"--tv-weight must be a non-negative number, got {args.tv_weight}")
     if args.tv_search and args.tv_weight is not None:
@@ -234,10 +233,8 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = No
     return StyleSettings(
         profile=profile, styles=list(args.styles), sizes=tuple(args.sizes or base.sizes),
         out=args.out or Path("runs") / TASK / profile, variant=args.variant or default_variant(profile),
-        seed=args.seed, device=device, content_layer=args.content_layer or default_content_layer(profile),
+        content_layer=args.content_layer or default_content_layer(profile),
         weights=LossWeights(content=args.content_weight, style=args.style_weight, tv=tv), values=values,
         train_corpus=args.train_corpus, eval_set=args.eval_set, content_set=args.content_set, crop=args.crop,
         style_size=args.style_size, gatys_init=args.gatys_init, tv_search=tv_search,
-        tv_weight_given=args.tv_weight is not None,
-        vgg_weights=args.vgg_weights, stages=tuple(args.stages), num_workers=args.num_workers, resume=args.resume,
-        overwrite=args.overwrite, argv=None if argv is None else tuple(argv), path=args.path, compile=args.compile)
+        tv_weight_given=args.tv_weight is not None, stages=tuple(args.stages), **run_values)

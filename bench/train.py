@@ -423,6 +423,251 @@ def _check_resumable(ckpt: Mapping[str, Any], identity: Mapping[str, Any], meta:
                                       "same settings, or start over (delete it / --overwrite)")
 
 
+# ------------------------------------------------------------------------------------ one train() call's units
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one train() call fixes before its first step: its name, files, rank layout and identity."""
+
+    name: str
+    cfg: TrainConfig
+    ctx: DistContext
+    device: torch.device
+    ckpt_file: Path
+    log_file: Path
+    identity: dict[str, Any]
+    meta: dict[str, Any]
+    per_rank: int
+    fast_info: dict[str, Any] | None
+
+    def result(self, **kw: Any) -> TrainResult:
+        return TrainResult(name=self.name, **kw, world_size=self.ctx.world_size, global_batch=self.cfg.batch_size,
+                           per_rank_batch=self.per_rank, lr=self.cfg.lr, path=self.cfg.path,
+                           fast_config=self.fast_info)
+
+
+@dataclass
+class _Clock:
+    """Training time: `before` from earlier sessions (the checkpoint's elapsed_s) plus this session's."""
+
+    before: float = 0.0
+    start: float = field(default_factory=time.perf_counter)
+
+    def session(self) -> float:
+        return time.perf_counter() - self.start
+
+    def total(self) -> float:
+        return self.before + self.session()
+
+
+@dataclass
+class _LogWindow:
+    """The loss terms summed since the last log row (`sums`) and the last row's means (`last`); both are saved in
+    a checkpoint so a resumed log continues the uninterrupted one."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+
+
+class _Checkpoints:
+    """Resume and checkpoint for one train() call. Rank 0 reads the checkpoint and checks it belongs to this run;
+    every rank restores model, optimizer, scaler and its RNG stream; rank 0 writes checkpoints atomically. Remembers
+    the last checkpoint's iteration (the NaN message names it)."""
+
+    def __init__(self, run: _Run, model: nn.Module, stepper: FastStep | ReferenceStep):
+        self.run, self.model, self.stepper = run, model, stepper
+        self.last_iteration: int | None = None
+
+    def read(self, resume: bool) -> dict[str, Any] | None:
+        """The checkpoint to resume from (None: start fresh), read on rank 0 and shared with every rank."""
+        run = self.run
+
+        def read_on_rank0() -> dict[str, Any] | None:
+            if not (resume and run.ckpt_file.exists()):
+                return None
+            ckpt = load_checkpoint(run.ckpt_file, map_location="cpu")  # CPU: RNG states must be; loading moves the rest
+            _check_resumable(ckpt, run.identity, run.meta, run.ckpt_file)
+            if ckpt["sampler"]["next_sample"] != int(ckpt["iteration"]) * run.cfg.batch_size:
+                raise ValueError(f"{run.ckpt_file}: sampler position {ckpt['sampler']['next_sample']} does not match "
+                                 f"iteration {ckpt['iteration']} x batch {run.cfg.batch_size}; the checkpoint is "
+                                 "inconsistent")
+            return ckpt
+
+        return distributed.rank0_result(read_on_rank0)
+
+    def restore(self, ckpt: Mapping[str, Any]) -> tuple[int, float, _LogWindow]:
+        """Load `ckpt` into model, optimizer, scaler and this rank's RNG; (iteration, elapsed_s, log window)."""
+        ctx = self.run.ctx
+        self.model.load_state_dict(ckpt["model"])
+        self.stepper.load_optimizer_state(ckpt["optimizer"])
+        self.stepper.scaler.load_state_dict(ckpt["scaler"])
+        per_rank_rng = ckpt.get("rng_per_rank")
+        if per_rank_rng is not None and len(per_rank_rng) == ctx.world_size:
+            restore_rng_state(per_rank_rng[ctx.rank])
+        elif ctx.rank == 0:
+            restore_rng_state(ckpt["rng"])
+        else:  # resumed with more ranks than wrote the checkpoint: this rank has no saved stream
+            seed_everything(self.run.cfg.seed + ctx.rank)
+            log.warning("rank %d: checkpoint %s holds no RNG state for this rank (written by %s rank(s)); "
+                        "reseeded. The data order is unaffected", ctx.rank, self.run.ckpt_file,
+                        ckpt.get("world_size"))
+        self.last_iteration = int(ckpt["iteration"])
+        window = _LogWindow(dict(ckpt.get("log_window", {})), dict(ckpt.get("last", {})))
+        return int(ckpt["iteration"]), float(ckpt["elapsed_s"]), window
+
+    def save(self, iteration: int, clock: _Clock, window: _LogWindow, csv_log: _CsvLog | None) -> None:
+        """Every rank calls it at the same iterations (the RNG gather is a collective); rank 0 writes."""
+        run, ctx = self.run, self.run.ctx
+        rng_all = distributed.gather(capture_rng_state()) if ctx.world_size > 1 else None
+        if csv_log is not None:
+            csv_log.sync()
+        if ctx.is_main:
+            state = {
+                "format": CHECKPOINT_FORMAT, "name": run.name, "iteration": iteration, "elapsed_s": clock.total(),
+                "model": self.model.state_dict(), "optimizer": self.stepper.optimizer.state_dict(),
+                "scaler": self.stepper.scaler.state_dict(), "rng": capture_rng_state(),
+                "sampler": {"next_sample": iteration * run.cfg.batch_size, "global_batch": run.cfg.batch_size},
+                "config": run.identity, "meta": run.meta, "last": dict(window.last), "log_window": dict(window.sums),
+                "world_size": ctx.world_size, "per_rank_batch": run.per_rank, "path": run.cfg.path,
+                "fast_config": run.fast_info,
+            }
+            if rng_all is not None:
+                state["rng_per_rank"] = rng_all
+            save_checkpoint(run.ckpt_file, state)
+        self.last_iteration = iteration
+
+
+class _StepReader:
+    """Reads launched steps' values, one step behind the launch (the deferred read: the next step is already
+    queued when the previous one is read): the NaN check, the log window, the log row and the progress bar."""
+
+    def __init__(self, run: _Run, stepper: FastStep | ReferenceStep, checkpoints: _Checkpoints, window: _LogWindow,
+                 clock: _Clock, csv_log: _CsvLog | None, bar: Any):
+        self.run, self.stepper, self.checkpoints, self.window = run, stepper, checkpoints, window
+        self.clock, self.csv_log, self.bar = clock, csv_log, bar
+        self.pending: tuple[int, StepOut] | None = None
+
+    def launched(self, iteration: int, out: StepOut) -> bool:
+        """Step `iteration` was launched: read the previous one, and this one if its values are already on the
+        host. True when a rank asked to stop (torchrun)."""
+        stop_now = self.flush()
+        if out.host is not None:  # already on the host (the step read it): nothing to wait for
+            stop_now = self.resolve(iteration, out) or stop_now
+        else:
+            self.pending = (iteration, out)
+        return stop_now
+
+    def flush(self) -> bool:
+        """Read the step still pending, if any (before a checkpoint); True when a rank asked to stop."""
+        if self.pending is None:
+            return False
+        pending, self.pending = self.pending, None
+        return self.resolve(*pending)
+
+    def resolve(self, iteration: int, out: StepOut) -> bool:
+        """Read one step's values: NaN check, log window, log row, progress. True when a rank asked to stop."""
+        cfg, window = self.run.cfg, self.window
+        values = out.read()
+        names = self.stepper.terms
+        values, extra = values[:len(names)], values[len(names):]
+        bad = first_non_finite(names, values)
+        if bad is not None:
+            last_ckpt = self.checkpoints.last_iteration
+            raise NonFiniteLossError(self.run.name, iteration, *bad,
+                                     self.run.ckpt_file if last_ckpt is not None else None, last_ckpt)
+        for term, value in zip(names, values):
+            window.sums[term] = window.sums.get(term, 0.0) + value
+        if iteration % cfg.log_every == 0:
+            window.last = {k: v / cfg.log_every for k, v in window.sums.items()}
+            window.sums = {}
+            if self.csv_log is not None:
+                self.csv_log.write({"iteration": iteration, "wall_time_s": self.clock.total(), **window.last})
+            self.bar.set_postfix(loss=f"{window.last['total']:.4g}", refresh=False)
+        self.bar.update(1)
+        return bool(extra and extra[0] > 0)
+
+
+def _mean_over_ranks(means: torch.Tensor, stop: distributed.StopRequest, world_size: int) -> torch.Tensor:
+    """One all-reduce per step: the ranks' mean loss terms and whether any rank was asked to stop."""
+    flag = means.new_full((1,), 1.0 if stop.requested else 0.0)  # a fill kernel: no host-to-device copy
+    logged = torch.cat([means, flag])
+    torch.distributed.all_reduce(logged)
+    return torch.cat([logged[:-1] / world_size, logged[-1:]])
+
+
+def _make_stepper(model: nn.Module, loss_fn: LossFn, run: _Run,
+                  param_groups: Sequence[dict[str, Any]] | None) -> tuple[FastStep | ReferenceStep, nn.Module]:
+    """The path's step (bench.steps) and the module it trains (DDP-wrapped under torchrun)."""
+    cfg, device, ctx = run.cfg, run.device, run.ctx
+    groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]
+
+    def wrap(module: nn.Module) -> nn.Module:
+        return wrap_model(module, device, ctx)
+
+    if cfg.path == "fast":
+        fast_step = FastStep(model, loss_fn, groups, cfg.lr, device, cfg.fast_config(device, ctx.world_size), wrap)
+        return fast_step, fast_step.trainer.model
+    wrapped = wrap(model)
+    return ReferenceStep(wrapped, loss_fn, groups, cfg.lr, device, cfg.amp), wrapped
+
+
+def _run_steps(run: _Run, stepper: FastStep | ReferenceStep, loader: DataLoader, reader: _StepReader,
+               checkpoints: _Checkpoints, start: int) -> tuple[int, float | None]:
+    """The loop: launch each step, read the previous one, checkpoint on schedule and on a stop request. Returns the
+    last iteration and the session's first step time (read at once: compile and warm-up happen in it)."""
+    ctx, cfg = run.ctx, run.cfg
+    it, first_step_s = start, None
+    try:
+        with distributed.StopRequest() as stop:
+            def reduce(means: torch.Tensor) -> torch.Tensor:
+                return _mean_over_ranks(means, stop, ctx.world_size)
+
+            for it, batch in enumerate(loader, start=start + 1):
+                out = stepper.step(_to_device(batch, run.device), reduce if ctx.world_size > 1 else None)
+                if first_step_s is None:
+                    out.read()  # once per session: the first step's time (compile and warm-up happen in it)
+                    first_step_s = reader.clock.session()
+                stop_now = reader.launched(it, out)
+                if ctx.world_size == 1 and stop.requested:
+                    stop_now = True
+                if it % cfg.checkpoint_every == 0 or it == cfg.iterations or stop_now:
+                    stop_now = reader.flush() or stop_now
+                    checkpoints.save(it, reader.clock, reader.window, reader.csv_log)
+                if stop_now and it < cfg.iterations:
+                    signum = stop.requested or signal.SIGTERM  # a follower may stop on another rank's signal
+                    err = distributed.Interrupted(run.name, it, signum, str(run.ckpt_file) if ctx.is_main else None)
+                    if ctx.is_main:
+                        log.warning("%s", err)
+                    raise err
+    except (NonFiniteLossError, distributed.Interrupted):
+        raise
+    except Exception as e:
+        if ctx.world_size > 1:  # the other ranks cannot go on in lockstep without this one
+            msg = (f"rank {ctx.rank}: training {run.name!r} failed after iteration {it} ({type(e).__name__}: {e}); "
+                   f"ending this torchrun job (the other ranks are stopped); rerun with --resume")
+            log.error("%s", msg)
+            raise distributed.Abort(msg) from e
+        raise
+    return it, first_step_s
+
+
+def _prepare(cfg: TrainConfig, name: str, out_dir: Path | str, device: torch.device,
+             meta: Mapping[str, Any] | None) -> _Run:
+    """Fix the call's files and identity, and check that every rank trains the same thing (rank 0 announces it;
+    followers check and stop on a mismatch)."""
+    ctx = distributed.context()
+    meta_plain = plain(meta or {})  # what weights_only loading gives back
+    identity = cfg.identity() | {"compute_dtype": cfg.compute_dtype(device, ctx.world_size)}
+    per_rank = cfg.batch_size // ctx.world_size
+    if ctx.world_size > 1:
+        per_rank = distributed.check_global_batch(cfg.batch_size)
+    distributed.sync_job(name, {"config": identity, "iterations": cfg.iterations,
+                                "checkpoint_every": cfg.checkpoint_every, "meta": meta_plain})
+    return _Run(name, cfg, ctx, device, checkpoint_path(out_dir, name), log_path(out_dir, name), identity,
+                meta_plain, per_rank, None)
+
+
 # ------------------------------------------------------------------------------------------------------- train
 
 
@@ -443,185 +688,44 @@ def train(model: nn.Module, loss_fn: LossFn, stream: Any, cfg: TrainConfig, *, n
     Adam (CUDA) nothing is read before the backward pass and at most one read happens per step; the loop reads the
     current step before a checkpoint, and always reads the first step of a session (to time it).
     """
-    device = torch.device(device)
-    ctx = distributed.context()
-    meta = plain(meta or {})  # what weights_only loading gives back
-    ckpt_file, log_file = checkpoint_path(out_dir, name), log_path(out_dir, name)
-    groups = [dict(g) for g in param_groups] if param_groups is not None else [{"params": list(model.parameters())}]
-    identity = cfg.identity() | {"compute_dtype": cfg.compute_dtype(device, ctx.world_size)}
-
-    per_rank = cfg.batch_size // ctx.world_size
-    if ctx.world_size > 1:
-        per_rank = distributed.check_global_batch(cfg.batch_size)
-    # every rank trains the same thing (rank 0 announces it; followers check and stop on a mismatch)
-    distributed.sync_job(name, {"config": identity, "iterations": cfg.iterations,
-                                "checkpoint_every": cfg.checkpoint_every, "meta": meta})
-
-    def wrap(module: nn.Module) -> nn.Module:
-        return wrap_model(module, device, ctx)
-
-    stepper: FastStep | ReferenceStep
-    if cfg.path == "fast":
-        stepper = FastStep(model, loss_fn, groups, cfg.lr, device, cfg.fast_config(device, ctx.world_size), wrap)
-        wrapped = stepper.trainer.model
-    else:
-        wrapped = wrap(model)
-        stepper = ReferenceStep(wrapped, loss_fn, groups, cfg.lr, device, cfg.amp)
-    optimizer, scaler = stepper.optimizer, stepper.scaler
-    fast_info = None if stepper.config is None else stepper.config.as_dict() | {"label": stepper.config.label()}
-
-    def read_resume_state() -> dict[str, Any] | None:
-        if not (resume and ckpt_file.exists()):
-            return None
-        ckpt = load_checkpoint(ckpt_file, map_location="cpu")  # CPU: RNG states must be; loading moves the rest
-        _check_resumable(ckpt, identity, meta, ckpt_file)
-        if ckpt["sampler"]["next_sample"] != int(ckpt["iteration"]) * cfg.batch_size:
-            raise ValueError(f"{ckpt_file}: sampler position {ckpt['sampler']['next_sample']} does not match "
-                             f"iteration {ckpt['iteration']} x batch {cfg.batch_size}; the checkpoint is "
-                             "inconsistent")
-        return ckpt
-
-    def result(**kw: Any) -> TrainResult:
-        return TrainResult(name=name, **kw, world_size=ctx.world_size, global_batch=cfg.batch_size,
-                           per_rank_batch=per_rank, lr=cfg.lr, path=cfg.path, fast_config=fast_info)
-
-    start, elapsed, resumed, last_ckpt_iter = 0, 0.0, False, None
-    sums: dict[str, float] = {}
-    last: dict[str, float] = {}
-    ckpt = distributed.rank0_result(read_resume_state)  # rank 0 reads the run folder; every rank gets the state
+    run = _prepare(cfg, name, out_dir, torch.device(device), meta)
+    stepper, wrapped = _make_stepper(model, loss_fn, run, param_groups)
+    if stepper.config is not None:
+        run = replace(run, fast_info=stepper.config.as_dict() | {"label": stepper.config.label()})
+    ctx = run.ctx
+    checkpoints = _Checkpoints(run, model, stepper)
+    start, elapsed, window = 0, 0.0, _LogWindow()
+    ckpt = checkpoints.read(resume)
+    resumed = ckpt is not None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        stepper.load_optimizer_state(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        per_rank_rng = ckpt.get("rng_per_rank")
-        if per_rank_rng is not None and len(per_rank_rng) == ctx.world_size:
-            restore_rng_state(per_rank_rng[ctx.rank])
-        elif ctx.rank == 0:
-            restore_rng_state(ckpt["rng"])
-        else:  # resumed with more ranks than wrote the checkpoint: this rank has no saved stream
-            seed_everything(cfg.seed + ctx.rank)
-            log.warning("rank %d: checkpoint %s holds no RNG state for this rank (written by %s rank(s)); "
-                        "reseeded. The data order is unaffected", ctx.rank, ckpt_file, ckpt.get("world_size"))
-        start, elapsed, resumed, last_ckpt_iter = int(ckpt["iteration"]), float(ckpt["elapsed_s"]), True, \
-            int(ckpt["iteration"])
-        sums, last = dict(ckpt.get("log_window", {})), dict(ckpt.get("last", {}))
+        start, elapsed, window = checkpoints.restore(ckpt)
         if start >= cfg.iterations:
-            return result(iterations=start, start_iteration=start, wall_time_s=elapsed, session_time_s=0.0,
-                          checkpoint=str(ckpt_file), log=str(log_file), resumed=True, already_complete=True,
-                          last=last)
+            return run.result(iterations=start, start_iteration=start, wall_time_s=elapsed, session_time_s=0.0,
+                              checkpoint=str(run.ckpt_file), log=str(run.log_file), resumed=True,
+                              already_complete=True, last=window.last)
         del ckpt
     else:
         seed_everything(cfg.seed + ctx.rank)
 
-    csv_log = _CsvLog(log_file, keep_through=start) if ctx.is_main else None
-    loader = make_loader(stream, cfg, start, ctx, device, collate)
+    csv_log = _CsvLog(run.log_file, keep_through=start) if ctx.is_main else None
+    loader = make_loader(stream, cfg, start, ctx, run.device, collate)
     bar = tqdm(total=cfg.iterations, initial=start, desc=f"train {name}", unit="it", dynamic_ncols=True,
                disable=not (cfg.progress and ctx.is_main), mininterval=1.0)
-    t_session = time.perf_counter()
-    first_step_s: float | None = None
-
-    def checkpoint(iteration: int) -> None:
-        """Every rank calls it at the same iterations (the RNG gather is a collective); rank 0 writes."""
-        nonlocal last_ckpt_iter
-        rng_all = distributed.gather(capture_rng_state()) if ctx.world_size > 1 else None
-        if csv_log is not None:
-            csv_log.sync()
-        if ctx.is_main:
-            state = {
-                "format": CHECKPOINT_FORMAT, "name": name, "iteration": iteration,
-                "elapsed_s": elapsed + time.perf_counter() - t_session,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "rng": capture_rng_state(),
-                "sampler": {"next_sample": iteration * cfg.batch_size, "global_batch": cfg.batch_size},
-                "config": identity, "meta": meta, "last": dict(last), "log_window": dict(sums),
-                "world_size": ctx.world_size, "per_rank_batch": per_rank, "path": cfg.path, "fast_config": fast_info,
-            }
-            if rng_all is not None:
-                state["rng_per_rank"] = rng_all
-            save_checkpoint(ckpt_file, state)
-        last_ckpt_iter = iteration
-
-    def reduce(means: torch.Tensor) -> torch.Tensor:
-        """One all-reduce per step: the ranks' mean loss terms and whether any rank was asked to stop."""
-        flag = means.new_full((1,), 1.0 if stop.requested else 0.0)  # a fill kernel: no host-to-device copy
-        logged = torch.cat([means, flag])
-        torch.distributed.all_reduce(logged)
-        return torch.cat([logged[:-1] / ctx.world_size, logged[-1:]])
-
-    def resolve(iteration: int, out: StepOut) -> bool:
-        """Read a launched step's values: NaN check, log window, log row, progress. True when a rank asked to
-        stop (torchrun)."""
-        nonlocal sums, last
-        values = out.read()
-        names = stepper.terms
-        values, extra = values[:len(names)], values[len(names):]
-        bad = first_non_finite(names, values)
-        if bad is not None:
-            raise NonFiniteLossError(name, iteration, *bad, ckpt_file if last_ckpt_iter is not None else None,
-                                     last_ckpt_iter)
-        for term, value in zip(names, values):
-            sums[term] = sums.get(term, 0.0) + value
-        if iteration % cfg.log_every == 0:
-            last = {k: v / cfg.log_every for k, v in sums.items()}
-            sums = {}
-            if csv_log is not None:
-                csv_log.write({"iteration": iteration, "wall_time_s": elapsed + time.perf_counter() - t_session,
-                               **last})
-            bar.set_postfix(loss=f"{last['total']:.4g}", refresh=False)
-        bar.update(1)
-        return bool(extra and extra[0] > 0)
-
+    clock = _Clock(before=elapsed)
+    reader = _StepReader(run, stepper, checkpoints, window, clock, csv_log, bar)
     wrapped.train()
-    it = start
-    pending: tuple[int, StepOut] | None = None
     try:
-        with distributed.StopRequest() as stop:
-            for it, batch in enumerate(loader, start=start + 1):
-                batch = _to_device(batch, device)
-                out = stepper.step(batch, reduce if ctx.world_size > 1 else None)
-                if first_step_s is None:
-                    out.read()  # once per session: the first step's time (compile and warm-up happen in it)
-                    first_step_s = time.perf_counter() - t_session
-                stop_now = False
-                if pending is not None:  # the previous step, read after this one was launched
-                    stop_now = resolve(*pending)
-                    pending = None
-                if out.host is not None:  # already on the host (the step read it): nothing to wait for
-                    stop_now = resolve(it, out) or stop_now
-                else:
-                    pending = (it, out)
-                if ctx.world_size == 1 and stop.requested:
-                    stop_now = True
-                if it % cfg.checkpoint_every == 0 or it == cfg.iterations or stop_now:
-                    if pending is not None:
-                        stop_now = resolve(*pending) or stop_now
-                        pending = None
-                    checkpoint(it)
-                if stop_now and it < cfg.iterations:
-                    signum = stop.requested or signal.SIGTERM  # a follower may stop on another rank's signal
-                    err = distributed.Interrupted(name, it, signum, str(ckpt_file) if ctx.is_main else None)
-                    if ctx.is_main:
-                        log.warning("%s", err)
-                    raise err
-    except (NonFiniteLossError, distributed.Interrupted):
-        raise
-    except Exception as e:
-        if ctx.world_size > 1:  # the other ranks cannot go on in lockstep without this one
-            msg = (f"rank {ctx.rank}: training {name!r} failed after iteration {it} ({type(e).__name__}: {e}); "
-                   f"ending this torchrun job (the other ranks are stopped); rerun with --resume")
-            log.error("%s", msg)
-            raise distributed.Abort(msg) from e
-        raise
+        it, first_step_s = _run_steps(run, stepper, loader, reader, checkpoints, start)
     finally:
         bar.close()
         if csv_log is not None:
             csv_log.close()
     if it != cfg.iterations:
         raise RuntimeError(f"training {name!r}: the data stream ended at iteration {it} of {cfg.iterations}")
-    session = time.perf_counter() - t_session
+    session = clock.session()
     steps = it - start
     later = (session - first_step_s) / (steps - 1) if first_step_s is not None and steps > 1 else None
-    return result(iterations=it, start_iteration=start, wall_time_s=elapsed + session, session_time_s=session,
-                  checkpoint=str(ckpt_file) if ctx.is_main else None, log=str(log_file) if ctx.is_main else None,
-                  resumed=resumed, already_complete=False, last=last, first_step_s=first_step_s,
-                  later_steps_s=later)
+    return run.result(iterations=it, start_iteration=start, wall_time_s=elapsed + session, session_time_s=session,
+                      checkpoint=str(run.ckpt_file) if ctx.is_main else None,
+                      log=str(run.log_file) if ctx.is_main else None, resumed=resumed,
+                      already_complete=False, last=window.last, first_step_s=first_step_s, later_steps_s=later)

@@ -1,6 +1,6 @@
 """Image I/O that never fails with a bare PIL stack trace: every bad file becomes an ImageError naming it and the fix.
 
-load_image / load_image_uint8 decide per kind of input (issue 8: undecodable, enormous, EXIF-rotated, gray, alpha,
+load_image / load_image_uint8 decide per kind of input (undecodable, enormous, EXIF-rotated, gray, alpha,
 palette, 16-bit, CMYK, float) and log what they changed on the `data.images` logger; JPEGs decode with Pillow's
 defaults, as MATLAB's imread does. Each decision and why: docs/data.md.
 """

@@ -1,4 +1,4 @@
-"""`bench.style stylize` and `bench.sr upscale` (issue 14): trained networks applied to a user's images.
+"""`bench.style stylize` and `bench.sr upscale`: trained networks applied to a user's images.
 
 Tiled inference must equal the untiled pass (instance norm included: its whole-image statistics are computed over
 all tiles first); outputs are never overwritten without --overwrite; bad input exits 2 with nothing written."""

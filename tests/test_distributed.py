@@ -199,6 +199,7 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
 # ------------------------------------------------------------------------------------------------- the harnesses
 
 
+@pytest.mark.slow  # end to end: a torchrun job of 2 processes
 def test_sr_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path, folders):
     from bench import sr
 
@@ -240,6 +241,7 @@ def test_sr_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path, folders)
     assert not bad, bad
 
 
+@pytest.mark.slow  # end to end: a torchrun job of 2 processes
 def test_style_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path):
     from bench import style
 
@@ -287,6 +289,7 @@ def _toy(tmp: Path):
         sys.path.remove(str(tmp))
 
 
+@pytest.mark.slow  # end to end: a torchrun job of 2 processes
 def test_loop_two_ranks_equal_one_process(tmp_path):
     script, toy = _toy(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
@@ -301,6 +304,7 @@ def test_loop_two_ranks_equal_one_process(tmp_path):
         torch.testing.assert_close(b["model"][k], a["model"][k], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # end to end: a torchrun job of 2 processes
 @pytest.mark.parametrize("fused", [False, True], ids=["read-each-step", "fused-read-one-step-late"])
 def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes(tmp_path, fused):
     """torchrun forwards SIGTERM to both ranks; they agree on the last step (through the loss all-reduce), rank 0

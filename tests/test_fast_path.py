@@ -243,6 +243,26 @@ def test_receptive_radius_is_measured():
     assert 54 <= r <= 56
 
 
+def test_receptive_radius_is_measured_once_per_network_and_weights(monkeypatch):
+    """The measurement is cached by architecture and exact weights: the same weights in another module object are
+    not measured again; changed weights or another probe size are."""
+    from perceptual.fast import tiling
+
+    sizes: list[int | None] = []  # the probe size of each measurement (None: the default search, 64 px first)
+    measure = tiling._measure_radius
+    monkeypatch.setattr(tiling, "_RADII", {})
+    monkeypatch.setattr(tiling, "_measure_radius", lambda *a: sizes.append(a[2]) or measure(*a))
+    net = SRCNN()
+    assert receptive_radius(net, channels=1, device=DEVICE) == 6 and sizes.count(None) == 1
+    same = SRCNN()
+    same.load_state_dict(net.state_dict())
+    assert receptive_radius(same, channels=1, device=DEVICE) == 6 and sizes.count(None) == 1
+    with torch.no_grad():
+        next(same.parameters()).view(-1)[0] += 1e-3
+    assert receptive_radius(same, channels=1, device=DEVICE) == 6 and sizes.count(None) == 2
+    assert receptive_radius(net, channels=1, size=32, device=DEVICE) == 6 and sizes[-1] == 32
+
+
 @pytest.mark.parametrize("overlap,exact", [(56, True), (8, False)])
 def test_tiled_style_forward_equals_untiled(overlap, exact):
     """Halo >= the receptive radius (55, rounded up to the alignment of 4): equal to the untiled output including

@@ -1,4 +1,4 @@
-"""Gram matrices stay fp32 under autocast (issue 13): fp16 autocast would run the bmm in half precision, whose sum
+"""Gram matrices stay fp32 under autocast: fp16 autocast would run the bmm in half precision, whose sum
 over H*W products overflows to inf at realistic feature sizes (training stopped at step 1), and bf16 would round it
 to 8 bits of mantissa."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bad input to the harnesses (issue 8): every unusable argument is refused with exit status 2, a message naming the
+"""Bad input to the harnesses: every unusable argument is refused with exit status 2, a message naming the
 option and the fix, and nothing written; a NaN names the loss term that caused it; training images too small for the
 patch (SR: skipped and counted) or the crop (style: upscaled and counted) are logged and recorded in run.json.
 

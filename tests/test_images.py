@@ -1,4 +1,4 @@
-"""Image I/O on every kind of bad or unusual input (issue 8): each file is crafted in tmp_path with PIL/numpy."""
+"""Image I/O on every kind of bad or unusual input: each file is crafted in tmp_path with PIL/numpy."""
 from __future__ import annotations
 
 import struct

@@ -1,4 +1,4 @@
-"""`python -m bench.sr evaluate` (issue 14): outputs folders and networks scored exactly like the built-in methods,
+"""`python -m bench.sr evaluate`: outputs folders and networks scored exactly like the built-in methods,
 and every bad input refused with exit status 2, one message, no harness traceback and nothing written."""
 from __future__ import annotations
 
@@ -363,3 +363,21 @@ def test_out_rules_and_option_misuse(tmp_path, hr_dir, capsys):
     err = _refused(capsys, tmp_path / "r", "--outputs", str(tmp_path / "nowhere"), "--scale", "4", "--datasets",
                    str(hr_dir), "--name", "mine")
     assert "is not a folder" in err
+
+
+def test_evaluate_takes_the_harness_lpips_and_save_images_options(tmp_path, hr_dir, model_file):
+    """`evaluate` shares the harness's option definitions: --no-lpips is accepted (and wins over --lpips), and
+    --save-images N saves the first N outputs of each dataset (alone: every output, as the flag always did)."""
+    base = ("--model", f"{model_file}:build", "--scale", "4", "--datasets", str(hr_dir), "--name", "nearest")
+    run = tmp_path / "two"
+    assert _evaluate(*base, "--lpips", "vgg", "--no-lpips", "--save-images", "2", "--out", str(run)) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["lpips"]["requested"] == [] and info["lpips"]["ran"] == []
+    assert not any(metric.startswith("lpips") for *_, metric in _rows(run))
+    assert len(list((run / "outputs" / "x4" / "mini").iterdir())) == 2
+    every = tmp_path / "every"
+    assert _evaluate(*base, "--save-images", "--out", str(every)) == 0
+    assert sorted(p.name for p in (every / "outputs" / "x4" / "mini").iterdir()) == ["a.png", "b.png", "g.png"]
+    nothing = tmp_path / "none"
+    assert _evaluate(*base, "--out", str(nothing)) == 0
+    assert not (nothing / "outputs").exists()

@@ -1,4 +1,4 @@
-"""`python -m bench.style evaluate` (issue 14): an external stylizer on the suite's own Eq. 5 objective.
+"""`python -m bench.style evaluate`: an external stylizer on the suite's own Eq. 5 objective.
 
 The suite's own smoke-trained network, loaded through a user-style factory file, must reproduce that run's Fig. 5
 objective values and iterations-to-match exactly; bad input exits 2 with nothing written."""
@@ -52,6 +52,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # end to end: reads a whole smoke run of the style harness
 def test_smoke_network_reproduces_its_runs_fig5_values(tmp_path, smoke_run, factory):
     out = tmp_path / "eval"
     assert style.main(["evaluate", "--model", f"{factory}:build", "--styles", "la_muse", "--name", "theirs",
@@ -80,6 +81,7 @@ def test_smoke_network_reproduces_its_runs_fig5_values(tmp_path, smoke_run, fact
     assert info["datasets"]["outputs"]["n_images"] == len(made)
 
 
+@pytest.mark.slow  # end to end: reads a whole smoke run of the style harness
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, smoke_run, factory, capsys):
     base = ["evaluate", "--styles", "la_muse", "--compare", str(smoke_run), "--device", "cpu", "--no-report"]
     cases = [

@@ -1,4 +1,4 @@
-"""The paper profile is the paper's setup (issue 17, part 4): the `paper` network variant and, for style, content at
+"""The paper profile is the paper's setup: the `paper` network variant and, for style, content at
 relu3_3 and a per-style TV search by default; the reduced profiles keep what their committed runs used and say so;
 `--dry-run` prints the whole plan and writes nothing, not even the --out folder."""
 import json

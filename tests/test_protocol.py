@@ -349,7 +349,7 @@ def test_harness_eval_protocol_scores_every_method_on_the_protocols_pairs(tmp_pa
 
 
 def test_missing_data_skips_locally_and_fails_under_ci(tmp_path):
-    """Issue 16: without the test sets the protocol tests skip, but under CI=true they fail."""
+    """Without the test sets the protocol tests skip, but under CI=true they fail."""
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PERCEPTUAL_DATA"] = str(tmp_path)  # a folder without sr/: the data cannot be found
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

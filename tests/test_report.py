@@ -323,7 +323,7 @@ def test_quick_style_run_sizes_and_extrapolated_speed(tmp_path):
 
 
 def test_table1_shows_both_paths_labelled_only_when_a_run_timed_them(tmp_path):
-    """Issue 13: a run that timed both execution paths shows each path's Table 1 rows, labelled by path; an older run
+    """A run that timed both execution paths shows each path's Table 1 rows, labelled by path; an older run
     without those rows renders the table as before (the paper's five rows, no path rows, no caption)."""
     paths_run = write_style_run(tmp_path / "paths", sizes=("256",), iters=120, seed=3)
     add_table1_paths(paths_run, own="fast", other_extrapolated=(300, 500))

@@ -1,4 +1,4 @@
-"""The report with evaluated external methods (issue 14 item 6): `bench.sr evaluate` / `bench.style evaluate` runs
+"""The report with evaluated external methods: `bench.sr evaluate` / `bench.style evaluate` runs
 beside a reproduce run, in the SR tables, Fig. 5, Table 1, the image grids and the run cards; no verdict against the
 paper for them; files skipped with --skip-unreadable and "over N of M images" shown.
 

@@ -115,6 +115,7 @@ def _assert_lines_up(reference: Path, out: Path) -> float:
     return worst
 
 
+@pytest.mark.slow  # end to end: the harness in a subprocess, killed and resumed
 def test_sigterm_checkpoints_at_the_current_step_and_resume_lines_up(tmp_path, folders, reference):
     out = tmp_path / "run"
     killed = _kill_mid_training(out, folders, signal.SIGTERM)
@@ -136,6 +137,7 @@ def test_sigterm_checkpoints_at_the_current_step_and_resume_lines_up(tmp_path, f
     print(f"SIGTERM at iteration {stopped}: max relative loss difference after resume {worst:.1e}")
 
 
+@pytest.mark.slow  # end to end: the harness in a subprocess, killed and resumed
 def test_sigkill_resumes_from_the_last_checkpoint_and_lines_up(tmp_path, folders, reference):
     out = tmp_path / "run"
     killed = _kill_mid_training(out, folders, signal.SIGKILL)

@@ -45,6 +45,7 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
     return plain, chunked
 
 
+@pytest.mark.slow  # end to end: two whole SR harness runs
 def test_chunked_training_equals_an_unchunked_one(runs):
     plain, chunked = runs
     assert (plain / "results.csv").read_bytes() == (chunked / "results.csv").read_bytes()
@@ -53,6 +54,7 @@ def test_chunked_training_equals_an_unchunked_one(runs):
     assert not (plain / "curve.csv").exists()
 
 
+@pytest.mark.slow  # end to end: two whole SR harness runs
 def test_curve_has_a_point_per_chunk_and_its_last_point_is_the_final_evaluation(runs):
     _, chunked = runs
     rows = _rows(chunked / "curve.csv")
@@ -73,6 +75,7 @@ def test_curve_has_a_point_per_chunk_and_its_last_point_is_the_final_evaluation(
     assert info["iterations"]["johnson_pixel_x4"] == 4
 
 
+@pytest.mark.slow  # end to end: two whole SR harness runs
 def test_resume_keeps_the_points_it_has_and_scores_the_missing_ones(runs, tmp_path):
     _, chunked = runs
     import shutil
@@ -90,6 +93,7 @@ def test_resume_keeps_the_points_it_has_and_scores_the_missing_ones(runs, tmp_pa
     assert (copy / "results.csv").read_bytes() == (chunked / "results.csv").read_bytes()
 
 
+@pytest.mark.slow  # end to end: two whole SR harness runs
 def test_report_draws_the_curve_with_the_papers_end_points(runs, tmp_path):
     _, chunked = runs
     path, notes = curve_figure(load_run(chunked, "A"), tmp_path / "curve.png", refs=load_references())

@@ -307,7 +307,7 @@ def test_profile_table_paper_is_the_protocol():
 
 
 def test_reference_path_gives_the_fast_paths_results_on_cpu(tmp_path, corpus_dir, eval_dir):
-    """Issue 13: on a CPU the fast path's config is the reference arithmetic, so the same run through either path
+    """On a CPU the fast path's config is the reference arithmetic, so the same run through either path
     writes the same results.csv, byte for byte (every method: bicubic, SRCNN, l_pixel, l_feat, histmatch), and
     run.json says which path it took and with which config."""
     outs = {p: tmp_path / p for p in ("fast", "reference")}

@@ -348,7 +348,7 @@ def test_centre_crops_and_resizing():
 
 
 def test_reference_path_gives_the_fast_paths_results_on_cpu(tmp_path):
-    """Issue 13: the same style run through --path fast and --path reference on a CPU. Every results.csv row is
+    """The same style run through --path fast and --path reference on a CPU. Every results.csv row is
     identical (training, Gatys, the content image's objective) except two kinds: wall-clock metrics, and the
     network's objective on the Fig. 5 images, which the fast path computes from a batch of same-size images
     (FastStylizer.stylize_many): oneDNN sums a batch of 2 in another order than two batches of 1, so those values

@@ -1,4 +1,4 @@
-"""`--help` of the reproduce harnesses names the issue-14 subcommands, so a user finds `evaluate`, `upscale` and
+"""`--help` of the reproduce harnesses names the user-tool subcommands, so a user finds `evaluate`, `upscale` and
 `stylize` from the command they already know."""
 from __future__ import annotations
 

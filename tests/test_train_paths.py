@@ -1,4 +1,4 @@
-"""The fast path against the real loop (issue 16): bench.train.train itself with path='reference' and path='fast'.
+"""The fast path against the real loop: bench.train.train itself with path='reference' and path='fast'.
 
 On a CPU the fast path's default config is the reference arithmetic, so three steps of each give the same weights
 bit for bit, for the style network on Eq. 5 (fast loss: truncated content network), the SR network on l_feat and

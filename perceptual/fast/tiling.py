@@ -3,6 +3,7 @@ accumulated over the whole image; and the measured receptive radius that sizes t
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 
@@ -226,11 +227,35 @@ def receptive_radius(net: nn.Module, channels: int = 3, size: int | None = None,
     stays clear of its border; an explicit `size` that is too small raises.
     The probe runs in float64 and counts a pixel when its gradient exceeds `rel_threshold` x the largest one (not
     exact zero, which fast convolution algorithms do not give; see RECEPTIVE_REL_THRESHOLD).
+    Measured once per process for the same network (architecture and weights, bit for bit) and arguments.
     """
+    key = (_fingerprint(net), channels, size, str(torch.device(device)), trials, rel_threshold)
+    if key not in _RADII:
+        _RADII[key] = _measure_radius(net, channels, size, device, trials, rel_threshold)
+    return _RADII[key]
+
+
+# Measured radii, by network (architecture and exact weights) and probe settings: the measurement is deterministic
+# (seeded inputs, float64) and costs many forward and backward passes, so a network applied to many images or tiled
+# twice is measured once per process.
+_RADII: dict[tuple[object, ...], int] = {}
+
+
+def _fingerprint(net: nn.Module) -> tuple[str, str]:
+    """The network's architecture (its repr) and a hash of every parameter and buffer, bit for bit."""
+    h = hashlib.sha256()
+    for name, t in [*net.named_parameters(), *net.named_buffers()]:
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return repr(net), h.hexdigest()
+
+
+def _measure_radius(net: nn.Module, channels: int, size: int | None, device: torch.device | str, trials: int,
+                    rel_threshold: float) -> int:
     if size is None:
         for probe in (64, 128, 256, 512, 1024):
             try:
-                return receptive_radius(net, channels, probe, device, trials, rel_threshold)
+                return _measure_radius(net, channels, probe, device, trials, rel_threshold)
             except _FieldTooLarge:
                 continue
         raise ValueError("receptive_radius: the receptive field exceeds a 1024 px probe")

@@ -45,7 +45,7 @@ def _env(hash_seed: str) -> dict[str, str]:
 def _run(argv: list[str], hash_seed: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, *argv[1:]] if argv[0] == "python" else [sys.executable, *argv]
     return subprocess.run(cmd, cwd=REPO, env=_env(hash_seed), capture_output=True, text=True, timeout=900,
-                          check=False)
+                          check=False, preexec_fn=lambda: os.umask(0o022))  # a user's usual umask
 
 
 def _with_out(argv: list[str], out: Path) -> list[str]:
@@ -91,6 +91,16 @@ def test_sr_smoke_results_are_byte_identical(sr_runs):
     for log in sorted((a / "logs").glob("train_*.csv")):
         strip = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in _rows(log)]
         assert strip == [{k: v for k, v in r.items() if k != "wall_time_s"} for r in _rows(b / "logs" / log.name)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["sr", "style"])
+def test_every_file_a_run_writes_is_readable_by_others(task, sr_runs, style_runs):
+    """Under umask 022 results, run.json, checkpoints, weights and images are 0644, as a plain open() makes them."""
+    a = (sr_runs if task == "sr" else style_runs)[0]
+    files = [p for p in a.rglob("*") if p.is_file()]
+    private = [str(p.relative_to(a)) for p in files if p.stat().st_mode & 0o044 != 0o044]
+    assert files and not private, private
 
 
 @pytest.mark.slow

@@ -31,8 +31,8 @@ from torch import nn
 dependencies = ["torch"]
 
 HERE = Path(__file__).resolve().parent
-SR_RUN = "results/runs/sr-quick-cpu-seeds/seed-0"
-STYLE_RUN = "results/runs/style-quick-cpu-seeds/seed-0"
+SR_RUN = "results/runs/sr-quick-cpu/seeds/seed-0"
+STYLE_RUN = "results/runs/style-quick-cpu/seeds/seed-0"
 # entry point -> (run folder, network name in RUN/weights/, profile, training iterations): repoint a row to publish
 # another run's network (the .json beside the weights must agree on profile and iterations, or loading says so).
 WEIGHTS: dict[str, tuple[str, str, str, int]] = {

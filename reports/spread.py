@@ -10,8 +10,9 @@ Rule: a value's tolerance is the largest of
 - REL_FLOOR x |reference| (the deterministic parts: bicubic, the protocols, PSNR/SSIM of fixed images);
 - K_PATH x the largest relative cpu-path range of its group, times |reference|;
 - K_SEED x the largest relative seed range of its group, times |reference| (only where seeds are compared);
-where a group is (task, profile, scale, method, metric) for dataset means, and (task, profile, dataset, scale,
-method, metric) for single images. A range measured on few runs underestimates the spread, hence the multiples.
+where a group is (task, profile, scale, method, metric) over the dataset means, or over the single images of every
+dataset (a float path or a seed moves an image's value the same way whichever set it belongs to). A range measured
+on few runs underestimates the spread, hence the multiples.
 """
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ Key = tuple[str, str, str, str, str, str]  # task, dataset, scale, method, image
 
 
 def group_of(key: Key) -> tuple[str, ...]:
-    task, dataset, scale, method, image, metric = key
-    return (task, scale, method, metric, MEAN) if image == MEAN else (task, dataset, scale, method, metric, "")
+    task, _dataset, scale, method, image, metric = key
+    return (task, scale, method, metric, "mean" if image == MEAN else "image")
 
 
 def _rel(spread: float, centre: float) -> float:

@@ -13,7 +13,7 @@ Use them to try the commands and the code; the paper's numbers need the `paper` 
 when set, names a JSON file {entry: [run folder, name, profile, iterations]} whose rows replace the table's, e.g. to
 try a network of your own run). Each file is RUN/weights/<name>.safetensors (model state only) with
 RUN/weights/<name>.json beside it (architecture, variant, scale, profile, iterations, seed, run folder, sha256),
-written at the end of training or by `python -m bench.export RUN`. Loading checks the sha256 and reads the file with
+written at the end of training or by `python -m bench.tools.export RUN`. Loading checks the sha256 and reads the file with
 this module's own safetensors reader, so torch is the only dependency (`srcnn_x4` also needs the suite's data
 package, for the bicubic Cb/Cr).
 """
@@ -119,14 +119,14 @@ def load_export(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Modu
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
         missing = path if not path.is_file() else meta_path
-        raise FileNotFoundError(f"{missing}: no such file. Export the run's network with `python -m bench.export "
+        raise FileNotFoundError(f"{missing}: no such file. Export the run's network with `python -m bench.tools.export "
                                 f"{path.parent.parent}` (from its checkpoints), or train the run (both harnesses "
                                 f"write RUN/weights/ at the end of training)")
     meta = json.loads(meta_path.read_text())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if meta.get("sha256") != digest:
         raise ValueError(f"{path}: sha256 {digest} differs from the {meta.get('sha256')} in {meta_path}; "
-                         f"re-export it with `python -m bench.export {path.parent.parent}`")
+                         f"re-export it with `python -m bench.tools.export {path.parent.parent}`")
     net = build_network(meta)
     net.load_state_dict(read_safetensors(path))
     return net.to(device).eval(), meta

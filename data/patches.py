@@ -1,7 +1,7 @@
 """Training samples for super-resolution: random HR crops with the low-res input made from them, deterministically.
 
 Sample `k` is a pure function of (seed, k), so a run resumes exactly from one integer and data-parallel ranks see
-exactly the samples of one process (bench.train relies on both). `SRPatchDataset` is the paper's protocol,
+exactly the samples of one process (bench.training.loop relies on both). `SRPatchDataset` is the paper's protocol,
 `SRCNNPatchDataset` SRCNN's. Order, degradations and caching: docs/data.md.
 """
 from __future__ import annotations

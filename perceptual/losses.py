@@ -96,7 +96,7 @@ class LossWeights:
       From white noise (the Fig. 5 start, 100 iterations) 5 still shows the content, 10 mostly loses it.
     - TV (squared form, mean over [0, 1] pixels): the paper searches [1e-6, 1e-4] per style for a TV that, in
       jcjohnson/fast-neural-style, is strength/2 * sum of squared 0..255 neighbour differences next to a content loss
-      on Caffe-VGG features; at 256x256 that is ~2e6 times our units (bench.style.TV_PAPER_TO_OURS), so the paper's
+      on Caffe-VGG features; at 256x256 that is ~2e6 times our units (bench.style.harness.TV_PAPER_TO_OURS), so the paper's
       range is ~[2, 200] here and its default 1e-6 is ~2. At 2 the TV term is ~0.5% of the objective on a converged
       content-initialised image (0.05 of ~10), and 20 changed the result only by a slight smoothing.
     """

@@ -26,7 +26,7 @@ SR_DATASET_ORDER = ("Set5", "Set14", "BSD100")
 TABLE1_METHODS = ("gatys_lbfgs_100", "gatys_lbfgs_300", "gatys_lbfgs_500", "johnson_feedforward", "speedup_vs_500")
 TABLE1_METRIC = {m: "seconds" for m in TABLE1_METHODS[:-1]} | {"speedup_vs_500": "ratio"}
 TABLE1_ALL_METRICS = ("seconds", "ratio", "seconds_extrapolated", "ratio_extrapolated")
-# The training step's execution paths (bench.steps.PATHS; reports sits below bench): the style harness also times
+# The training step's execution paths (bench.training.steps.PATHS; reports sits below bench): the style harness also times
 # Table 1 on each, as rows `<method>_<path>` beside the unsuffixed rows of the run's own path.
 TABLE1_PATHS = ("fast", "reference")
 FIG5_METHODS = ("johnson_network", "content_image", "gatys_lbfgs")

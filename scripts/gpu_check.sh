@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The GPU check: the paper's numbers from one call of about 10 minutes on one CUDA GPU (bench/gpu_protocol.py says
+# The GPU check: the paper's numbers from one call of about 10 minutes on one CUDA GPU (bench/gpu/protocol.py says
 # what runs and in which order; docs/gpu-check.md says why).
 #
 #   scripts/gpu_check.sh --device cuda --data .gpu/data    # on the GPU machine; exit 2 without CUDA
 #   scripts/gpu_check.sh --rehearse                        # the same steps and arguments on the CPU at tiny sizes
 #
 # Prepare .gpu/ (git-ignored) once, on a machine with the data mirror and a package index, and carry it along:
-#   python -m bench.gpu_protocol --prepare-data .gpu/data          # ~10 MB of images the harness steps read
+#   python -m bench.gpu.protocol --prepare-data .gpu/data          # ~10 MB of images the harness steps read
 #   python -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .gpu/whl \
 #       resize-right==0.0.2 pooch platformdirs                      # packages bench.sr / bench.style import that
 #                                                                   # a bare GPU image may lack (~170 kB)
@@ -48,4 +48,4 @@ for dir in .gpu/whl .whl; do  # optional wheels for packages the GPU image lacks
 done
 export PYTHONPATH=$(pwd)${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
-exec "$PY" -m bench.gpu_protocol "$@"
+exec "$PY" -m bench.gpu.protocol "$@"

@@ -5,7 +5,7 @@ fewer. Counts the lines from `def` (decorators excluded) to the function's last 
 included, with the standard library's `ast`. Tests and benchmarks (test_*.py, conftest.py) are not package code.
 
     python scripts/long_functions.py            # every package, limit 80; exit status 1 when any is longer
-    python scripts/long_functions.py --limit 60 bench/train.py
+    python scripts/long_functions.py --limit 60 bench/training/loop.py
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Synthetic run folders that follow the results contract, for testing the report builder without the harnesses.
 
 Each writer puts into a folder what a real run writes: results.csv (long form, per-image rows and `__mean__` rows
-that are the means of them), run.json (bench.runinfo-like fields plus task, corpus, iterations, stages, variant,
+that are the means of them), run.json (bench.run.provenance-like fields plus task, corpus, iterations, stages, variant,
 loss weights), logs/train_<name>.csv, traces/gatys_<size>_<image>.csv, images/sr/... and images/style/..., and a
 pytest-benchmark JSON. Numbers are drawn from a seeded generator around plausible values, so every test knows them
 only by reading the files back, as the report must.
@@ -41,7 +41,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 def run_json(*, task: str, profile: str, device: str, corpus: tuple[str, int] | None, stages: dict,
              seed: int = 0, iterations: dict | None = None, variant: str = "common",
              eval_protocol: str | None = None) -> dict:
-    """run.json as bench.runinfo.environment(...) plus the contract's task fields (`eval_protocol` only when given:
+    """run.json as bench.run.provenance.environment(...) plus the contract's task fields (`eval_protocol` only when given:
     runs made before that key existed have none)."""
     extra = {} if eval_protocol is None else {"eval_protocol": eval_protocol}
     return {**extra,

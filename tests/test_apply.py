@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import sr, style
-from bench.apply import stylize_image, upscale_image
-from bench.model_loader import load_suite_checkpoint
+from bench.sr import cli as sr
+from bench.style import cli as style
+from bench.tools.apply import stylize_image, upscale_image
+from bench.tools.model_loader import load_suite_checkpoint
 from perceptual.nets import TransformNet
 
 

@@ -26,13 +26,13 @@ def test_long_function_finder_counts_def_to_last_line(tmp_path):
 
 
 def test_training_loop_has_no_function_over_80_lines():
-    found = _long_functions_module().long_functions([ROOT / "bench" / "train.py"], limit=80)
+    found = _long_functions_module().long_functions([ROOT / "bench" / "training" / "loop.py"], limit=80)
     assert found == []
 
 
 def test_device_option_is_declared_once():
-    """Every parser of the package gets --device from bench.options.add_device_option: one declaration."""
+    """Every parser of the package gets --device from bench.run.options.add_device_option: one declaration."""
     declared = [(path.relative_to(ROOT), n) for path in sorted((ROOT / "bench").rglob("*.py"))
                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                 if 'add_argument("--device"' in line or "add_argument('--device'" in line]
-    assert len(declared) == 1 and declared[0][0] == Path("bench/options.py"), declared
+    assert len(declared) == 1 and declared[0][0] == Path("bench/run/options.py"), declared

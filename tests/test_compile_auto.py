@@ -1,4 +1,4 @@
-"""`--compile auto` (bench.compile_policy, bench.fastpath): the break-even rule with known answers both ways, the
+"""`--compile auto` (bench.training.compile_policy, bench.training.exec_path): the break-even rule with known answers both ways, the
 smoke profile never compiling, the command line's three spellings, and run.json recording each decision and why."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import compile_policy as cp
-from bench import sr
-from bench.compile_policy import MeasuredCost, forward_decision, training_decision
-from bench.fastpath import ExecPath
-from bench.sr_config import build_parser
+from bench.sr import cli as sr
+from bench.sr.config import build_parser
+from bench.training import compile_policy as cp
+from bench.training.compile_policy import MeasuredCost, forward_decision, training_decision
+from bench.training.exec_path import ExecPath
 
 
 def test_training_break_even_at_the_measured_size_both_ways():

@@ -51,8 +51,8 @@ def cuda_graphs(monkeypatch, flags) -> FakeCuda:
 
 
 def test_device_names_on_cuda(cuda):
-    from bench import benchmark_runner as timing
-    from bench import runinfo
+    from bench.benchmarks import runner as timing
+    from bench.run import provenance as runinfo
 
     assert timing.device_name(CUDA) == cuda.name  # was torch.cuda.getdevice_name: AttributeError
     assert runinfo.device_name(CUDA) == cuda.name
@@ -102,7 +102,7 @@ class _Benchmark:
 
 
 def test_bench_runner_cuda_branches(cuda, monkeypatch):
-    from bench import benchmark_runner as timing
+    from bench.benchmarks import runner as timing
 
     monkeypatch.setattr(timing, "_REFERENCE", {})
     monkeypatch.setattr(timing, "_FLOPS", {})
@@ -129,8 +129,8 @@ def test_bench_runner_cuda_branches(cuda, monkeypatch):
 
 
 def test_benchmark_json_hook_on_cuda(cuda, monkeypatch):
-    from bench import benchmark_runner as timing
-    from bench import conftest
+    from bench.benchmarks import conftest
+    from bench.benchmarks import runner as timing
 
     timing.BenchRunner(_Config(), CUDA)  # the session fixture: sets and records the device flags
     out: dict[str, Any] = {}
@@ -142,8 +142,8 @@ def test_benchmark_json_hook_on_cuda(cuda, monkeypatch):
 
 
 def test_gpu_measure_timing_on_cuda(cuda):
-    """bench.gpu_measure.timed on CUDA: peak memory reset and read, CUDA events around each call, synchronised."""
-    from bench.gpu_measure import timed
+    """bench.gpu.measure.timed on CUDA: peak memory reset and read, CUDA events around each call, synchronised."""
+    from bench.gpu.measure import timed
 
     calls = []
     res = timed(lambda: calls.append(1), CUDA, warmup=1, repeats=3)
@@ -155,7 +155,7 @@ def test_gpu_measure_timing_on_cuda(cuda):
 
 def test_harness_records_the_uncompiled_cuda_layout(cuda):
     """--no-compile on CUDA runs (and run.json records) NCHW: channels_last only where torch.compile runs."""
-    from bench.fastpath import ExecPath
+    from bench.training.exec_path import ExecPath
 
     eager = ExecPath("fast", CUDA, False).describe()
     assert eager["train"]["channels_last"] is False and eager["train"]["fused_norm"] is True
@@ -166,7 +166,7 @@ def test_harness_records_the_uncompiled_cuda_layout(cuda):
 
 
 def test_bench_device_refuses_cuda_without_it(monkeypatch):
-    from bench.benchmark_runner import bench_device
+    from bench.benchmarks.runner import bench_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(pytest.UsageError, match="--bench-device cuda"):
@@ -194,7 +194,10 @@ def test_style_and_sr_harnesses_record_device_settings(tmp_path, monkeypatch):
     """Both harnesses call perceptual.device.configure for their device and record what it returned in run.json."""
     import json
 
-    from bench import sr, style
+    from bench.sr import cli as sr_cli
+    from bench.sr import harness as sr
+    from bench.style import cli as style_cli
+    from bench.style import harness as style
 
     calls = []
 
@@ -205,12 +208,12 @@ def test_style_and_sr_harnesses_record_device_settings(tmp_path, monkeypatch):
     monkeypatch.setattr(sr, "configure_device", fake_configure)
     monkeypatch.setattr(style, "configure_device", fake_configure)
     out = tmp_path / "sr"
-    assert sr.main(["--profile", "smoke", "--methods", "bicubic", "--scales", "4", "--out", str(out), "--no-report",
+    assert sr_cli.main(["--profile", "smoke", "--methods", "bicubic", "--scales", "4", "--out", str(out), "--no-report",
                     "--no-progress", "--no-lpips"]) == 0
     assert calls == ["cpu"]
     assert json.loads((out / "run.json").read_text())["device_settings"] == {"applied": False, "marker": 1}
     out = tmp_path / "style"
-    assert style.main(["--profile", "smoke", "--vgg-weights", "random", "--stages", "report", "--out", str(out)]) == 0
+    assert style_cli.main(["--profile", "smoke", "--vgg-weights", "random", "--stages", "report", "--out", str(out)]) == 0
     assert calls == ["cpu", "cpu"]
     assert json.loads((out / "run.json").read_text())["device_settings"] == {"applied": False, "marker": 2}
 
@@ -219,7 +222,7 @@ def test_style_and_sr_harnesses_record_device_settings(tmp_path, monkeypatch):
 
 
 def test_cuda_rng_restore_with_fewer_visible_gpus(monkeypatch, flags, caplog):
-    from bench.train import capture_rng_state, restore_cuda_rng_states, restore_rng_state
+    from bench.training.loop import capture_rng_state, restore_cuda_rng_states, restore_rng_state
 
     two = FakeCuda(count=2).install(monkeypatch)
     state = capture_rng_state()
@@ -240,9 +243,9 @@ def test_cuda_rng_restore_with_fewer_visible_gpus(monkeypatch, flags, caplog):
 
 
 def test_cuda_data_loading_defaults(cuda):
-    from bench.distributed import DistContext
-    from bench.loading import default_workers, loader_options
-    from bench.train import TrainConfig, make_loader
+    from bench.training.distributed import DistContext
+    from bench.training.loading import default_workers, loader_options
+    from bench.training.loop import TrainConfig, make_loader
 
     assert loader_options("cpu", 0) == {"num_workers": 0, "pin_memory": False, "persistent_workers": False}
     assert loader_options("cpu", 2) == {"num_workers": 2, "pin_memory": False, "persistent_workers": False}
@@ -266,7 +269,8 @@ def replace_workers(cfg: Any, n: int) -> Any:
 
 
 def test_harnesses_use_workers_on_cuda_only(cuda):
-    from bench import sr, style
+    from bench.sr import harness as sr
+    from bench.style import harness as style
 
     args = sr.build_parser().parse_args(["--device", "cuda", "--profile", "smoke"])
     assert sr.config_from_args(args).workers >= 1

@@ -8,7 +8,7 @@ close to zero:
   loss weights; at lr 1e-3 style reaches ~1.5e-3, hence lr 1e-4 here). Switching DDP's gradient averaging off
   (each rank steps on its own half batch) gives 4e-2 at iteration 2 and 1e-1 at iteration 4: 20x the bound;
   both ranks reading the same samples fails iteration 1's bound;
-- the toy problem of bench.train directly: <= 1e-5 over 60 iterations (measured ~5e-8).
+- the toy problem of bench.training.loop directly: <= 1e-5 over 60 iterations (measured ~5e-8).
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from bench import distributed
-from bench.train import TrainConfig, checkpoint_path, load_checkpoint, log_path, train
+from bench.training import distributed
+from bench.training.loop import TrainConfig, checkpoint_path, load_checkpoint, log_path, train
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -77,12 +77,12 @@ sys.argv = [module] + sys.argv[2:]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 '''
 
-# bench.train.train on a toy regression, called by every rank itself (no harness): the loop's own guarantees.
+# bench.training.loop.train on a toy regression, called by every rank itself (no harness): the loop's own guarantees.
 TOY = r'''
 import os, sys, time, torch
 from torch import nn
 from bench import distributed
-from bench.train import TrainConfig, train
+from bench.training.loop import TrainConfig, train
 from perceptual.fast import FastConfig
 
 class Stream:
@@ -106,7 +106,7 @@ def loss(delay):
     return fn
 
 CFG = dict(batch_size=8, lr=1e-2, checkpoint_every=10, log_every=5, seed=0, progress=False)
-# TOY_FUSED=1: the fast path with fused Adam, whose loop reads step k-1 after launching step k (bench.train)
+# TOY_FUSED=1: the fast path with fused Adam, whose loop reads step k-1 after launching step k (bench.training.loop)
 FUSED = dict(fast=FastConfig(fused_adam=True))
 
 if __name__ == "__main__":
@@ -201,7 +201,7 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.mark.slow  # end to end: a torchrun job of 2 processes
 def test_sr_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path, folders):
-    from bench import sr
+    from bench.sr import cli as sr
 
     corpus, evalset = folders
     args = ["--profile", "smoke", "--scales", "4", "--methods", "feat", "--datasets", str(evalset), "--corpus",
@@ -243,7 +243,7 @@ def test_sr_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path, folders)
 
 @pytest.mark.slow  # end to end: a torchrun job of 2 processes
 def test_style_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path):
-    from bench import style
+    from bench.style import cli as style
 
     # ImageNet VGG weights (cached): the harness draws `--vgg-weights random` from an unseeded RNG, so random
     # loss networks differ between processes and cannot be compared
@@ -262,7 +262,7 @@ def test_style_two_ranks_equal_one_process_and_only_rank0_writes(tmp_path):
 
 def test_a_global_batch_the_ranks_cannot_split_is_refused(tmp_path, folders, monkeypatch, capsys):
     """Checked on every rank before the process group starts (no torchrun needed to see it)."""
-    from bench import sr
+    from bench.sr import cli as sr
 
     corpus, evalset = folders
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -385,10 +385,11 @@ def test_a_follower_refuses_a_different_training_and_shares_rank0_failures(monke
 
 
 def test_both_harnesses_offer_distributed_only_the_harness_protocol(tmp_path):
-    """bench.distributed drives a harness through `Harness` alone: its global batches (checked against the number of
+    """bench.training.distributed drives a harness through `Harness` alone: its global batches (checked against the number of
     ranks) and the builders a follower rank trains with, named as rank 0 announces them."""
-    from bench import sr, style
-    from bench.distributed import Harness
+    from bench.sr import harness as sr
+    from bench.style import harness as style
+    from bench.training.distributed import Harness
 
     cfg = sr.config_from_args(sr.build_parser().parse_args(
         ["--profile", "smoke", "--device", "cpu", "--out", str(tmp_path / "sr")]))

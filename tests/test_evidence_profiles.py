@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import sr
-from bench.profiles import SR_PROFILES
+from bench.run.profiles import SR_PROFILES
+from bench.sr import cli as sr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,10 +81,12 @@ def _trend_args(out: Path, *extra: str) -> list[str]:
 
 
 def test_trend_writes_one_row_per_length_and_resumes(tmp_path, monkeypatch):
-    from bench import style, style_trend
+    from bench.style import cli as style_cli
+    from bench.style import harness as style
+    from bench.style import trend as style_trend
 
     out = tmp_path / "run"
-    assert style.main(_trend_args(out)) == 0
+    assert style_cli.main(_trend_args(out)) == 0
     lines = (out / "trend.csv").read_text().splitlines()
     assert lines[0] == TREND_HEADER and len(lines) == 3
     rows = style_trend.read_trend(out / "trend.csv")
@@ -98,7 +100,7 @@ def test_trend_writes_one_row_per_length_and_resumes(tmp_path, monkeypatch):
 
     # the network at 2 iterations in the trend is the network a 2-iteration training gives
     ref = tmp_path / "ref"
-    assert style.main(["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32",
+    assert style_cli.main(["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32",
                        "--iterations", "2", "--gatys-iterations", "3", "--device", "cpu", "--stages", "train", "fig5",
                        "--out", str(ref)]) == 0
     fig5 = json.loads((ref / "run.json").read_text())["fig5"]["sizes"]["32"]
@@ -110,14 +112,15 @@ def test_trend_writes_one_row_per_length_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(style_trend, "trend_row", lambda *a: calls.append(a[1]) or real(*a))
     gatys_calls: list[str] = []
     monkeypatch.setattr(style.StyleRun, "run_gatys", lambda *a, **k: gatys_calls.append("x"))
-    assert style.main([*_trend_args(out), "--resume"]) == 0
+    assert style_cli.main([*_trend_args(out), "--resume"]) == 0
     assert calls == [] and gatys_calls == [] and style_trend.read_trend(out / "trend.csv") == rows
 
 
 def test_trend_resumes_an_interrupted_run_at_the_missing_length(tmp_path, monkeypatch):
     """Stopped after training to the second length but before measuring it: --resume measures it from the
     checkpoint and gives the rows of an uninterrupted run."""
-    from bench import style, style_trend
+    from bench.style import cli as style
+    from bench.style import trend as style_trend
 
     full, cut = tmp_path / "full", tmp_path / "cut"
     assert style.main(_trend_args(full)) == 0
@@ -138,7 +141,7 @@ def test_trend_resumes_an_interrupted_run_at_the_missing_length(tmp_path, monkey
 
 
 def test_iters_to_match_is_empty_when_the_curve_never_reaches_the_network():
-    from bench.style_trend import trend_row
+    from bench.style.trend import trend_row
 
     traces = {"a": [{"total": 10.0, "wall_time_s": 0.0}, {"total": 5.0, "wall_time_s": 1.0},
                     {"total": 4.0, "wall_time_s": 2.0}]}
@@ -148,8 +151,8 @@ def test_iters_to_match_is_empty_when_the_curve_never_reaches_the_network():
 
 
 def test_trend_128_profile_and_its_command_line():
-    from bench.profiles import STYLE_PROFILES
-    from bench.style_config import build_parser, settings_from_args
+    from bench.run.profiles import STYLE_PROFILES
+    from bench.style.config import build_parser, settings_from_args
 
     p = STYLE_PROFILES["trend-128"]
     assert (p.train_size, p.sizes, p.trend, p.iterations) == (128, (128,), (250, 500, 1000, 2000, 4000), 4000)

@@ -1,5 +1,5 @@
 """Trained networks anyone can use: the export at the end of training (RUN/weights/<name>.safetensors + .json),
-`python -m bench.export RUN` from checkpoints, hubconf.py through torch.hub.load, and the committed-network names
+`python -m bench.tools.export RUN` from checkpoints, hubconf.py through torch.hub.load, and the committed-network names
 the CLIs accept (upscale --checkpoint, stylize --checkpoint, evaluate --model)."""
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from bench import export, hub, sr, style
-from bench.model_loader import build_model, load_suite_checkpoint
+from bench.sr import cli as sr
+from bench.style import cli as style
+from bench.tools import export, hub
+from bench.tools.model_loader import build_model, load_suite_checkpoint
 from data.files import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +105,7 @@ def test_torch_hub_load_gives_the_trained_network(sr_run, table):
 def test_missing_or_tampered_weights_say_which_file_and_how_to_make_it(sr_run, table, tmp_path):
     table.write_text(json.dumps({"sr_x4_feat": [str(tmp_path / "nowhere"), "johnson_feat_x4", "quick", 2]}))
     hub.hubconf.cache_clear()
-    with pytest.raises(FileNotFoundError, match=r"nowhere/weights/johnson_feat_x4.safetensors.*python -m bench.export"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere/weights/johnson_feat_x4.safetensors.*python -m bench.tools.export"):
         hub.load("sr_x4_feat")
     table.write_text(json.dumps({"sr_x4_feat": [str(sr_run), "johnson_feat_x4", "quick", 300]}))
     hub.hubconf.cache_clear()

@@ -1,7 +1,7 @@
 """The fast path (perceptual.fast) against the reference path: same weights, results within the stated bounds.
 
 Runs on CPU by default, on small images so the file takes well under a minute on two cores. The same tests run on
-CUDA from bench/gpu_check.py (PERCEPTUAL_TEST_DEVICE=cuda); torch.compile cases need PERCEPTUAL_TEST_COMPILE=1
+CUDA from bench/gpu/check.py (PERCEPTUAL_TEST_DEVICE=cuda); torch.compile cases need PERCEPTUAL_TEST_COMPILE=1
 (compiling costs 10-90 s per shape on this CPU, too slow for the default test run).
 Bounds (perceptual.fast.TOLERANCES etc.): outputs clamped to [0, 1], max abs fp32 5e-5, bf16 6e-2 (mean 6e-3),
 fp16 1e-2 (mean 1e-3) on CPU; training losses relative 1e-5 on the first step at fp32 (3e-2 bf16) and 1e-2 on later
@@ -42,9 +42,9 @@ from perceptual.vgg import LossNetwork
 DEVICE = torch.device(os.environ.get("PERCEPTUAL_TEST_DEVICE", "cpu"))
 COMPILE = os.environ.get("PERCEPTUAL_TEST_COMPILE", "") == "1"
 needs_cuda = pytest.mark.skipif(DEVICE.type != "cuda", reason="CUDA-only path (set PERCEPTUAL_TEST_DEVICE=cuda on a "
-                                                              "GPU machine; bench/gpu_check.py does)")
+                                                              "GPU machine; bench/gpu/check.py does)")
 needs_compile = pytest.mark.skipif(not COMPILE, reason="torch.compile costs 10-90 s per shape here; set "
-                                                      "PERCEPTUAL_TEST_COMPILE=1 (bench/gpu_check.py does)")
+                                                      "PERCEPTUAL_TEST_COMPILE=1 (bench/gpu/check.py does)")
 if DEVICE.type == "cuda" and not torch.cuda.is_available():  # pragma: no cover - misconfiguration
     raise RuntimeError("PERCEPTUAL_TEST_DEVICE=cuda but CUDA is not available")
 

@@ -1,4 +1,4 @@
-"""The GPU check (bench/gpu_protocol.py): its summary names every target from steady-state numbers, numbers survive a
+"""The GPU check (bench/gpu/protocol.py): its summary names every target from steady-state numbers, numbers survive a
 killed step, its prerequisite checks skip with a reason instead of failing, --device cuda fails loudly without CUDA,
 the rehearsal runs the GPU's argument lists, and the budget arithmetic gives every target's step its minimum. The
 CUDA branches run with torch.cuda faked (tests/fake_cuda.py); the CPU rehearsal itself runs in .ci/run."""
@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from bench import gpu_protocol as gp
+from bench.gpu import protocol as gp
 from tests.fake_cuda import FakeCuda
 
 STATUSES = ("measured", "not measured (", "n/a on CPU")
@@ -72,7 +72,7 @@ def test_rehearsal_summary_is_na_on_cpu():
 def test_numbers_survive_a_killed_step(tmp_path):
     """A step appends a record, then hangs: killed at its limit, its record stays; a half-written line is skipped."""
     jsonl = tmp_path / "r.jsonl"
-    code = (f"import sys, time; sys.path.insert(0, {str(gp.REPO)!r}); from bench.gpu_protocol import append_jsonl; "
+    code = (f"import sys, time; sys.path.insert(0, {str(gp.REPO)!r}); from bench.gpu.protocol import append_jsonl; "
             f"from pathlib import Path; append_jsonl(Path({str(jsonl)!r}), {{'kind': 'forward', 'median_s': 0.5}}); "
             "time.sleep(60)")
     step = gp.Step("hang", [sys.executable, "-c", code], 60)
@@ -360,7 +360,7 @@ def test_gatys_measures_the_lbfgs_its_config_names(monkeypatch, tmp_path):
     says so; the reference stays torch.optim.LBFGS and is labelled as such."""
     import baselines.gatys
     import perceptual.fast
-    from bench import gpu_measure
+    from bench.gpu import measure as gpu_measure
     from perceptual.fast import FastConfig
 
     monkeypatch.setattr(perceptual.fast, "best_config", lambda device, task="inference": FastConfig(device_lbfgs=True))
@@ -382,7 +382,7 @@ def test_gatys_measures_the_lbfgs_its_config_names(monkeypatch, tmp_path):
 
 
 def test_layout_step_times_both_layouts(tmp_path):
-    from bench import gpu_measure
+    from bench.gpu import measure as gpu_measure
 
     jsonl = tmp_path / "l.jsonl"
     assert gpu_measure.main(["layout", "--device", "cpu", "--jsonl", str(jsonl), "--size", "32", "--train-size", "32",
@@ -428,12 +428,12 @@ def test_script_falls_back_to_the_tox_environment(tmp_path):
     tox_py.chmod(0o755)
     res = subprocess.run(["bash", str(root / "scripts" / "gpu_check.sh"), "--rehearse"], env=env, check=False,
                          capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0 and "tox python: -m bench.gpu_protocol --rehearse" in res.stdout
+    assert res.returncode == 0 and "tox python: -m bench.gpu.protocol --rehearse" in res.stdout
 
 
 def test_benchmark_based_gpu_check_summary_on_cuda():
-    """bench/gpu_check.py (kept for the benchmark sweep): its targets table from a CUDA benchmark JSON."""
-    from bench import gpu_check
+    """bench/gpu/check.py (kept for the benchmark sweep): its targets table from a CUDA benchmark JSON."""
+    from bench.gpu import check as gpu_check
 
     def bench(group: str, path: str, median: float) -> dict:
         return {"group": group, "stats": {"median": median, "iqr": 0.0}, "extra_info": {"path": path,

@@ -37,5 +37,5 @@ def test_gram_keeps_autocast_on_outside():
 
 
 def test_gram_on_the_meta_device():
-    """FLOP counting (bench/benchmark_runner.count_flops) builds objectives on 'meta', where autocast cannot be queried."""
+    """FLOP counting (bench/benchmarks/runner.count_flops) builds objectives on 'meta', where autocast cannot be queried."""
     assert gram_matrix(torch.empty(1, 4, 8, 8, device="meta")).shape == (1, 4, 4)

@@ -20,10 +20,11 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import sr, style
-from bench.errors import describe_failure, is_out_of_memory
-from bench.options import non_negative_int, positive_float, positive_int
-from bench.train import first_non_finite
+from bench.run.errors import describe_failure, is_out_of_memory
+from bench.run.options import non_negative_int, positive_float, positive_int
+from bench.sr import cli as sr
+from bench.style import cli as style
+from bench.training.loop import first_non_finite
 
 TINY_STYLE = ["--profile", "smoke", "--vgg-weights", "random", "--train-size", "32", "--sizes", "32",
               "--iterations", "2", "--gatys-iterations", "2", "--device", "cpu"]

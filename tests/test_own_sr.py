@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from baselines.bicubic import bicubic_upscale
-from bench import sr
+from bench.sr import cli as sr
 from data.degrade import make_lr, modcrop
 from data.fetch import dataset_files
 from data.images import load_image_uint8, save_image

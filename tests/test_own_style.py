@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench import style
-from bench.profiles import STYLE_PROFILES
+from bench.run.profiles import STYLE_PROFILES
+from bench.style import cli as style
 
 FACTORY = """
-from bench.model_loader import load_suite_checkpoint
+from bench.tools.model_loader import load_suite_checkpoint
 
 
 def build():

@@ -7,8 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import plan, sr, style
-from bench.profiles import setup_note
+from bench.run import plan
+from bench.run.profiles import setup_note
+from bench.sr import cli as sr_cli
+from bench.sr import harness as sr
+from bench.style import cli as style_cli
+from bench.style import harness as style
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,7 +34,7 @@ def empty_cwd(tmp_path, monkeypatch):
 
 
 def test_sr_paper_dry_run_prints_the_paper_setup_and_writes_nothing(empty_cwd, capsys):
-    assert sr.main(["--profile", "paper", "--device", "cpu", "--dry-run", "--estimate-steps", "0"]) == 0
+    assert sr_cli.main(["--profile", "paper", "--device", "cpu", "--dry-run", "--estimate-steps", "0"]) == 0
     text = capsys.readouterr().out
     assert "variant: paper" in text and "paper profile: paper variant, the paper's setup" in text
     assert "200,000 iterations, batch 4, 288 px HR patches" in text and "l_feat: VGG-16 relu2_2" in text
@@ -43,7 +47,7 @@ def test_sr_paper_dry_run_prints_the_paper_setup_and_writes_nothing(empty_cwd, c
 
 def test_style_paper_dry_run_prints_the_paper_setup_and_writes_nothing(empty_cwd, capsys):
     out = empty_cwd / "explicit" / "out"
-    assert style.main(["--profile", "paper", "--device", "cpu", "--out", str(out), "--dry-run",
+    assert style_cli.main(["--profile", "paper", "--device", "cpu", "--out", str(out), "--dry-run",
                        "--estimate-steps", "0"]) == 0
     text = capsys.readouterr().out
     assert "variant: paper" in text and "content: VGG-16 relu3_3" in text
@@ -208,19 +212,19 @@ def test_paper_profile_tv_search_runs_at_tiny_size_and_refuses_an_eval_set_witho
     the mean of an empty list)."""
     from dataclasses import replace
 
-    from bench.profiles import STYLE_PROFILES
+    from bench.run.profiles import STYLE_PROFILES
 
     monkeypatch.setitem(STYLE_PROFILES, "paper", replace(STYLE_PROFILES["paper"], tv_search_iterations=1))
     evals = _eval_folder(tmp_path / "val", 2)
     argv = ["--profile", "paper", "--device", "cpu", "--vgg-weights", "random", "--train-size", "48",
             "--iterations", "2", "--n-images", "2", "--eval-set", str(evals), "--stages", "train"]
     out = tmp_path / "run"
-    assert style.main([*argv, "--out", str(out)]) == 2
+    assert style_cli.main([*argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"--eval-set {evals}" in err and "--n-images 2" in err and "has 2" in err and "--no-tv-search" in err
     assert not (out / "models").exists()  # refused before any training
     _eval_folder(evals, 3)
-    assert style.main([*argv, "--out", str(tmp_path / "run2")]) == 0
+    assert style_cli.main([*argv, "--out", str(tmp_path / "run2")]) == 0
     doc = json.loads((tmp_path / "run2" / "run.json").read_text())
     assert doc["variant"] == "paper" and doc["content_layer"] == "relu3_3"
     search = next(iter(doc["training"].values()))["tv_search"]

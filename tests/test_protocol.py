@@ -312,7 +312,7 @@ def test_make_eval_lr_under_johnson2016():
 def test_harness_eval_protocol_scores_every_method_on_the_protocols_pairs(tmp_path):
     from PIL import Image
 
-    from bench import sr
+    from bench.sr import cli as sr
 
     folder = tmp_path / "tiny"
     folder.mkdir()

@@ -605,7 +605,7 @@ def test_set5_only_run_folds_what_it_never_attempted(tmp_path):
 
 def test_table1_paths_are_the_harness_paths():
     """reports may not import bench (layers), so it keeps its own copy of the execution paths' names."""
-    from bench.steps import PATHS
+    from bench.training.steps import PATHS
     from reports.tables import TABLE1_PATHS
 
     assert tuple(TABLE1_PATHS) == tuple(PATHS)

@@ -3,7 +3,7 @@ beside a reproduce run, in the SR tables, Fig. 5, Table 1, the image grids and t
 paper for them; files skipped with --skip-unreadable and "over N of M images" shown.
 
 The evaluation run folders are written here in the style of tests/report_fixtures.py (the contract that
-bench.own_sr / bench.own_style write: results.csv rows under method NAME, run.json `profile: evaluate`,
+bench.sr.evaluate / bench.style.evaluate write: results.csv rows under method NAME, run.json `profile: evaluate`,
 `identity.mode: evaluate`, `evaluated`, `skipped_files`, `datasets[d].mean_over`); every number checked is read
 back from those files and formatted by this file's own rules.
 """

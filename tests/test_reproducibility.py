@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import sr, style
-from bench.profiles import STYLE_PROFILES
+from bench.run.profiles import STYLE_PROFILES
+from bench.sr import cli as sr
+from bench.style import cli as style
 from data import catalog
 from data.files import sha256_file
 from reports.spread import TIMING_METRICS, SpreadTable, load_spread
@@ -140,7 +141,7 @@ def _check_common(run: dict, module: str, args: list[str]) -> None:
     exists = subprocess.run(["git", "cat-file", "-e", f"{run['git']['commit']}^{{commit}}"], cwd=REPO, check=False)
     assert exists.returncode == 0
     # the tree's state as git sees it now (nothing in the checkout is edited while these tests run)
-    from bench.runinfo import read_git_state
+    from bench.run.provenance import read_git_state
 
     now = read_git_state()
     assert run["git"]["commit"] == now["commit"]
@@ -252,7 +253,7 @@ def test_sr_random_loss_network_is_seeded_within_one_process(tmp_path):
 def test_git_state_ignores_committed_results_and_names_dirty_code(tmp_path, monkeypatch):
     """A run whose tree differs only under results/ (committing measurements while it runs) is not dirty; an edited
     code file is, and is named."""
-    from bench import runinfo
+    from bench.run import provenance as runinfo
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -275,7 +276,7 @@ def test_git_state_ignores_committed_results_and_names_dirty_code(tmp_path, monk
 def test_git_state_is_taken_once_per_process(monkeypatch):
     """After the first call git is never read again (a commit made while a run goes must not change its record), and
     a caller changing the returned dict does not change what the next caller gets."""
-    from bench import runinfo
+    from bench.run import provenance as runinfo
 
     first = runinfo.git_state()
     monkeypatch.setattr(runinfo, "read_git_state", lambda: pytest.fail("git state read again after the first call"))

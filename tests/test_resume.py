@@ -23,8 +23,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from bench import distributed, sr
-from bench.train import TrainConfig, checkpoint_path, load_checkpoint, log_path, train
+from bench.sr import cli as sr
+from bench.training import distributed
+from bench.training.loop import TrainConfig, checkpoint_path, load_checkpoint, log_path, train
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "johnson_pixel_x4"

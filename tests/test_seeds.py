@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from bench import seeds as seeds_mod
-from bench import sr
+from bench.run import seeds as seeds_mod
+from bench.sr import cli as sr
 from reports.results import MEAN, read_rows, write_rows
 from reports.seeds import read_seeds
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import sr
+from bench.sr import cli as sr_cli
+from bench.sr import harness as sr
 from reports.figures import curve_figure
 from reports.references import load_references
 from reports.results import CURVE_COLUMNS, MEAN
@@ -40,8 +41,8 @@ def _log_without_time(path: Path) -> list[list[str]]:
 def runs(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("curve")
     plain, chunked = root / "plain", root / "chunked"
-    assert sr.main([*BASE, "--out", str(plain)]) == 0
-    assert sr.main([*BASE, "--curve-every", "2", "--out", str(chunked)]) == 0
+    assert sr_cli.main([*BASE, "--out", str(plain)]) == 0
+    assert sr_cli.main([*BASE, "--curve-every", "2", "--out", str(chunked)]) == 0
     return plain, chunked
 
 
@@ -88,7 +89,7 @@ def test_resume_keeps_the_points_it_has_and_scores_the_missing_ones(runs, tmp_pa
         writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(kept)
-    assert sr.main([*BASE, "--curve-every", "2", "--out", str(copy), "--resume"]) == 0
+    assert sr_cli.main([*BASE, "--curve-every", "2", "--out", str(copy), "--resume"]) == 0
     assert _rows(copy / "curve.csv") == rows
     assert (copy / "results.csv").read_bytes() == (chunked / "results.csv").read_bytes()
 

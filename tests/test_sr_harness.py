@@ -14,9 +14,10 @@ from PIL import Image
 
 from baselines.bicubic import bicubic_upscale
 from baselines.srcnn import SRCNN, srcnn_loss, srcnn_upscale
-from bench import sr
 from bench.metrics import evaluate_pair
-from bench.profiles import SR_PROFILES
+from bench.run.profiles import SR_PROFILES
+from bench.sr import cli as sr_cli
+from bench.sr import harness as sr
 from data.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from data.degrade import make_lr, modcrop, training_degradation
 from data.fetch import dataset_files
@@ -144,7 +145,7 @@ def test_srcnn_shapes_and_colour():
 
 
 def _run(*args: str) -> int:
-    return sr.main([*args, "--no-progress"])
+    return sr_cli.main([*args, "--no-progress"])
 
 
 def _results(out: Path) -> list[dict[str, str]]:
@@ -278,11 +279,11 @@ def test_a_failing_training_skips_only_its_evaluation(tmp_path, corpus_dir, eval
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        sr.main(["--profile", "huge"])
+        sr_cli.main(["--profile", "huge"])
     with pytest.raises(SystemExit):
-        sr.main(["--scales", "3"])
+        sr_cli.main(["--scales", "3"])
     with pytest.raises(SystemExit):
-        sr.main(["--iterations", "0"])
+        sr_cli.main(["--iterations", "0"])
     assert _run("--profile", "smoke", "--methods", "bicubic", "--datasets", "Set6", "--out", str(tmp_path / "x")) == 2
     assert "unknown dataset" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert _run("--profile", "smoke", "--methods", "pixel", "--corpus", "coco_val2017",
@@ -293,7 +294,7 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
 
 def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit):
-        sr.main(["--help"])
+        sr_cli.main(["--help"])
     text = capsys.readouterr().out
     for option in ("--profile", "--scales", "--methods", "--datasets", "--out", "--corpus", "--variant", "--seed",
                    "--device", "--iterations", "--resume", "--overwrite", "--no-lpips", "smoke", "quick", "paper"):

@@ -2,7 +2,7 @@
 gray-ground-truth scoring view, and the LPIPS border crop, checked as functions and inside a real harness run.
 
 The harness run (module fixture) trains the pixel-loss network for 2 iterations, then evaluates it on Set5 and on
-Set14 `bridge` (a 1-channel file) with `bench.sr.histmatch` replaced by a recorder and a stand-in LPIPS model, so
+Set14 `bridge` (a 1-channel file) with `bench.sr.harness.histmatch` replaced by a recorder and a stand-in LPIPS model, so
 every number in its results.csv can be recomputed here from what the network produced.
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 from baselines.bicubic import bicubic_upscale
-from bench import sr
 from bench.metrics import evaluate_pair
+from bench.sr import cli as sr_cli
+from bench.sr import harness as sr
 from data.degrade import make_lr, modcrop
 from data.fetch import dataset_files
 from data.images import load_image_uint8
@@ -242,7 +243,7 @@ def harness_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sr, "histmatch", spy)
         mp.setattr(sr.SRHarness, "_load_lpips", fake_lpips)
-        code = sr.main(["--profile", "smoke", "--scales", str(SCALE), "--methods", "pixel", "--datasets", "Set5",
+        code = sr_cli.main(["--profile", "smoke", "--scales", str(SCALE), "--methods", "pixel", "--datasets", "Set5",
                         str(gray_dir), "--corpus", str(_corpus(tmp / "corpus")), "--iterations", "2",
                         "--patch-size", "32", "--batch-size", "2", "--lpips", "alex", "--save-images", "1",
                         "--no-report", "--no-progress", "--out", str(out)])

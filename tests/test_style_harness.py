@@ -1,4 +1,4 @@
-"""The style harness (bench/style.py) and its data (data/style_data.py): one objective for training and Gatys, the
+"""The style harness (bench/style/harness.py) and its data (data/style_data.py): one objective for training and Gatys, the
 contract files of a smoke run, failure isolation, resume, the Fig. 5 / Table 1 arithmetic, and deterministic batches.
 A randomly initialised VGG-16 (`--vgg-weights random`) keeps these about mechanics, fast and offline."""
 import csv
@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import style
-from bench.profiles import STYLE_PROFILES
-from bench.train import checkpoint_path, load_checkpoint
+from bench.run.profiles import STYLE_PROFILES
+from bench.style import cli as style_cli
+from bench.style import harness as style
+from bench.training.loop import checkpoint_path, load_checkpoint
 from data.style_data import StyleTrainingSet, center_square, crop_to_multiple, resize_shorter_side
 from perceptual.losses import PerceptualObjective
 
@@ -35,7 +36,7 @@ def smoke_run(tmp_path_factory):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        code = style.main([*TINY, "--out", str(out), "--stages", "train", "fig5", "table1", "outputs"])
+        code = style_cli.main([*TINY, "--out", str(out), "--stages", "train", "fig5", "table1", "outputs"])
     finally:
         torch.set_num_threads(n)
     return out, code
@@ -162,7 +163,7 @@ def test_a_failing_stage_leaves_the_other_results(tmp_path, monkeypatch):
 
     monkeypatch.setattr(style.StyleRun, "stage_fig5", boom)
     out = tmp_path / "r"
-    code = style.main([*TINY, "--sizes", "32", "48", "--out", str(out), "--stages", "train", "fig5", "table1",
+    code = style_cli.main([*TINY, "--sizes", "32", "48", "--out", str(out), "--stages", "train", "fig5", "table1",
                        "outputs"])
     assert code == 1
     run = json.loads((out / "run.json").read_text())
@@ -182,13 +183,13 @@ def test_a_failing_stage_leaves_the_other_results(tmp_path, monkeypatch):
 def test_an_existing_run_is_refused_unless_resume_or_overwrite(tmp_path, monkeypatch):
     out = tmp_path / "r"
     args = [*TINY, "--out", str(out), "--stages", "train"]
-    assert style.main(args) == 0
-    assert style.main(args) == 2  # refused: holds a run
+    assert style_cli.main(args) == 0
+    assert style_cli.main(args) == 2  # refused: holds a run
     calls = []
     monkeypatch.setattr(style.StyleRun, "stage_train", lambda self, s: calls.append(s) or [])
-    assert style.main([*args, "--resume"]) == 0 and calls == []  # done before: skipped
-    assert style.main([*args, "--resume", "--seed", "1"]) == 2  # different settings: refused
-    assert style.main([*args, "--overwrite"]) == 0 and calls == ["la_muse"]
+    assert style_cli.main([*args, "--resume"]) == 0 and calls == []  # done before: skipped
+    assert style_cli.main([*args, "--resume", "--seed", "1"]) == 2  # different settings: refused
+    assert style_cli.main([*args, "--overwrite"]) == 0 and calls == ["la_muse"]
 
 
 def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
@@ -202,19 +203,19 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypat
         return real(self, position)
 
     monkeypatch.setattr(StyleTrainingSet, "__getitem__", crash_at_iteration_3)
-    assert style.main(args) == 1
+    assert style_cli.main(args) == 1
     run = json.loads((out / "run.json").read_text())
     assert run["stages"]["train:la_muse"]["status"] == "failed"
     assert "simulated crash" in run["stages"]["train:la_muse"]["error"]
     monkeypatch.setattr(StyleTrainingSet, "__getitem__", real)
-    assert style.main([*args, "--resume"]) == 0
+    assert style_cli.main([*args, "--resume"]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["training"]["la_muse"]["start_iteration"] == 2 and run["training"]["la_muse"]["iterations"] == 4
     assert [int(r["iteration"]) for r in read_csv(out / "logs" / "train_la_muse.csv")] == [1, 2, 3, 4]
 
     # the resumed run is the uninterrupted one: same loss log, same final weights and optimizer state
     ref = tmp_path / "ref"
-    assert style.main([*args[:-4], "--out", str(ref), "--stages", "train"]) == 0
+    assert style_cli.main([*args[:-4], "--out", str(ref), "--stages", "train"]) == 0
 
     def losses(folder):
         return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_csv(folder / "logs" /
@@ -233,7 +234,7 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypat
 
 def test_a_nan_loss_fails_the_training_stage_with_iteration_and_term(tmp_path):
     out = tmp_path / "r"
-    assert style.main([*TINY, "--style-weight", "nan", "--out", str(out), "--stages", "train", "fig5"]) == 1
+    assert style_cli.main([*TINY, "--style-weight", "nan", "--out", str(out), "--stages", "train", "fig5"]) == 1
     stages = json.loads((out / "run.json").read_text())["stages"]
     assert stages["train:la_muse"]["status"] == "failed"
     assert re.search(r"iteration 1\b.*nan", stages["train:la_muse"]["error"])
@@ -285,7 +286,7 @@ def test_profile_table_in_the_docs_matches_profiles():
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
     for bad in (["--sizes", "30"], ["--iterations", "0"], ["--profile", "fast"], ["--variant", "x"]):
         with pytest.raises(SystemExit):
-            style.main([*bad, "--out", str(tmp_path / "x")])
+            style_cli.main([*bad, "--out", str(tmp_path / "x")])
     assert "not a multiple of 4" in capsys.readouterr().err
 
 
@@ -358,7 +359,7 @@ def test_reference_path_gives_the_fast_paths_results_on_cpu(tmp_path):
     values = {}
     for path in ("fast", "reference"):
         out = tmp_path / path
-        assert style.main([*TINY, "--out", str(out), "--stages", "train", "fig5", "table1", "outputs",
+        assert style_cli.main([*TINY, "--out", str(out), "--stages", "train", "fig5", "table1", "outputs",
                            "--path", path]) == 0
         values[path] = {(r["dataset"], r["method"], r["image"], r["metric"]): float(r["value"])
                         for r in read_csv(out / "results.csv") if r["metric"] not in timing}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import sr, style
+from bench.sr import cli as sr
+from bench.style import cli as style
 
 
 @pytest.mark.parametrize("module, subcommands", [(sr, ("evaluate", "upscale")), (style, ("evaluate", "stylize"))])
@@ -13,7 +14,7 @@ def test_main_help_names_the_subcommands(module, subcommands, capsys):
         module.main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    prog = module.__name__
+    prog = module.__name__.removesuffix(".cli")  # the command: python -m bench.sr
     for sub in subcommands:
         assert f"python -m {prog} {sub} " in text, (sub, text[-800:])
     # each named subcommand really dispatches: its own --help exits 0 and names it

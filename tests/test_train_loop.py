@@ -1,4 +1,4 @@
-"""The shared training loop (bench.train): learning, exact resume, NaN handling, checkpoint identity, sampling."""
+"""The shared training loop (bench.training.loop): learning, exact resume, NaN handling, checkpoint identity, sampling."""
 from __future__ import annotations
 
 import csv
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.distributed import DistContext
-from bench.train import (
+from bench.training.distributed import DistContext
+from bench.training.loop import (
     CheckpointMismatchError,
     NonFiniteLossError,
     RankBatchSampler,

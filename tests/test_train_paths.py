@@ -1,4 +1,4 @@
-"""The fast path against the real loop: bench.train.train itself with path='reference' and path='fast'.
+"""The fast path against the real loop: bench.training.loop.train itself with path='reference' and path='fast'.
 
 On a CPU the fast path's default config is the reference arithmetic, so three steps of each give the same weights
 bit for bit, for the style network on Eq. 5 (fast loss: truncated content network), the SR network on l_feat and
@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from baselines.srcnn import SRCNN, srcnn_loss
-from bench import steps as steps_mod
-from bench.style import style_loss_fn
-from bench.train import (
+from bench.style.harness import style_loss_fn
+from bench.training import steps as steps_mod
+from bench.training.loop import (
     CheckpointMismatchError,
     NonFiniteLossError,
     TrainConfig,

@@ -149,7 +149,7 @@ def test_committed_spread_file_reads_and_names_its_settings():
 
 
 def test_the_harness_reproduction_stage_records_and_prints_the_verdict(tmp_path, monkeypatch, capsys):
-    from bench.runfolder import RunRecord, reproduction_stage
+    from bench.run.folder import RunRecord, reproduction_stage
 
     committed = tmp_path / "committed"
     _run(committed / "quick", BASE)

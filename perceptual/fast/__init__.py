@@ -29,7 +29,7 @@ from perceptual.fast.training import (
 )
 from perceptual.fast.training import LossFn as LossFn
 
-# imported `X as X` above: names outside __all__ that perceptual.fast has always offered (bench.fastpath uses Task)
+# imported `X as X` above: names outside __all__ that perceptual.fast has always offered (bench.training.exec_path uses Task)
 __all__ = [
     "LOSS_RTOL_FIRST",
     "LOSS_RTOL_LATER",

@@ -21,7 +21,7 @@ _DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": tor
 # differs only in summation order, max 6e-6 (bound 5e-5); bf16 autocast max 4.0e-2, mean 3.7e-3 (bounds 6e-2 and
 # 6e-3: well under 1/255 on average, "no visible change"); fp16 autocast max 5.8e-3, mean 4.6e-4 (bounds 1e-2, 1e-3).
 # CUDA fp32 runs TF32 convolutions (torch's default), so its bound is that of ~10-bit mantissas; the CUDA bounds
-# were not measured here (no GPU): bench/gpu_check.py measures and checks them.
+# were not measured here (no GPU): bench/gpu/check.py measures and checks them.
 TOLERANCES: dict[str, dict[str, float]] = {
     "cpu": {"float32": 5e-5, "bfloat16": 6e-2, "float16": 1e-2},
     "cuda": {"float32": 1e-2, "bfloat16": 6e-2, "float16": 1e-2},

@@ -105,7 +105,7 @@ class _FastObjective(nn.Module):
 
 def fast_style_loss_fn(objective: nn.Module, config: FastConfig | None = None) -> Callable[[nn.Module, torch.Tensor],
                                                                                           dict[str, torch.Tensor]]:
-    """The style training loss (bench.style.style_loss_fn's contract: loss(model, batch) -> per-image terms) on the
+    """The style training loss (bench.style.harness.style_loss_fn's contract: loss(model, batch) -> per-image terms) on the
     fast path: content targets through the truncated loss network, Eq. 5 on fp32 features."""
     fobj = fast_objective(objective, config)
 

@@ -18,7 +18,7 @@ LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 
 def reference_train_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
                          batch: Any) -> dict[str, float]:
-    """One iteration exactly as bench.train.train's reference path (bench.steps.ReferenceStep) runs it (no
+    """One iteration exactly as bench.training.loop.train's reference path (bench.training.steps.ReferenceStep) runs it (no
     autocast): per-term batch means (synchronised to floats, as its NaN check does), zero_grad, backward of the mean
     total, optimiser step."""
     terms = loss_fn(model, batch)
@@ -70,7 +70,7 @@ def _copy_into(dst: Any, src: Any) -> None:
 
 
 class FastTrainer:
-    """Training steps of `model` on `loss_fn(model, batch) -> {"total": (N,), term: (N,), ...}` (bench.train's
+    """Training steps of `model` on `loss_fn(model, batch) -> {"total": (N,), term: (N,), ...}` (bench.training.loop's
     contract) with Adam, on the fast path. Trains `model` in place (its parameters; channels_last changes only
     their memory layout).
 
@@ -92,7 +92,7 @@ class FastTrainer:
     `wrap(module)` (e.g. DistributedDataParallel) is applied to the prepared module the loss function sees; `reduce`
     (a step argument) maps the local means to what every rank agrees on (an all-reduce), before the guard.
     Build the loss with the fast loss helpers (`fast_style_loss_fn`, `fast_feature_loss`) to put the loss network
-    on the fast path too; fp16 is refused (it needs a GradScaler: use bf16, or bench.train's path='reference').
+    on the fast path too; fp16 is refused (it needs a GradScaler: use bf16, or bench.training.loop's path='reference').
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, *, device: torch.device | str = "cpu", lr: float = 1e-3,
@@ -138,7 +138,7 @@ class FastTrainer:
         self.steps = 0
 
     def load_optimizer_state(self, state: Mapping[str, Any]) -> None:
-        """Load an Adam state_dict written by either path (bench.train's checkpoints); see load_optimizer_state."""
+        """Load an Adam state_dict written by either path (bench.training.loop's checkpoints); see load_optimizer_state."""
         load_optimizer_state(self.optimizer, state)
 
     def _loss_means(self, batch: Any) -> dict[str, torch.Tensor]:

@@ -1,0 +1,180 @@
+"""One profile over several seeds (`--seeds 0 1 2`): each seed a whole run, then mean and spread per value.
+
+Why: a few hundred training steps turn a float-order difference into another network, so one seed's trained numbers
+carry a seed-to-seed spread, and a relative verdict is only as good as its margin over that spread. The driver runs
+the harness once per seed into `OUT/seeds/seed-<k>/` (a seed that finished is kept, an interrupted one resumes), then
+writes `OUT/seeds.csv` (n, mean, std, min, max and the per-seed values of every results.csv value), `OUT/results.csv`
+(the means, so every reader of the results contract reads a multi-seed run as it reads one run) and `OUT/run.json`
+(the first seed's record plus `seeds` and `seed_runs`). A seed that fails leaves the others' results on disk.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.run.folder import RunRecord, report_stage
+from data.files import atomic_write_json, atomic_write_text
+from reports.results import MEAN, RESULTS_FILE, read_rows, write_rows
+from reports.seeds import SEEDS_COLUMNS, SEEDS_FILE
+
+SEEDS_DIR = "seeds"
+# what a seed's run folder keeps that the aggregate also shows (the report's image grid reads OUT/images)
+COPIED_FROM_FIRST_SEED = ("images",)
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    return out / SEEDS_DIR / f"seed-{seed}"
+
+
+def strip_option(argv: Sequence[str], option: str, n_values: int | None) -> list[str]:
+    """argv without `option` and its values (n_values None: every value up to the next option)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == option:
+            i += 1
+            taken = 0
+            while i < len(argv) and not argv[i].startswith("--") and (n_values is None or taken < n_values):
+                i, taken = i + 1, taken + 1
+            continue
+        if argv[i].startswith(option + "="):
+            i += 1
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
+def _finished(folder: Path) -> bool:
+    """A seed's run is finished when its run.json says every stage ended ok and its results.csv exists."""
+    run_json, results = folder / "run.json", folder / RESULTS_FILE
+    if not (run_json.is_file() and results.is_file()):
+        return False
+    stages = json.loads(run_json.read_text(encoding="utf-8")).get("stages", {})
+    return bool(stages) and all(isinstance(s, dict) and s.get("status") in ("ok", "skipped") for s in stages.values())
+
+
+def seed_argv(given: Sequence[str], seed: int, out: Path, no_report: Sequence[str]) -> list[str]:
+    """The argument list of one seed's run: the given one without --seeds/--seed/--out/--resume, plus this seed,
+    its folder, --resume where the folder holds an interrupted run, and the options that skip the per-seed report."""
+    argv = strip_option(strip_option(strip_option(given, "--seeds", None), "--seed", 1), "--out", 1)
+    argv = [a for a in argv if a != "--resume"]
+    folder = seed_dir(out, seed)
+    resume = ["--resume"] if (folder / "run.json").is_file() else []
+    if resume:
+        argv = [a for a in argv if a != "--overwrite"]
+    return [*argv, *no_report, *resume, "--seed", str(seed), "--out", str(folder)]
+
+
+def run_seeds(main: Callable[[list[str]], int], given: Sequence[str], seeds: Sequence[int], out: Path,
+              module: str, no_report: Sequence[str] = ()) -> tuple[int, list[int]]:
+    """Run `main` once per seed (skipping finished seeds), then aggregate what finished. Returns the worst exit
+    status and the seeds whose runs finished."""
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {' '.join(map(str, seeds))}: each seed once")
+    status = 0
+    for seed in seeds:
+        folder = seed_dir(out, seed)
+        if _finished(folder):
+            print(f"seed {seed}: finished earlier, kept ({folder})")
+            continue
+        print(f"seed {seed}: running into {folder}")
+        status = max(status, main(seed_argv(given, seed, out, no_report)))
+    done = [s for s in seeds if _finished(seed_dir(out, s))]
+    if done:
+        aggregate(out, done, module, given)
+    return status, done
+
+
+def seed_statistics(values: Sequence[float]) -> dict[str, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) != len(values):  # inf (never matched) or nan in a seed: no mean, the values speak for themselves
+        same = all(v == values[0] for v in values)
+        v0 = values[0] if same else math.nan
+        return {"mean": v0, "std": 0.0 if same else math.nan, "min": min(values), "max": max(values)}
+    return {"mean": statistics.fmean(finite), "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+            "min": min(finite), "max": max(finite)}
+
+
+def aggregate(out: Path, seeds: Sequence[int], module: str, given: Sequence[str] = ()) -> Path:
+    """Write OUT/seeds.csv, OUT/results.csv (means) and OUT/run.json from the finished seeds' run folders."""
+    per_seed = [read_rows(seed_dir(out, s) / RESULTS_FILE) for s in seeds]
+    order: list[tuple[str, ...]] = []
+    values: dict[tuple[str, ...], list[float]] = {}
+    first_rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for rows in per_seed:
+        for r in rows:
+            key = (r["task"], r["dataset"], r["scale"], r["method"], r["image"], r["metric"])
+            if key not in values:
+                order.append(key)
+                values[key], first_rows[key] = [], r
+            values[key].append(r["value"])
+    complete = [k for k in order if len(values[k]) == len(seeds)]  # a value some seed lacks has no seed statistics
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SEEDS_COLUMNS)
+    means = []
+    for done in complete:
+        st = seed_statistics(values[done])
+        w.writerow([*done, len(seeds), *(repr(st[c]) for c in ("mean", "std", "min", "max")),
+                    ";".join(repr(v) for v in values[done])])
+        means.append(dict(first_rows[done], value=st["mean"]))
+    atomic_write_text(out / SEEDS_FILE, buf.getvalue())
+    write_rows(out / RESULTS_FILE, means)
+    first = json.loads((seed_dir(out, seeds[0]) / "run.json").read_text(encoding="utf-8"))
+    runs = {str(s): json.loads((seed_dir(out, s) / "run.json").read_text(encoding="utf-8")) for s in seeds}
+    argv = strip_option(strip_option(strip_option(list(given) or first["argv"][3:], "--seeds", None), "--seed", 1),
+                        "--out", 1)
+    argv = ["python", "-m", module, *argv, "--seeds", *map(str, seeds), "--out", str(out)]
+    record = dict(first, argv=argv, command=" ".join(argv), seed=seeds[0], seeds=list(seeds),
+                  seed_runs={s: str(Path(SEEDS_DIR) / f"seed-{s}") for s in map(str, seeds)},
+                  wall_time_s=sum(float(r.get("wall_time_s") or 0.0) for r in runs.values()),
+                  multi_seed={"n": len(seeds), "values": len(complete), "file": SEEDS_FILE,
+                              "mean_of": "every value of results.csv is the mean over the seeds; seeds.csv has "
+                                         "std, min, max and each seed's value"})
+    record["identity"] = dict(first.get("identity", {}), seed=list(seeds))
+    record["stages"] = {f"seed {s}": {"status": "ok", "error": None, "wall_time_s": runs[str(s)].get("wall_time_s")}
+                        for s in seeds}
+    for name in COPIED_FROM_FIRST_SEED:
+        src = seed_dir(out, seeds[0]) / name
+        if src.is_dir():
+            shutil.copytree(src, out / name, dirs_exist_ok=True)
+    atomic_write_json(out / "run.json", record)
+    n_means = sum(1 for k in complete if k[4] == MEAN)
+    print(f"{len(seeds)} seeds aggregated into {out}: {len(complete)} values ({n_means} means), seeds.csv")
+    return out
+
+
+def multi_seed_main(module: str, main: Callable[[list[str]], int], args: Any, given: Sequence[str],
+                    no_report: Sequence[str]) -> int:
+    """`--seeds`: every seed's run, the aggregate, then (unless the report is off) the reproduction verdict and the
+    report of the aggregate. Exit status: the worst of the seeds' (2 for an unusable argument)."""
+    name = module.split(".")[-1]
+    if args.out is None:
+        print(f"reproduce-{name}: error: --seeds needs --out RUN (each seed runs into RUN/seeds/seed-<k>/)",
+              file=sys.stderr)
+        return 2
+    if getattr(args, "dry_run", False):
+        print(f"{len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), each a run like this one:")
+        return main(seed_argv(given, args.seeds[0], args.out, no_report))
+    out: Path = args.out
+    if out.exists() and any(out.iterdir()) and not (out / SEEDS_DIR).is_dir() and not (out / "run.json").is_file():
+        print(f"reproduce-{name}: error: --out {out} is not empty and holds no run: choose a new or empty --out",
+              file=sys.stderr)
+        return 2
+    status, done = run_seeds(main, given, args.seeds, out, module, no_report)
+    if not done:
+        return max(status, 1)
+    wants_report = "--no-report" not in given and ("--stages" not in given or "report" in given)
+    if wants_report:
+        record = RunRecord(out / "run.json", json.loads((out / "run.json").read_text(encoding="utf-8")))
+        report_stage(record, out)
+    return status

@@ -26,8 +26,8 @@ from reports.results import MEAN, RESULTS_FILE, read_rows, write_rows
 from reports.seeds import SEEDS_COLUMNS, SEEDS_FILE
 
 SEEDS_DIR = "seeds"
-# what a seed's run folder keeps that the aggregate also shows (the report's image grid reads OUT/images)
-COPIED_FROM_FIRST_SEED = ("images",)
+# what a seed's run folder keeps that the aggregate also shows (the report reads OUT/images and the Gatys traces)
+COPIED_FROM_FIRST_SEED = ("images", "traces")
 
 
 def seed_dir(out: Path, seed: int) -> Path:

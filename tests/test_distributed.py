@@ -81,7 +81,7 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 TOY = r'''
 import os, sys, time, torch
 from torch import nn
-from bench import distributed
+from bench.training import distributed
 from bench.training.loop import TrainConfig, train
 from perceptual.fast import FastConfig
 

@@ -8,7 +8,8 @@ into one tolerance per value by the stated rule below (docs/testing.md has the n
 
 Rule: a value's tolerance is the largest of
 - REL_FLOOR x |reference| (the deterministic parts: bicubic, the protocols, PSNR/SSIM of fixed images);
-- K_PATH x the largest relative cpu-path range of its group, times |reference|;
+- K_PATH x the largest relative cpu-path range of its group, times |reference| (the group as measured under another
+  profile where its own profile's float paths were not run);
 - K_SEED x the largest relative seed range of its group, times |reference| (only where seeds are compared);
 where a group is (task, profile, scale, method, metric) over the dataset means, or over the single images of every
 dataset (a float path or a seed moves an image's value the same way whichever set it belongs to). A range measured
@@ -95,19 +96,29 @@ class SpreadTable:
         """The largest relative range measured in the value's group, or None when the group was not measured."""
         return self.groups.get((kind, profile, group_of(key)))
 
+    def other_profile_rel(self, kind: str, key: Key) -> tuple[float | None, str | None]:
+        """The largest relative range of the value's group measured under any profile, and that profile; the
+        float-path spread of a computation (a fixed image through VGG, a network's arithmetic) is the same kind of
+        float-order difference whatever the profile, while a seed's effect is not, so only cpu_path falls back."""
+        found = [(rel, p) for (k, p, g), rel in self.groups.items() if k == kind and g == group_of(key)]
+        return max(found) if found else (None, None)
+
     def measured(self, kind: str, task: str, profile: str) -> bool:
         return any(k == kind and p == profile and key[0] == task for k, p, key in self.rows)
 
     def tolerance(self, profile: str, key: Key, reference: float, seeds: bool) -> tuple[float, str] | None:
         """(tolerance, basis) of one value by the module's rule; None when neither spread of its group was
         measured for this profile (the value cannot be judged)."""
-        path = self.group_rel("cpu_path", profile, key)
+        path, path_profile = self.group_rel("cpu_path", profile, key), profile
+        if path is None:  # float paths not measured for this profile: the same group's under another profile
+            path, path_profile = self.other_profile_rel("cpu_path", key)
         seed = self.group_rel("seed", profile, key) if seeds else None
         if path is None and seed is None:
             return None
         terms = [(REL_FLOOR * abs(reference), "floor")]
         if path is not None:
-            terms.append((K_PATH * path * abs(reference), f"{K_PATH:g}x cpu-path spread"))
+            where = "" if path_profile == profile else f" (measured on profile {path_profile})"
+            terms.append((K_PATH * path * abs(reference), f"{K_PATH:g}x cpu-path spread{where}"))
         if seed is not None:
             terms.append((K_SEED * seed * abs(reference), f"{K_SEED:g}x seed spread"))
         return max(terms)

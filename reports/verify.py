@@ -24,8 +24,20 @@ COMMITTED_RUNS = REPO / "results" / "runs"
 COMPARED_VERSIONS = ("torch", "torchvision", "numpy", "scikit-image", "lpips", "resize-right", "pillow")
 # identity fields a run may hold a subset of: only the values both runs hold are compared
 SUBSET_FIELDS = ("datasets", "methods", "scales")
-# identity fields older runs did not record, with the value they had then
-DEFAULTS = {"eval_protocol": "standard"}
+# identity fields older runs did not record (or recorded as null), with the value they had then
+DEFAULTS: dict[str, Any] = {"eval_protocol": "standard"}
+NESTED_DEFAULTS: dict[str, dict[str, Any]] = {"profile_values": {"trend": []}}
+
+
+def _recorded(ident: dict[str, Any], name: str) -> Any:
+    """An identity field as the run had it: older run.json files lack fields added since (their defaults) and
+    recorded the style content layer as null when it was the profile's default (relu3_3 for paper, else relu2_2)."""
+    value = ident.get(name, DEFAULTS.get(name))
+    if name == "content_layer" and value is None:
+        return "relu3_3" if ident.get("profile") == "paper" else "relu2_2"
+    if name in NESTED_DEFAULTS and isinstance(value, dict):
+        return {**NESTED_DEFAULTS[name], **value}
+    return value
 PASS, FAIL, NOT_COMPARABLE = 0, 1, 2
 VERDICT_WORDS = {PASS: "reproduces", FAIL: "does not reproduce", NOT_COMPARABLE: "not comparable"}
 
@@ -100,7 +112,7 @@ def setting_differences(run: dict[str, Any], ref: dict[str, Any]) -> list[str]:
             out.append(f"{name}: {run.get(name)} vs {ref.get(name)}")
     ident, ref_ident = run.get("identity", {}), ref.get("identity", {})
     for name in sorted(set(ident) | set(ref_ident)):
-        a, b = ident.get(name, DEFAULTS.get(name)), ref_ident.get(name, DEFAULTS.get(name))
+        a, b = _recorded(ident, name), _recorded(ref_ident, name)
         if name == "seed" and ("seeds" in ref or "seeds" in run):
             continue  # a multi-seed side: the seeds are the spread, any seed compares
         if name in SUBSET_FIELDS and _as_set(a) & _as_set(b):

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
@@ -159,6 +160,96 @@ def _md_sr_rows(runs: list[Run], sections: list[dict[str, Any]]) -> list[dict[st
     return rows
 
 
+def _sr_sections(runs: list[Run], published: pd.DataFrame, problems: Problems) -> list[dict[str, Any]]:
+    """The SR tables, one section per scale and dataset, their HTML marked safe for the template."""
+    sections = problems.guard("the SR tables", lambda: tables.sr_sections(runs, published), [])
+    for sec in sections:
+        sec["table"] = Markup(sec["table"])
+        sec["per_image"] = Markup(sec["per_image"]) if sec["per_image"] else None
+    return sections
+
+
+def _run_figures(runs: list[Run], staging: Path, published: pd.DataFrame, fig5_band: tuple[float, float] | None,
+                 problems: Problems) -> list[dict[str, Any]]:
+    """Per run, its figures written to `staging` (training, Gatys, curve, style trend, loss terms) as asset links."""
+    run_figures = []
+    for run in runs:
+        entry: dict[str, Any] = {"label": run.label, "header": run.header, "notes": []}
+        for key, fn in (("training", figures.training_figure),
+                        ("gatys", functools.partial(figures.gatys_figure, band=fig5_band)),
+                        ("curve", functools.partial(figures.curve_figure, refs=published))):
+            path, notes = problems.guard(
+                f"the {key} figure of run {run.label}",
+                partial(fn, run, staging / f"{run.label}_{key}.png"), (None, []))
+            entry[key] = f"{ASSETS}/{path.name}" if path else None
+            entry["notes"].extend(notes)
+        trend = problems.guard(f"the style-trend figure of run {run.label}",
+                               partial(figures.trend_figure, run, staging / f"{run.label}_trend.png",
+                                       band=fig5_band), None)
+        entry["trend"] = f"{ASSETS}/{trend.name}" if trend else None
+        terms = problems.guard(f"the loss-terms figure of run {run.label}",
+                               partial(figures.terms_figure, run, staging / f"{run.label}_terms.png"),
+                               None)
+        entry["terms"] = f"{ASSETS}/{terms.name}" if terms else None
+        run_figures.append(entry)
+    return run_figures
+
+
+def _image_grids(runs: list[Run], staging: Path, problems: Problems) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per run label, its SR image grids and its style grids written to `staging`, each with the evaluated methods
+    placed beside the runs' own."""
+    sr_grid = {r.label: problems.guard(f"the SR image grids of run {r.label}",
+                                       partial(grids.sr_grids, r, staging, href=ASSETS), [])
+               for r in runs}
+    problems.guard("the evaluated methods beside the SR image grids",
+                   partial(grids.place_evaluated_sr, runs, sr_grid, staging, href=ASSETS), None)
+    style_grid = {r.label: problems.guard(f"the style grids of run {r.label}",
+                                          partial(grids.style_grids, r, staging, href=ASSETS), [])
+                  for r in runs}
+    problems.guard("the evaluated stylizers beside the style grids",
+                   partial(grids.place_evaluated_style, runs, style_grid, staging, href=ASSETS), None)
+    return sr_grid, style_grid
+
+
+def _html_tables(runs: list[Run], published: pd.DataFrame, claims: pd.DataFrame, summary: pd.DataFrame,
+                 records: pd.DataFrame, problems: Problems) -> dict[str, Any]:
+    """The page's tables as HTML marked safe for the template: claim summary, misprints, claims, runs, Table 1,
+    Fig. 5 (and its per-image drill-down), benchmarks."""
+    html_tables: dict[str, Any] = {
+        "summary": tables.summary_html(summary, attempted=True),
+        "summary_not_run": tables.summary_html(summary, attempted=False),
+        "misprints": tables.misprints_html(published),
+        "claims": [dict(t, html=Markup(t["html"]) if t["html"] else None,
+                        not_run_html=Markup(t["not_run_html"]) if t["not_run_html"] else None)
+                   for t in tables.claims_tables(claims)],
+        "runs": Markup(tables.runs_html(runs)) if runs else None,
+        "table1": problems.guard("Table 1", lambda: tables.table1_html(runs, published), None),
+        "fig5": problems.guard("the Fig. 5 table", lambda: tables.fig5_html(runs), None),
+        "fig5_per_image": problems.guard("the Fig. 5 drill-down", lambda: tables.fig5_per_image_html(runs), []),
+        "bench": problems.guard("the benchmark table", lambda: tables.bench_html(records), None),
+    }
+    for key in ("table1", "fig5", "bench", "summary", "summary_not_run", "misprints"):
+        if html_tables[key]:
+            html_tables[key] = Markup(html_tables[key])
+    for item in html_tables["fig5_per_image"]:
+        item["html"] = Markup(item["html"])
+    return html_tables
+
+
+def _environment_tables(runs: list[Run], problems: Problems) -> list[dict[str, Any]]:
+    """Per run, its environment and stages tables as HTML marked safe for the template."""
+    env_tables = []
+    for run in runs:
+        env_html = problems.guard(f"the environment table of run {run.label}",
+                                  partial(tables.environment_html, run), None)
+        stages_html = problems.guard(f"the stages table of run {run.label}",
+                                     partial(tables.stages_html, run), None)
+        env_tables.append({"label": run.label, "header": run.header, "info_error": run.info_error,
+                           "env": Markup(env_html) if env_html else None,
+                           "stages": Markup(stages_html) if stages_html else None})
+    return env_tables
+
+
 def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
                  out_dir: Path = DEFAULT_OUT, spread: Any = "default") -> Path:
     """Write `out_dir/report.html` (+ `report.md`, `assets/`) comparing the runs; return the HTML's path.
@@ -183,69 +274,13 @@ def build_report(run_dirs: list[Path], bench_jsons: list[Path] | None = None,
         noise_note = headline.default_profile_noise(claims)
         fig5_band = fig5_claim_band(published)
         summary = claims_mod.claim_summary(claims)
-        sr_sections = problems.guard("the SR tables", lambda: tables.sr_sections(runs, published), [])
-        run_figures = []
-        for run in runs:
-            entry: dict[str, Any] = {"label": run.label, "header": run.header, "notes": []}
-            for key, fn in (("training", figures.training_figure),
-                            ("gatys", functools.partial(figures.gatys_figure, band=fig5_band)),
-                            ("curve", functools.partial(figures.curve_figure, refs=published))):
-                path, notes = problems.guard(
-                    f"the {key} figure of run {run.label}",
-                    partial(fn, run, staging / f"{run.label}_{key}.png"), (None, []))
-                entry[key] = f"{ASSETS}/{path.name}" if path else None
-                entry["notes"].extend(notes)
-            trend = problems.guard(f"the style-trend figure of run {run.label}",
-                                   partial(figures.trend_figure, run, staging / f"{run.label}_trend.png",
-                                           band=fig5_band), None)
-            entry["trend"] = f"{ASSETS}/{trend.name}" if trend else None
-            terms = problems.guard(f"the loss-terms figure of run {run.label}",
-                                   partial(figures.terms_figure, run, staging / f"{run.label}_terms.png"),
-                                   None)
-            entry["terms"] = f"{ASSETS}/{terms.name}" if terms else None
-            run_figures.append(entry)
+        sr_sections = _sr_sections(runs, published, problems)
+        run_figures = _run_figures(runs, staging, published, fig5_band, problems)
         throughput = problems.guard("the throughput figure",
                                     lambda: figures.throughput_figure(records, staging / "throughput.png"), None)
-        sr_grid = {r.label: problems.guard(f"the SR image grids of run {r.label}",
-                                           partial(grids.sr_grids, r, staging, href=ASSETS), [])
-                   for r in runs}
-        problems.guard("the evaluated methods beside the SR image grids",
-                       partial(grids.place_evaluated_sr, runs, sr_grid, staging, href=ASSETS), None)
-        style_grid = {r.label: problems.guard(f"the style grids of run {r.label}",
-                                              partial(grids.style_grids, r, staging, href=ASSETS), [])
-                      for r in runs}
-        problems.guard("the evaluated stylizers beside the style grids",
-                       partial(grids.place_evaluated_style, runs, style_grid, staging, href=ASSETS), None)
-        html_tables: dict[str, Any] = {
-            "summary": tables.summary_html(summary, attempted=True),
-            "summary_not_run": tables.summary_html(summary, attempted=False),
-            "misprints": tables.misprints_html(published),
-            "claims": [dict(t, html=Markup(t["html"]) if t["html"] else None,
-                            not_run_html=Markup(t["not_run_html"]) if t["not_run_html"] else None)
-                       for t in tables.claims_tables(claims)],
-            "runs": Markup(tables.runs_html(runs)) if runs else None,
-            "table1": problems.guard("Table 1", lambda: tables.table1_html(runs, published), None),
-            "fig5": problems.guard("the Fig. 5 table", lambda: tables.fig5_html(runs), None),
-            "fig5_per_image": problems.guard("the Fig. 5 drill-down", lambda: tables.fig5_per_image_html(runs), []),
-            "bench": problems.guard("the benchmark table", lambda: tables.bench_html(records), None),
-        }
-        for key in ("table1", "fig5", "bench", "summary", "summary_not_run", "misprints"):
-            if html_tables[key]:
-                html_tables[key] = Markup(html_tables[key])
-        for item in html_tables["fig5_per_image"]:
-            item["html"] = Markup(item["html"])
-        for sec in sr_sections:
-            sec["table"] = Markup(sec["table"])
-            sec["per_image"] = Markup(sec["per_image"]) if sec["per_image"] else None
-        env_tables = []
-        for run in runs:
-            env_html = problems.guard(f"the environment table of run {run.label}",
-                                      partial(tables.environment_html, run), None)
-            stages_html = problems.guard(f"the stages table of run {run.label}",
-                                         partial(tables.stages_html, run), None)
-            env_tables.append({"label": run.label, "header": run.header, "info_error": run.info_error,
-                               "env": Markup(env_html) if env_html else None,
-                               "stages": Markup(stages_html) if stages_html else None})
+        sr_grid, style_grid = _image_grids(runs, staging, problems)
+        html_tables = _html_tables(runs, published, claims, summary, records, problems)
+        env_tables = _environment_tables(runs, problems)
         context = {
             "title": "Perceptual losses (Johnson et al. 2016): reproduction report",
             "generated": time.strftime("%Y-%m-%d %H:%M:%S %z"),

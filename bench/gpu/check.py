@@ -314,7 +314,8 @@ def _junit_counts(path: Path) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line: the steps and their budget, `--summarize`, and the gatys500 process's internal options."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_option(p, help="cuda (default when available) or cpu")
     p.add_argument("--quick", action="store_true", help="tiny subset of every step (CPU rehearsal)")
@@ -329,56 +330,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gatys-iterations", type=int, default=500, help=argparse.SUPPRESS)
     p.add_argument("--gatys-ref-budget-s", type=float, default=60.0, help=argparse.SUPPRESS)
     p.add_argument("--gatys-json", type=Path, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
 
-    if args.summarize is not None:
-        doc = _load(args.summarize)
-        if doc is None:
-            p.error(f"--summarize: cannot read {args.summarize} as JSON")
-        rows = targets(doc, doc.get("gatys500"))
-        meta = doc.get("perceptual_bench") or {}
-        print(summary_md(doc, rows, {"device_name": meta.get("device_name"), "date": doc.get("datetime"),
-                                     "torch": meta.get("torch"), "commit": (doc.get("commit_info") or {}).get("id")}))
-        return 0
 
-    import torch
+def _print_summary(doc: dict) -> None:
+    """Print the targets table of a benchmark JSON already written (`--summarize`)."""
+    rows = targets(doc, doc.get("gatys500"))
+    meta = doc.get("perceptual_bench") or {}
+    print(summary_md(doc, rows, {"device_name": meta.get("device_name"), "date": doc.get("datetime"),
+                                 "torch": meta.get("torch"), "commit": (doc.get("commit_info") or {}).get("id")}))
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        print("gpu_check: --device cuda but torch.cuda.is_available() is False; use --device cpu --quick for the "
-              "rehearsal", file=sys.stderr)
-        return 2
-    if args.gatys_run:
-        gatys500(device, args.gatys_size, args.gatys_iterations, args.gatys_ref_budget_s, args.gatys_json)
-        return 0
-    try:
-        import resize_right  # noqa: F401 - data.resize (SRCNN, bicubic) needs it; missing on the GPU image
-    except ImportError:
-        print("gpu_check: the package resize_right is missing: carry .whl (see scripts/gpu_check.sh)", file=sys.stderr)
-        return 2
 
-    budget = Budget(args.budget_s)
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
-    unknown = set(steps) - {"targets", "gatys500", "tests", "rest", "sweep"}
-    if unknown:
-        p.error(f"unknown steps {sorted(unknown)}")
-    date = time.strftime("%Y-%m-%d")
-    gpu = gpu_name(nvidia_smi()) if device == "cuda" else "cpu"  # no CUDA context here: the steps need the device
-    name = "cpu" if device == "cpu" else _slug(gpu)
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu_check_{os.getpid()}"
-    work.mkdir(parents=True, exist_ok=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}_{date}" + ("_quick" if args.quick else "")
-    info: dict[str, Any] = {"device": device, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
-                            "budget_s": args.budget_s, "quick": args.quick, "steps": {},
-                            "device_name": gpu,
-                            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                                     capture_output=True, text=True, check=False).stdout.strip() or "unknown"}
-    _log(f"{info['device_name']}, torch {torch.__version__}, budget {args.budget_s:.0f} s, steps {steps}")
-    if device == "cuda":
-        subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.sm,temperature.gpu",
-                        "--format=csv"], check=False)
-
+def _run_steps(steps: list[str], args: argparse.Namespace, device: str, work: Path, stem: str,
+               info: dict[str, Any], budget: Budget) -> Path:
+    """Run the steps in order, each in its own process with its share of the budget, recording each one's result in
+    `info["steps"]`; the JSON and its summary are rewritten after every step. Returns the JSON's path."""
     py = [sys.executable]
     bench_common = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only", f"--bench-device={device}",
                     f"--bench-case-timeout={args.case_timeout_s:g}", "--benchmark-columns=min,median,max,rounds",
@@ -423,7 +389,60 @@ def main(argv: list[str] | None = None) -> int:
                 parts.append(part)
         info["steps"][step] = res
         _write(args.out, stem, parts, gatys_json, info, budget)  # after every step: a later failure keeps these
-    path = _write(args.out, stem, parts, gatys_json, info, budget)
+    return _write(args.out, stem, parts, gatys_json, info, budget)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the GPU check's steps (or `--summarize` a benchmark JSON); 0 when every step ran ok or was skipped."""
+    p = _parser()
+    args = p.parse_args(argv)
+
+    if args.summarize is not None:
+        doc = _load(args.summarize)
+        if doc is None:
+            p.error(f"--summarize: cannot read {args.summarize} as JSON")
+        _print_summary(doc)
+        return 0
+
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: --device cuda but torch.cuda.is_available() is False; use --device cpu --quick for the "
+              "rehearsal", file=sys.stderr)
+        return 2
+    if args.gatys_run:
+        gatys500(device, args.gatys_size, args.gatys_iterations, args.gatys_ref_budget_s, args.gatys_json)
+        return 0
+    try:
+        import resize_right  # noqa: F401 - data.resize (SRCNN, bicubic) needs it; missing on the GPU image
+    except ImportError:
+        print("gpu_check: the package resize_right is missing: carry .whl (see scripts/gpu_check.sh)", file=sys.stderr)
+        return 2
+
+    budget = Budget(args.budget_s)
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = set(steps) - {"targets", "gatys500", "tests", "rest", "sweep"}
+    if unknown:
+        p.error(f"unknown steps {sorted(unknown)}")
+    date = time.strftime("%Y-%m-%d")
+    gpu = gpu_name(nvidia_smi()) if device == "cuda" else "cpu"  # no CUDA context here: the steps need the device
+    name = "cpu" if device == "cpu" else _slug(gpu)
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu_check_{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}_{date}" + ("_quick" if args.quick else "")
+    info: dict[str, Any] = {"device": device, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
+                            "budget_s": args.budget_s, "quick": args.quick, "steps": {},
+                            "device_name": gpu,
+                            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                                     capture_output=True, text=True, check=False).stdout.strip() or "unknown"}
+    _log(f"{info['device_name']}, torch {torch.__version__}, budget {args.budget_s:.0f} s, steps {steps}")
+    if device == "cuda":
+        subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.sm,temperature.gpu",
+                        "--format=csv"], check=False)
+
+    path = _run_steps(steps, args, device, work, stem, info, budget)
     print(path.with_name(path.stem + "_summary.md").read_text(encoding="utf-8"))
     shutil.rmtree(work, ignore_errors=True)
     bad = [s for s, r in info["steps"].items() if r["status"] not in ("ok", "skipped")]

@@ -646,7 +646,8 @@ def collect(step: Step, work: Path, out: Path) -> list[dict[str, Any]]:
     return []
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line: the device (or the rehearsal), the budget, the output and data folders, the steps."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_option(p, choices=("cuda",), help="cuda: the GPU protocol (must be explicit)")
     p.add_argument("--rehearse", action="store_true",
@@ -658,7 +659,90 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--prepare-data", type=Path, default=None, metavar="DIR",
                    help="copy the images the harness steps read into DIR (to carry to the GPU machine) and exit")
     p.add_argument("--only", default=None, help="comma-separated step names to run (default: all, in order)")
-    args = p.parse_args(argv)
+    return p
+
+
+def _machine_info(device: str, rehearse: bool, budget_s: float) -> dict[str, Any]:
+    """What the JSONL's first record and the summary say about this machine and run (notes are added later)."""
+    import torch
+
+    smi = nvidia_smi()
+    info: dict[str, Any] = {"device": device, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
+                            "commit": git_commit(), "budget_s": None if rehearse else budget_s,
+                            "rehearsal": rehearse, "nvidia_smi": smi or "not available",
+                            "device_name": gpu_name(smi) if device == "cuda" else "cpu (rehearsal)",
+                            "cold_compile_allowance_s": COLD_COMPILE_S}
+    info["c_compiler"] = c_compiler()
+    return info
+
+
+def _run_notes(rehearse: bool, no_compiler: str | None, vgg: str, data_why: str) -> list[str]:
+    """The summary's notes on what makes this run's numbers differ from a full GPU run's."""
+    notes: list[str] = []
+    if rehearse:
+        notes.append("rehearsal: every step runs to completion whatever the clock says (no budget); compiled steps "
+                     "use torch.compile(backend='aot_eager') (Inductor compiles take 60-90 s per shape on a CPU); "
+                     "numbers at tiny sizes are not comparable to any target")
+    elif no_compiler:
+        notes.append(f"{no_compiler}: the steps that compile (the compiled measurements and the harness runs, which "
+                     "compile by default on CUDA) are skipped")
+    if vgg == "random":
+        notes.append("harness runs use --vgg-weights random (ImageNet VGG-16 weights not on this machine"
+                     f"{'' if not rehearse else ', or a rehearsal'}): timings are unaffected; the Fig. 5 "
+                     "objective values and PSNR are not the paper's")
+    if data_why:
+        notes.append(f"harness steps: {data_why}")
+    return notes
+
+
+def _skip_reasons(steps: Sequence[Step], no_compiler: str | None, data: dict[str, str] | None,
+                  data_why: str) -> list[str]:
+    """Per step, why it cannot run here ("" when it can): the reasons that do not depend on the clock, known before
+    anything runs (so no minimum is reserved for them)."""
+    reasons: list[str] = []
+    for step in steps:
+        reason = ""
+        if step.compiled and no_compiler:
+            reason = no_compiler
+        elif step.needs_data and data is None:
+            reason = data_why
+        elif (mod := missing_module(step.requires)) is not None:
+            reason = f"package {mod!r} missing: carry its wheel in .gpu/whl/"
+        reasons.append(reason)
+    return reasons
+
+
+def _run_and_collect(step: Step, limit: float, logf: IO[str], work: Path, out: Path, jsonl: Path,
+                     status: dict[str, dict[str, Any]]) -> None:
+    """Run one step within `limit` seconds, record its status in `status` (before collecting, so an interrupted
+    collect still shows that it ran) and append what it left to the JSONL."""
+    print(f"[gpu_check {time.strftime('%H:%M:%S')}] {step.name} (limit {limit:.0f} s)", flush=True)
+    status[step.name] = run_step(step, limit, logf)
+    try:
+        for r in collect(step, work, out):
+            append_jsonl(jsonl, {"step": step.name, **r})
+    except Exception as e:  # noqa: BLE001 - one unreadable result must not cost the later steps
+        status[step.name]["reason"] = f"collecting its results failed: {type(e).__name__}: {e}"
+        status[step.name]["status"] = "collect failed"
+    print(f"[gpu_check] {step.name}: {status[step.name]['status']} after "
+          f"{status[step.name]['seconds']} s", flush=True)
+
+
+def _not_ok(status: dict[str, dict[str, Any]], rehearse: bool, only: str | None, jsonl: Path,
+            sizes: Sizes) -> list[str]:
+    """The steps (and, in a rehearsal, the targets) that make the run fail."""
+    bad = [n for n, s in status.items() if s["status"] not in ("ok", "skipped")]
+    if rehearse:  # CI: every step must run and pass at the tiny sizes, and every target have its record
+        bad += [n for n, s in status.items() if s["status"] == "skipped"]
+        rows = target_rows(read_jsonl(jsonl), status, False, sizes)[:len(TARGETS)]
+        bad += [r["target"] for r in rows if r["value_s"] is None and not only]
+    return bad
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the protocol's steps within the budget (or rehearse them on the CPU); 0 when every step ran ok or was
+    skipped for a reason (in a rehearsal: when every step ran ok and every target has its record)."""
+    args = _parser().parse_args(argv)
     if args.prepare_data is not None:
         print(prepare_data(args.prepare_data))
         return 0
@@ -684,51 +768,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu_check_{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    notes: list[str] = []
-    smi = nvidia_smi()
-    info: dict[str, Any] = {"device": device, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
-                            "commit": git_commit(), "budget_s": None if args.rehearse else budget_s,
-                            "rehearsal": args.rehearse, "nvidia_smi": smi or "not available",
-                            "device_name": gpu_name(smi) if device == "cuda" else "cpu (rehearsal)",
-                            "cold_compile_allowance_s": COLD_COMPILE_S}
-    cc = c_compiler()
-    info["c_compiler"] = cc
-    no_compiler = None if args.rehearse else compiler_missing(cc)
+    info = _machine_info(device, args.rehearse, budget_s)
+    no_compiler = None if args.rehearse else compiler_missing(info["c_compiler"])
     if args.rehearse:
         os.environ[COMPILE_BACKEND_ENV] = "aot_eager"
-        notes.append("rehearsal: every step runs to completion whatever the clock says (no budget); compiled steps "
-                     "use torch.compile(backend='aot_eager') (Inductor compiles take 60-90 s per shape on a CPU); "
-                     "numbers at tiny sizes are not comparable to any target")
-    elif no_compiler:
-        notes.append(f"{no_compiler}: the steps that compile (the compiled measurements and the harness runs, which "
-                     "compile by default on CUDA) are skipped")
     data_root, data_why = data_folder(args.data)
     data = _data_paths(data_root) if data_root else None
     vgg = "imagenet" if (not args.rehearse and imagenet_vgg_available()) else "random"
-    if vgg == "random":
-        notes.append("harness runs use --vgg-weights random (ImageNet VGG-16 weights not on this machine"
-                     f"{'' if not args.rehearse else ', or a rehearsal'}): timings are unaffected; the Fig. 5 "
-                     "objective values and PSNR are not the paper's")
-    if data_why:
-        notes.append(f"harness steps: {data_why}")
-    info["notes"] = notes
+    info["notes"] = _run_notes(args.rehearse, no_compiler, vgg, data_why)
     append_jsonl(jsonl, {"kind": "machine", **info})
     steps = plan(device, sizes, work, jsonl, data, vgg)
     if args.only:
         wanted = set(args.only.split(","))
         steps = [s for s in steps if s.name in wanted]
     status: dict[str, dict[str, Any]] = {}
-    # reasons that do not depend on the clock, known before anything runs (so no minimum is reserved for them)
-    reasons: list[str] = []
-    for step in steps:
-        reason = ""
-        if step.compiled and no_compiler:
-            reason = no_compiler
-        elif step.needs_data and data is None:
-            reason = data_why
-        elif (mod := missing_module(step.requires)) is not None:
-            reason = f"package {mod!r} missing: carry its wheel in .gpu/whl/"
-        reasons.append(reason)
+    reasons = _skip_reasons(steps, no_compiler, data, data_why)
     runnable = [not r for r in reasons]
     logf = open(out / LOG, "w", encoding="utf-8")  # noqa: SIM115 - closed below; written by every step
 
@@ -747,29 +801,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     reason = f"budget: {max(limit, 0):.0f} s left for it, its minimum is {step.min_s:.0f} s"
             if reason:
                 status[step.name] = {"status": "skipped", "reason": reason, "seconds": 0.0}
-                write_summary()
-                continue
-            print(f"[gpu_check {time.strftime('%H:%M:%S')}] {step.name} (limit {limit:.0f} s)", flush=True)
-            status[step.name] = run_step(step, limit, logf)
-            try:
-                for r in collect(step, work, out):
-                    append_jsonl(jsonl, {"step": step.name, **r})
-            except Exception as e:  # noqa: BLE001 - one unreadable result must not cost the later steps
-                status[step.name]["reason"] = f"collecting its results failed: {type(e).__name__}: {e}"
-                status[step.name]["status"] = "collect failed"
-            print(f"[gpu_check] {step.name}: {status[step.name]['status']} after "
-                  f"{status[step.name]['seconds']} s", flush=True)
+            else:
+                _run_and_collect(step, limit, logf, work, out, jsonl, status)
             write_summary()
     finally:
         logf.close()
         write_summary()
         shutil.rmtree(work, ignore_errors=True)
     print((out / SUMMARY).read_text(encoding="utf-8"))
-    bad = [n for n, s in status.items() if s["status"] not in ("ok", "skipped")]
-    if args.rehearse:  # CI: every step must run and pass at the tiny sizes, and every target have its record
-        bad += [n for n, s in status.items() if s["status"] == "skipped"]
-        rows = target_rows(read_jsonl(jsonl), status, False, sizes)[:len(TARGETS)]
-        bad += [r["target"] for r in rows if r["value_s"] is None and not args.only]
+    bad = _not_ok(status, args.rehearse, args.only, jsonl, sizes)
     if bad:
         print(f"gpu_check: not ok: {', '.join(bad)}", file=sys.stderr)
     return 1 if bad else 0

@@ -109,7 +109,8 @@ class SpreadTable:
     def tolerance(self, profile: str, key: Key, reference: float, seeds: bool) -> tuple[float, str] | None:
         """(tolerance, basis) of one value by the module's rule; None when neither spread of its group was
         measured for this profile (the value cannot be judged)."""
-        path, path_profile = self.group_rel("cpu_path", profile, key), profile
+        path: float | None = self.group_rel("cpu_path", profile, key)
+        path_profile: str | None = profile
         if path is None:  # float paths not measured for this profile: the same group's under another profile
             path, path_profile = self.other_profile_rel("cpu_path", key)
         seed = self.group_rel("seed", profile, key) if seeds else None

@@ -102,3 +102,18 @@ def test_sr_harness_runs_two_seeds_end_to_end(tmp_path):
     for seed in (0, 1):
         run = json.loads((tmp_path / "run" / "seeds" / f"seed-{seed}" / "run.json").read_text())
         assert run["seed"] == seed
+
+
+def test_overwrite_reruns_every_seed_and_never_resumes(tmp_path):
+    out = tmp_path / "run"
+    _fake_seed_run(seeds_mod.seed_dir(out, 0), 0)
+    calls = []
+
+    def main(argv: list[str]) -> int:
+        calls.append(argv)
+        _fake_seed_run(Path(argv[argv.index("--out") + 1]), int(argv[argv.index("--seed") + 1]))
+        return 0
+
+    seeds_mod.run_seeds(main, ["--overwrite"], [0, 1], out, "bench.sr")
+    assert [c[c.index("--seed") + 1] for c in calls] == ["0", "1"]
+    assert all("--overwrite" in c and "--resume" not in c for c in calls)

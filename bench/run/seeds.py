@@ -64,26 +64,25 @@ def _finished(folder: Path) -> bool:
 
 def seed_argv(given: Sequence[str], seed: int, out: Path, no_report: Sequence[str]) -> list[str]:
     """The argument list of one seed's run: the given one without --seeds/--seed/--out/--resume, plus this seed,
-    its folder, --resume where the folder holds an interrupted run, and the options that skip the per-seed report."""
+    its folder, --resume where the folder holds an earlier run (unless --overwrite asks to start it anew), and the
+    options that skip the per-seed report."""
     argv = strip_option(strip_option(strip_option(given, "--seeds", None), "--seed", 1), "--out", 1)
     argv = [a for a in argv if a != "--resume"]
     folder = seed_dir(out, seed)
-    resume = ["--resume"] if (folder / "run.json").is_file() else []
-    if resume:
-        argv = [a for a in argv if a != "--overwrite"]
+    resume = ["--resume"] if (folder / "run.json").is_file() and "--overwrite" not in argv else []
     return [*argv, *no_report, *resume, "--seed", str(seed), "--out", str(folder)]
 
 
 def run_seeds(main: Callable[[list[str]], int], given: Sequence[str], seeds: Sequence[int], out: Path,
               module: str, no_report: Sequence[str] = ()) -> tuple[int, list[int]]:
-    """Run `main` once per seed (skipping finished seeds), then aggregate what finished. Returns the worst exit
-    status and the seeds whose runs finished."""
+    """Run `main` once per seed (skipping finished seeds unless --overwrite is given), then aggregate what
+    finished. Returns the worst exit status and the seeds whose runs finished."""
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds {' '.join(map(str, seeds))}: each seed once")
     status = 0
     for seed in seeds:
         folder = seed_dir(out, seed)
-        if _finished(folder):
+        if _finished(folder) and "--overwrite" not in given:
             print(f"seed {seed}: finished earlier, kept ({folder})")
             continue
         print(f"seed {seed}: running into {folder}")

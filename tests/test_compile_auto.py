@@ -26,16 +26,22 @@ def test_training_break_even_at_the_measured_size_both_ways():
     assert not training_decision("auto", "cpu", "quick", "style", 52, 4 * 256 * 256).compile
 
 
-def test_training_break_even_scales_with_the_pixels_of_a_step():
-    """4 x 72 px patches save 1/16 of a 4 x 288 px step, so 16 x 40.5 = 648 steps are needed: the quick profile's
-    300 do not pay, cpu-x4's 5000 do; two compilations need twice the steps."""
+def test_training_break_even_uses_the_measurement_nearest_in_size():
+    """At 4 x 72 px (the quick and cpu-x4 patches) the measured step saves 0.2223 - 0.2010 s after 36.7 s of
+    compiling: 1,723 steps are needed (scaling the 4 x 288 px measurement by pixels predicted 648). The quick
+    profile's 300 do not pay, cpu-x4's 5,000 do; two compilations need twice the steps. Between two measurements
+    the nearer one in log size is scaled (4 x 144 px: a tie, so the smaller one, listed first)."""
     pixels = 4 * 72 * 72
+    need = 36.7 / (0.2223 - 0.2010)
+    assert cp.nearest_cost(cp.TRAIN_COSTS["sr"], pixels).pixels == pixels
+    assert cp.nearest_cost(cp.TRAIN_COSTS["sr"], pixels).break_even(pixels) == pytest.approx(need)
     assert not training_decision("auto", "cpu", "quick", "sr", 300, pixels).compile
-    assert not training_decision("auto", "cpu", "cpu-x4", "sr", 648, pixels).compile
-    assert training_decision("auto", "cpu", "cpu-x4", "sr", 649, pixels).compile
+    assert not training_decision("auto", "cpu", "cpu-x4", "sr", int(need), pixels).compile
+    assert training_decision("auto", "cpu", "cpu-x4", "sr", int(need) + 1, pixels).compile
     assert training_decision("auto", "cpu", "cpu-x4", "sr", 5000, pixels).compile
-    assert not training_decision("auto", "cpu", "cpu-x4", "sr", 1000, pixels, compilations=2).compile
-    assert cp.TRAIN_COSTS["sr"].break_even(pixels) == pytest.approx(77.0 / (1.90 / 16))
+    assert not training_decision("auto", "cpu", "cpu-x4", "sr", 3000, pixels, compilations=2).compile
+    assert cp.nearest_cost(cp.TRAIN_COSTS["sr"], 4 * 144 * 144).pixels == pixels
+    assert cp.nearest_cost(cp.TRAIN_COSTS["sr"], 4 * 256 * 256).pixels == 4 * 288 * 288
 
 
 def test_smoke_never_compiles_and_on_off_are_obeyed():

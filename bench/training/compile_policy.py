@@ -6,8 +6,10 @@ its every answer must carry its reason (run.json records each decision as {"comp
 The rule: compile when the time the compiled step saves over the planned work exceeds the time compiling costs.
   training: planned steps x saving per step  >  compilations x compile time
   forward:  sum over images of the saving per image  >  distinct input shapes x compile time (one graph per shape)
-The saving per step or image is the measured one scaled by pixels (a step on 4 x 72 px patches saves 1/16 of what
-a step on 4 x 288 px saves); the compile time is taken as measured, whatever the size. A training that runs in
+The saving per step or image comes from the measurement nearest in size (log pixels), scaled by pixels from there;
+the compile time is that measurement's. Scaling alone from 4 x 288 px overestimated the saving at 4 x 72 px by 5.6x
+(a whole-run measurement: break-even ~1,720 steps, not the 648 scaling predicted), so sizes are measured, not
+extrapolated, where it matters. A training that runs in
 chunks (the SR Set5 curve, the style trend) compiles once per process: each chunk's new step reuses the compiled
 graph (dynamo's cache: same model, same loss; checked with a counting backend), so the harnesses pass one
 compilation per training. The smoke profile never compiles (the golden files are eager runs). Networks and devices without a
@@ -17,13 +19,16 @@ training and Table 1's timed forward, and leaves the many-shape evaluation eager
 Measured costs (CPU, 2 vCPUs, torch 2.14.1, 1 thread, fp32):
 - training: results/bench/cpu_2026-12-02_train_steps.md. SR x4 l_feat step at 4 x 288 px: 6.61 s eager, 4.71 s
   compiled, 77 s to compile (break-even ~40 steps at that size); style step at 4 x 256 px: 12.00 s eager, 8.06 s
-  compiled, 206 s to compile (~52 steps).
+  compiled, 206 s to compile (~52 steps). SR x4 l_feat at 4 x 72 px (the quick and cpu-x4 patches), from whole
+  runs of 800 iterations: results/bench/cpu_2026-12-07_compile_whole_run.md: 0.2223 s eager, 0.2010 s compiled,
+  36.7 s to compile (break-even ~1,720 steps).
 - forward: results/bench/cpu_2026-11-26_summary.md ("torch.compile 1.3-2x faster but 60-90 s of compilation per
   shape"): the cautious ends (1.3x, 90 s) applied to the measured eager forward (SR x4 to 512 x 512 px: 2.39 s;
   style at 1024 x 1024 px: 13.58 s).
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,8 +78,11 @@ class MeasuredCost:
         return compilations * self.compile_s / self.saving_s(pixels)
 
 
-TRAIN_COSTS: dict[str, MeasuredCost] = {  # per CPU training network (SRCNN: not measured, stays eager)
-    "sr": MeasuredCost("SR x4 l_feat step, 4 x 288 px", 6.61, 4.71, 77.0, 4 * 288 * 288, TRAIN_SOURCE),
+WHOLE_RUN_SOURCE = "results/bench/cpu_2026-12-07_compile_whole_run.md"
+TRAIN_COSTS: dict[str, MeasuredCost | tuple[MeasuredCost, ...]] = {  # per CPU training network (SRCNN: not
+    # measured, stays eager); several measurements: the nearest in size is used
+    "sr": (MeasuredCost("SR x4 l_feat step, 4 x 72 px", 0.2223, 0.2010, 36.7, 4 * 72 * 72, WHOLE_RUN_SOURCE),
+           MeasuredCost("SR x4 l_feat step, 4 x 288 px", 6.61, 4.71, 77.0, 4 * 288 * 288, TRAIN_SOURCE)),
     "style": MeasuredCost("style step, 4 x 256 px", 12.00, 8.06, 206.0, 4 * 256 * 256, TRAIN_SOURCE),
 }
 FORWARD_COSTS: dict[str, MeasuredCost] = {  # per CPU forward network (output pixels)
@@ -83,6 +91,14 @@ FORWARD_COSTS: dict[str, MeasuredCost] = {  # per CPU forward network (output pi
     "style": MeasuredCost("style forward at 1024 x 1024 px", 13.58, 13.58 / FORWARD_SPEEDUP, FORWARD_COMPILE_S,
                           1024 * 1024, FORWARD_SOURCE),
 }
+
+
+def nearest_cost(costs: MeasuredCost | tuple[MeasuredCost, ...], pixels: int) -> MeasuredCost:
+    """The measurement nearest to a step of `pixels` pixels in log size (the first of a tie: list the smaller,
+    more cautious measurement first)."""
+    if isinstance(costs, MeasuredCost):
+        return costs
+    return min(costs, key=lambda c: abs(math.log(pixels / c.pixels)))
 
 
 def normalise_mode(value: bool | str | None) -> str:
@@ -116,9 +132,10 @@ def training_decision(mode: bool | str | None, device: torch.device | str, profi
     if torch.device(device).type == "cuda":
         return Decision(True, "auto: CUDA keeps the device default (best_config compiles training); no CUDA "
                               "break-even is measured here")
-    cost = TRAIN_COSTS.get(network)
-    if cost is None:
+    costs = TRAIN_COSTS.get(network)
+    if costs is None:
         return Decision(False, f"auto: no measured compile break-even for the {network} training on a CPU; eager")
+    cost = nearest_cost(costs, pixels)
     need = cost.break_even(pixels, compilations)
     why = (f"auto: {steps} planned steps {'>' if steps > need else '<='} break-even {need:.0f} steps "
            f"({compilations} compilation(s) x {cost.compile_s:g} s / {cost.saving_s(pixels):.3g} s saved per step "

@@ -377,19 +377,27 @@ def read_info(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 TREND_COLUMNS = ("size", "train_iterations", "network_objective", "iters_to_match", "lbfgs_iterations")
 
 
-def read_seeds(path: Path) -> tuple[pd.DataFrame | None, str | None]:
-    """Parse seeds.csv (per value of a multi-seed run: n, mean, std, min, max and the ';'-joined values in seed
-    order): (frame with `values` as lists of floats, error). No file: (None, None)."""
+def _read_columns(path: Path, columns: tuple[str, ...]) -> tuple[pd.DataFrame | None, str | None]:
+    """A run folder's optional CSV as text columns `columns`: (frame, None); (None, None) when there is no file;
+    (None, "malformed: ...") when it cannot be parsed or lacks a column."""
     if not path.is_file():
         return None, None
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         return None, f"malformed: {path.name} cannot be parsed ({type(exc).__name__}: {exc})"
-    missing = [c for c in SEEDS_COLUMNS if c not in raw.columns]
+    missing = [c for c in columns if c not in raw.columns]
     if missing:
-        return None, f"malformed: {path.name} lacks columns {', '.join(missing)} (header: {','.join(SEEDS_COLUMNS)})"
-    df = raw[list(SEEDS_COLUMNS)].copy()
+        return None, f"malformed: {path.name} lacks columns {', '.join(missing)} (header: {','.join(columns)})"
+    return raw[list(columns)].copy(), None
+
+
+def read_seeds(path: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """Parse seeds.csv (per value of a multi-seed run: n, mean, std, min, max and the ';'-joined values in seed
+    order): (frame with `values` as lists of floats, error). No file: (None, None)."""
+    df, error = _read_columns(path, SEEDS_COLUMNS)
+    if df is None:
+        return None, error
     df["scale"] = df["scale"].map(_normalise_scale)
     try:
         df["values"] = [[float(v) for v in str(text).split(";")] for text in df["values"]]
@@ -401,16 +409,9 @@ def read_seeds(path: Path) -> tuple[pd.DataFrame | None, str | None]:
 def read_trend(path: Path) -> tuple[pd.DataFrame | None, str | None]:
     """Parse trend.csv (Fig. 5 measured at several training lengths; `iters_to_match` empty = not matched within
     `lbfgs_iterations`): (frame with NaN for unmatched, error). No file: (None, None)."""
-    if not path.is_file():
-        return None, None
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        return None, f"malformed: {path.name} cannot be parsed ({type(exc).__name__}: {exc})"
-    missing = [c for c in TREND_COLUMNS if c not in raw.columns]
-    if missing:
-        return None, f"malformed: {path.name} lacks columns {', '.join(missing)} (header: {','.join(TREND_COLUMNS)})"
-    df = raw[list(TREND_COLUMNS)].copy()
+    df, error = _read_columns(path, TREND_COLUMNS)
+    if df is None:
+        return None, error
     df["size"] = df["size"].str.strip()
     for col in TREND_COLUMNS[1:]:
         numbers = pd.to_numeric(df[col].str.strip().replace("", "nan"), errors="coerce")

@@ -20,6 +20,7 @@ from typing import Any
 from bench.run.errors import RunFolderError, describe_failure
 from data.files import atomic_write_json, safe_name
 from reports.results import RESULTS_FILE, read_rows, write_rows
+from reports.verify import REPO, find_reference, verify
 
 log = logging.getLogger("bench.run.folder")
 
@@ -207,8 +208,6 @@ def reproduction_stage(record: RunRecord, out: Path) -> dict[str, Any] | None:
     the run under results/runs/ with the same settings is printed and kept in run.json (`reproduction`), where the
     report's run card shows it; skipped when no committed run has these settings. A run that does not reproduce is
     not a failed run: the verdict says by how much."""
-    from reports.verify import find_reference, verify
-
     verdict = None
     with record.stage("reproduction"):
         ref = find_reference(out)
@@ -222,8 +221,6 @@ def reproduction_stage(record: RunRecord, out: Path) -> dict[str, Any] | None:
 
 
 def _shown_path(path: Path) -> str:
-    from reports.verify import REPO
-
     try:
         return str(path.resolve().relative_to(REPO))
     except ValueError:

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import shlex
 import shutil
 import statistics
 import sys
@@ -53,6 +54,11 @@ def strip_option(argv: Sequence[str], option: str, n_values: int | None) -> list
     return out
 
 
+def _without_seed_options(argv: Sequence[str]) -> list[str]:
+    """argv without what differs per seed or belongs to the aggregate: --seeds, --seed and --out."""
+    return strip_option(strip_option(strip_option(argv, "--seeds", None), "--seed", 1), "--out", 1)
+
+
 def _finished(folder: Path) -> bool:
     """A seed's run is finished when its run.json says every stage ended ok and its results.csv exists."""
     run_json, results = folder / "run.json", folder / RESULTS_FILE
@@ -66,8 +72,7 @@ def seed_argv(given: Sequence[str], seed: int, out: Path, no_report: Sequence[st
     """The argument list of one seed's run: the given one without --seeds/--seed/--out/--resume, plus this seed,
     its folder, --resume where the folder holds an earlier run (unless --overwrite asks to start it anew), and the
     options that skip the per-seed report."""
-    argv = strip_option(strip_option(strip_option(given, "--seeds", None), "--seed", 1), "--out", 1)
-    argv = [a for a in argv if a != "--resume"]
+    argv = [a for a in _without_seed_options(given) if a != "--resume"]
     folder = seed_dir(out, seed)
     resume = ["--resume"] if (folder / "run.json").is_file() and "--overwrite" not in argv else []
     return [*argv, *no_report, *resume, "--seed", str(seed), "--out", str(folder)]
@@ -128,12 +133,11 @@ def aggregate(out: Path, seeds: Sequence[int], module: str, given: Sequence[str]
         means.append(dict(first_rows[done], value=st["mean"]))
     atomic_write_text(out / SEEDS_FILE, buf.getvalue())
     write_rows(out / RESULTS_FILE, means)
-    first = json.loads((seed_dir(out, seeds[0]) / "run.json").read_text(encoding="utf-8"))
     runs = {str(s): json.loads((seed_dir(out, s) / "run.json").read_text(encoding="utf-8")) for s in seeds}
-    argv = strip_option(strip_option(strip_option(list(given) or first["argv"][3:], "--seeds", None), "--seed", 1),
-                        "--out", 1)
-    argv = ["python", "-m", module, *argv, "--seeds", *map(str, seeds), "--out", str(out)]
-    record = dict(first, argv=argv, command=" ".join(argv), seed=seeds[0], seeds=list(seeds),
+    first = runs[str(seeds[0])]
+    argv = ["python", "-m", module, *_without_seed_options(list(given) or first["argv"][3:]), "--seeds",
+            *map(str, seeds), "--out", str(out)]
+    record = dict(first, argv=argv, command=shlex.join(argv), seed=seeds[0], seeds=list(seeds),
                   seed_runs={s: str(Path(SEEDS_DIR) / f"seed-{s}") for s in map(str, seeds)},
                   wall_time_s=sum(float(r.get("wall_time_s") or 0.0) for r in runs.values()),
                   multi_seed={"n": len(seeds), "values": len(complete), "file": SEEDS_FILE,

@@ -225,26 +225,14 @@ def test_style_random_loss_network_is_seeded_within_one_process(tmp_path):
     assert objective and all(a[k] != c[k] for k in objective)
 
 
-def test_sr_random_loss_network_is_seeded_within_one_process(tmp_path):
-    from PIL import Image
-
-    rng = torch.Generator().manual_seed(0)
-    for name, sizes in (("train", [(48, 56), (40, 40)]), ("tiny", [(36, 40)])):
-        (tmp_path / name).mkdir()
-        for i, (h, w) in enumerate(sizes):
-            arr = (torch.rand(h, w, 3, generator=rng) * 255).to(torch.uint8).numpy()
-            Image.fromarray(arr).save(tmp_path / name / f"img{i}.png")
-    args = ["--profile", "smoke", "--scales", "4", "--methods", "feat", "--datasets", str(tmp_path / "tiny"),
-            "--corpus", str(tmp_path / "train"), "--iterations", "2", "--patch-size", "32", "--batch-size", "2",
+def test_sr_random_loss_network_is_seeded_within_one_process(tmp_path, tiny_sr_sets, one_thread):
+    train, tiny = tiny_sr_sets
+    args = ["--profile", "smoke", "--scales", "4", "--methods", "feat", "--datasets", str(tiny),
+            "--corpus", str(train), "--iterations", "2", "--patch-size", "32", "--batch-size", "2",
             "--vgg-weights", "random", "--no-lpips", "--no-report", "--no-progress", "--device", "cpu"]
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert sr.main([*args, "--out", str(tmp_path / "a")]) == 0
-        torch.rand(7)
-        assert sr.main([*args, "--out", str(tmp_path / "b")]) == 0
-    finally:
-        torch.set_num_threads(n)
+    assert sr.main([*args, "--out", str(tmp_path / "a")]) == 0
+    torch.rand(7)
+    assert sr.main([*args, "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
     first = json.loads((tmp_path / "a" / "run.json").read_text())
     assert first["argv"] == ["python", "-m", "bench.sr", *args, "--out", str(tmp_path / "a")]  # main's own arguments

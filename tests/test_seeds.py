@@ -6,8 +6,6 @@ import json
 import statistics
 from pathlib import Path
 
-import torch
-
 from bench.run import seeds as seeds_mod
 from bench.sr import cli as sr
 from reports.results import MEAN, read_rows, write_rows
@@ -75,25 +73,13 @@ def test_a_failing_seed_leaves_the_others_aggregated(tmp_path):
     assert json.loads((out / "run.json").read_text())["seeds"] == [0, 2]
 
 
-def test_sr_harness_runs_two_seeds_end_to_end(tmp_path):
-    from PIL import Image
-
-    rng = torch.Generator().manual_seed(0)
-    for name, sizes in (("train", [(48, 56), (40, 40)]), ("tiny", [(36, 40)])):
-        (tmp_path / name).mkdir()
-        for i, (h, w) in enumerate(sizes):
-            arr = (torch.rand(h, w, 3, generator=rng) * 255).to(torch.uint8).numpy()
-            Image.fromarray(arr).save(tmp_path / name / f"img{i}.png")
-    args = ["--profile", "smoke", "--scales", "4", "--methods", "bicubic", "feat", "--datasets",
-            str(tmp_path / "tiny"), "--corpus", str(tmp_path / "train"), "--iterations", "2", "--patch-size", "32",
-            "--batch-size", "2", "--vgg-weights", "random", "--no-lpips", "--no-report", "--no-progress", "--device",
-            "cpu", "--seeds", "0", "1", "--out", str(tmp_path / "run")]
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert sr.main(args) == 0
-    finally:
-        torch.set_num_threads(n)
+def test_sr_harness_runs_two_seeds_end_to_end(tmp_path, tiny_sr_sets, one_thread):
+    train, tiny = tiny_sr_sets
+    args = ["--profile", "smoke", "--scales", "4", "--methods", "bicubic", "feat", "--datasets", str(tiny),
+            "--corpus", str(train), "--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--vgg-weights",
+            "random", "--no-lpips", "--no-report", "--no-progress", "--device", "cpu", "--seeds", "0", "1", "--out",
+            str(tmp_path / "run")]
+    assert sr.main(args) == 0
     stats = read_seeds(tmp_path / "run")
     feat = [s for k, s in stats.items() if k[3] == "johnson_feat" and k[4] == MEAN]
     bicubic = [s for k, s in stats.items() if k[3] == "bicubic"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from image_folders import random_image_folder
 
 from bench.sr import cli as sr
 from bench.sr.config import build_parser
@@ -89,17 +88,9 @@ def test_command_line_spellings(args, want):
 # ----------------------------------------------------------------------------------------- through the harness
 
 
-def _folder(path: Path, n: int, size: tuple[int, int], seed: int) -> Path:
-    path.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, size=(*size, 3), dtype=np.uint8)).save(path / f"img{i}.png")
-    return path
-
-
 def _sr_run(out: Path, tmp: Path, profile: str, *extra: str) -> dict:
-    corpus = tmp / "corpus" if (tmp / "corpus").exists() else _folder(tmp / "corpus", 3, (48, 48), 1)
-    evals = tmp / "eval" if (tmp / "eval").exists() else _folder(tmp / "eval", 2, (40, 44), 2)
+    corpus = tmp / "corpus" if (tmp / "corpus").exists() else random_image_folder(tmp / "corpus", 3, (48, 48), 1)
+    evals = tmp / "eval" if (tmp / "eval").exists() else random_image_folder(tmp / "eval", 2, (40, 44), 2)
     args = ["--profile", profile, "--scales", "4", "--methods", "pixel", "--datasets", str(evals), "--corpus",
             str(corpus), "--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--no-lpips",
             "--curve-every", "0", "--no-report", "--no-progress", "--out", str(out), *extra]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_folders import random_image_folder
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -22,19 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _folder(path: Path, n: int, size: tuple[int, int], seed: int) -> Path:
-    path.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, size=(*size, 3), dtype=np.uint8)).save(path / f"img{i}.png")
-    return path
-
-
 @pytest.fixture(scope="module")
 def sr_run(tmp_path_factory) -> Path:
     """A tiny SR run (pixel and feat at x4, 2 iterations each, random VGG weights): its exports are what is tested."""
     tmp = tmp_path_factory.mktemp("sr")
-    corpus, evals = _folder(tmp / "corpus", 3, (48, 48), 1), _folder(tmp / "eval", 2, (40, 44), 2)
+    corpus, evals = random_image_folder(tmp / "corpus", 3, (48, 48), 1), random_image_folder(tmp / "eval", 2, (40, 44), 2)
     out = tmp / "run"
     assert sr.main(["--profile", "quick", "--scales", "4", "--methods", "pixel", "feat", "--datasets", str(evals),
                     "--corpus", str(corpus), "--iterations", "2", "--patch-size", "32", "--batch-size", "2",

@@ -20,13 +20,19 @@ from perceptual.norms import (
 CL = torch.channels_last
 
 
-@pytest.mark.parametrize("affine,track", [(True, False), (False, False), (True, True)])
-def test_equals_torch_instance_norm_and_keeps_layout(affine, track):
+def _reference_norm(affine: bool, track: bool) -> nn.InstanceNorm2d:
+    """torch's InstanceNorm2d over 16 channels, with random (seeded) affine parameters when it has them."""
     torch.manual_seed(0)
     ref = nn.InstanceNorm2d(16, affine=affine, track_running_stats=track)
     if affine:
         nn.init.normal_(ref.weight)
         nn.init.normal_(ref.bias)
+    return ref
+
+
+@pytest.mark.parametrize("affine,track", [(True, False), (False, False), (True, True)])
+def test_equals_torch_instance_norm_and_keeps_layout(affine, track):
+    ref = _reference_norm(affine, track)
     new = copy.deepcopy(ref)
     new.__class__ = LayoutPreservingInstanceNorm2d
     x = torch.randn(3, 16, 12, 10).contiguous(memory_format=CL)
@@ -73,11 +79,7 @@ def test_swap_keeps_parameters_and_outputs():
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("affine,track", [(True, False), (False, False), (True, True)])
 def test_fused_norm_equals_torch_instance_norm_in_fp32(layout, affine, track):
-    torch.manual_seed(0)
-    ref = nn.InstanceNorm2d(16, affine=affine, track_running_stats=track)
-    if affine:
-        nn.init.normal_(ref.weight)
-        nn.init.normal_(ref.bias)
+    ref = _reference_norm(affine, track)
     new = copy.deepcopy(ref)
     assert fuse_instance_norms_(new) == 1 and type(new) is FusedInstanceNorm2d
     x = torch.randn(3, 16, 12, 10) * 3 + 2

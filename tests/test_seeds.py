@@ -103,3 +103,10 @@ def test_overwrite_reruns_every_seed_and_never_resumes(tmp_path):
     seeds_mod.run_seeds(main, ["--overwrite"], [0, 1], out, "bench.sr")
     assert [c[c.index("--seed") + 1] for c in calls] == ["0", "1"]
     assert all("--overwrite" in c and "--resume" not in c for c in calls)
+
+
+def test_seeds_without_out_or_with_a_repeated_seed_stop_with_a_message(tmp_path, capsys):
+    assert sr.main(["--profile", "smoke", "--seeds", "0", "1"]) == 2
+    assert "--seeds needs --out" in capsys.readouterr().err
+    assert sr.main(["--profile", "smoke", "--seeds", "0", "0", "--out", str(tmp_path / "run")]) == 2
+    assert "give each seed once" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -165,6 +165,10 @@ def multi_seed_main(module: str, main: Callable[[list[str]], int], args: Any, gi
         print(f"reproduce-{name}: error: --seeds needs --out RUN (each seed runs into RUN/seeds/seed-<k>/)",
               file=sys.stderr)
         return 2
+    if len(set(args.seeds)) != len(args.seeds):
+        print(f"reproduce-{name}: error: --seeds {' '.join(map(str, args.seeds))}: give each seed once",
+              file=sys.stderr)
+        return 2
     if getattr(args, "dry_run", False):
         print(f"{len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), each a run like this one:")
         return main(seed_argv(given, args.seeds[0], args.out, no_report))

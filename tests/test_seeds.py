@@ -60,6 +60,28 @@ def test_run_seeds_keeps_finished_seeds_resumes_interrupted_ones_and_aggregates(
     assert run["argv"][-6:] == ["--seeds", "0", "1", "2", "--out", str(out)]
 
 
+def test_the_other_protocols_sub_runs_are_aggregated_as_runs_of_their_own(tmp_path):
+    """cpu-x8 scores its networks under a second protocol into RUN/protocol-standard/: over seeds, that folder is
+    aggregated too (its own seeds.csv, means and run.json), where every seed finished it; a sub-run only one seed
+    has is left out, not averaged over fewer seeds."""
+    out = tmp_path / "run"
+    for seed in (0, 1):
+        _fake_seed_run(seeds_mod.seed_dir(out, seed), seed)
+        _fake_seed_run(seeds_mod.seed_dir(out, seed) / "protocol-standard", 10 + seed)
+    _fake_seed_run(seeds_mod.seed_dir(out, 0) / "protocol-johnson2016", 0)
+    seeds_mod.aggregate(out, [0, 1], "bench.sr", ["--profile", "cpu-x8"])
+    sub = out / "protocol-standard"
+    feat = read_seeds(sub)[("sr", "Set5", "4", "johnson_feat", MEAN, "psnr_y")]
+    assert feat.values == (34.0, 35.0) and feat.mean == 34.5
+    assert {r["method"]: r["value"] for r in read_rows(sub / "results.csv")}["johnson_feat"] == 34.5
+    run = json.loads((sub / "run.json").read_text())
+    assert run["seeds"] == [0, 1] and run["seed_runs"]["1"] == "../seeds/seed-1/protocol-standard"
+    assert (sub / run["seed_runs"]["1"] / "run.json").is_file()
+    assert run["argv"][-2:] == ["--out", str(out)]
+    assert read_seeds(out)[("sr", "Set5", "4", "johnson_feat", MEAN, "psnr_y")].values == (24.0, 25.0)
+    assert not (out / "protocol-johnson2016").exists()
+
+
 def test_a_failing_seed_leaves_the_others_aggregated(tmp_path):
     out = tmp_path / "run"
 

@@ -29,6 +29,8 @@ from reports.seeds import SEEDS_COLUMNS, SEEDS_FILE
 SEEDS_DIR = "seeds"
 # what a seed's run folder keeps that the aggregate also shows (the report reads OUT/images and the Gatys traces)
 COPIED_FROM_FIRST_SEED = ("images", "traces")
+# the sub-runs a seed's folder may hold: the same networks scored under another protocol (`--also-protocols`)
+PROTOCOL_PREFIX = "protocol-"
 
 
 def seed_dir(out: Path, seed: int) -> Path:
@@ -109,8 +111,25 @@ def seed_statistics(values: Sequence[float]) -> dict[str, float]:
 
 
 def aggregate(out: Path, seeds: Sequence[int], module: str, given: Sequence[str] = ()) -> Path:
-    """Write OUT/seeds.csv, OUT/results.csv (means) and OUT/run.json from the finished seeds' run folders."""
-    per_seed = [read_rows(seed_dir(out, s) / RESULTS_FILE) for s in seeds]
+    """Write OUT/seeds.csv, OUT/results.csv (means) and OUT/run.json from the finished seeds' run folders; and the
+    same, as a run folder of its own, for each other protocol every seed also scored (RUN/protocol-<name>/, the
+    `--also-protocols` sub-runs), so a multi-seed run keeps what each of its seeds holds."""
+    folders = {s: seed_dir(out, s) for s in seeds}
+    _aggregate_folders(out, folders, module, given, Path(SEEDS_DIR))
+    subs = sorted({p.name for p in folders[seeds[0]].glob(f"{PROTOCOL_PREFIX}*") if p.is_dir()})
+    for sub in subs:
+        if all(_finished(folders[s] / sub) for s in seeds):
+            _aggregate_folders(out / sub, {s: folders[s] / sub for s in seeds}, module, given,
+                               Path("..") / SEEDS_DIR, sub)
+    return out
+
+
+def _aggregate_folders(out: Path, folders: dict[int, Path], module: str, given: Sequence[str], seeds_rel: Path,
+                       sub: str = "") -> None:
+    """aggregate() for one run folder: `folders` are the seeds' copies of it, `seeds_rel` the seeds folder relative
+    to `out` and `sub` the sub-run's name inside each seed's folder ("" for the seed's run itself)."""
+    seeds = list(folders)
+    per_seed = [read_rows(folders[s] / RESULTS_FILE) for s in seeds]
     order: list[tuple[str, ...]] = []
     values: dict[tuple[str, ...], list[float]] = {}
     first_rows: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -131,14 +150,17 @@ def aggregate(out: Path, seeds: Sequence[int], module: str, given: Sequence[str]
         w.writerow([*done, len(seeds), *(repr(st[c]) for c in ("mean", "std", "min", "max")),
                     ";".join(repr(v) for v in values[done])])
         means.append(dict(first_rows[done], value=st["mean"]))
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / SEEDS_FILE, buf.getvalue())
     write_rows(out / RESULTS_FILE, means)
-    runs = {str(s): json.loads((seed_dir(out, s) / "run.json").read_text(encoding="utf-8")) for s in seeds}
+    runs = {str(s): json.loads((folders[s] / "run.json").read_text(encoding="utf-8")) for s in seeds}
     first = runs[str(seeds[0])]
+    top = out.parent if sub else out
     argv = ["python", "-m", module, *_without_seed_options(list(given) or first["argv"][3:]), "--seeds",
-            *map(str, seeds), "--out", str(out)]
+            *map(str, seeds), "--out", str(top)]
     record = dict(first, argv=argv, command=shlex.join(argv), seed=seeds[0], seeds=list(seeds),
-                  seed_runs={s: str(Path(SEEDS_DIR) / f"seed-{s}") for s in map(str, seeds)},
+                  seed_runs={s: str(seeds_rel / f"seed-{s}" / sub) if sub else str(seeds_rel / f"seed-{s}")
+                             for s in map(str, seeds)},
                   wall_time_s=sum(float(r.get("wall_time_s") or 0.0) for r in runs.values()),
                   multi_seed={"n": len(seeds), "values": len(complete), "file": SEEDS_FILE,
                               "mean_of": "every value of results.csv is the mean over the seeds; seeds.csv has "
@@ -147,13 +169,12 @@ def aggregate(out: Path, seeds: Sequence[int], module: str, given: Sequence[str]
     record["stages"] = {f"seed {s}": {"status": "ok", "error": None, "wall_time_s": runs[str(s)].get("wall_time_s")}
                         for s in seeds}
     for name in COPIED_FROM_FIRST_SEED:
-        src = seed_dir(out, seeds[0]) / name
+        src = folders[seeds[0]] / name
         if src.is_dir():
             shutil.copytree(src, out / name, dirs_exist_ok=True)
     atomic_write_json(out / "run.json", record)
     n_means = sum(1 for k in complete if k[4] == MEAN)
     print(f"{len(seeds)} seeds aggregated into {out}: {len(complete)} values ({n_means} means), seeds.csv")
-    return out
 
 
 def multi_seed_main(module: str, main: Callable[[list[str]], int], args: Any, given: Sequence[str],

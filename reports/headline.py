@@ -27,7 +27,7 @@ SECTIONS = (("x4", "SR x4 (Fig. 8)"), ("x8", "SR x8 (Fig. 9)"), ("style", "Style
 SECTION_VERDICTS = ("reproduced", "partially reproduced", "not reproduced", "no comparable evidence", "not run")
 _CLASS_RANK = {"matches": 0, "differs": 1, "not comparable": 2, "malformed": 3, "not run": 4}
 # How close a profile's training is to the paper's: the headline's best reproduction prefers the closest.
-_PROFILE_RANK = {"paper": 0, "quick": 2, "smoke": 3, "unknown": 4}
+_PROFILE_RANK = {"paper": 0, "quick": 2, "quick-300": 2, "smoke": 3, "unknown": 4}
 NUMBER_WHY = {"seconds": "seconds depend on the device: the claim is the speedup",
               "speedup_vs_100": "no claim checks this speedup (the claim is the one over 500 iterations)",
               "speedup_vs_300": "no claim checks this speedup (the claim is the one over 500 iterations)",

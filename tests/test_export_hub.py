@@ -91,8 +91,9 @@ def test_torch_hub_load_gives_the_trained_network(sr_run, table):
         y = net(x)
         assert y.shape == (1, 3, 128, 128) and torch.equal(y, ref(x))  # round trip: the same outputs
     assert not net.training
-    doc = hub.hubconf().sr_x8_feat.__doc__  # what torch.hub.help shows
-    assert "quick profile" in doc and "not the paper's training" in doc and "sr-quick-cpu/seeds/seed-0" in doc
+    doc = hub.hubconf().srcnn_x4.__doc__  # what torch.hub.help shows (the table above replaces sr_x4_*)
+    assert "cpu-x4 profile" in doc and "not the paper's training" in doc and "sr-cpu-x4/seeds/seed-1" in doc
+    assert "2,000 training iterations" in doc
 
 
 def test_missing_or_tampered_weights_say_which_file_and_how_to_make_it(sr_run, table, tmp_path):

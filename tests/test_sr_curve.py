@@ -106,4 +106,6 @@ def test_cpu_x4_profile_is_x4_with_a_curve():
     cfg = sr.config_from_args(args)
     assert cfg.scales == (4,) and cfg.profile.curve_every == 500 and cfg.profile.iterations == 5000
     assert set(cfg.methods) == {"bicubic", "srcnn", "pixel", "feat"}
-    assert sr.config_from_args(sr.build_parser().parse_args(["--profile", "quick"])).scales == (4, 8)
+    quick = sr.config_from_args(sr.build_parser().parse_args(["--profile", "quick"]))
+    assert quick.scales == (4,) and quick.profile.curve_every == 500 and quick.profile.iterations == 2000
+    assert sr.config_from_args(sr.build_parser().parse_args(["--profile", "quick-300"])).scales == (4, 8)

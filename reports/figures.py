@@ -321,15 +321,35 @@ def read_curve(run: Run) -> tuple[pd.DataFrame | None, list[str]]:
     return frame.dropna(subset=["iteration", "value"]), []
 
 
+def seed_curve_range(run: Run) -> pd.DataFrame | None:
+    """For a multi-seed run, each curve point's min and max over the seeds' own curve.csv files (run.json
+    `seed_runs`, relative to the run folder); None for one seed or when a seed has no curve."""
+    seed_runs = (run.info or {}).get("seed_runs")
+    if not isinstance(seed_runs, dict) or len(seed_runs) < 2:
+        return None
+    frames = []
+    for rel in seed_runs.values():
+        seed = Run(path=run.path / str(rel), label=run.label)
+        frame, _ = read_curve(seed)
+        if frame is None or frame.empty:
+            return None
+        frames.append(frame)
+    both = pd.concat(frames)
+    keys = ["scale", "dataset", "method", "metric", "iteration"]
+    return both.groupby(keys, as_index=False)["value"].agg(lo="min", hi="max", n="count")
+
+
 def curve_figure(run: Run, path: Path, refs: pd.DataFrame | None = None) -> tuple[Path | None, list[str]]:
     """Set5 PSNR-Y / SSIM-Y / LPIPS of each SR network against its training iterations, one row of panels per
     scale. Marked beside the curves: the run's own bicubic mean (dotted) and the paper's printed end point for the
-    same method at 200,000 iterations (star), so a reader sees which way a reduced run is heading."""
+    same method at 200,000 iterations (star), so a reader sees which way a reduced run is heading. A multi-seed run
+    draws the mean over its seeds with their range as a band."""
     from reports.references import reference
 
     frame, notes = read_curve(run)
     if frame is None or frame.empty:
         return None, notes
+    band = seed_curve_range(run)
     scales = sorted(frame["scale"].unique(), key=lambda s: int(s) if s.isdigit() else 0)
     fig = Figure(figsize=(13, 3.7 * len(scales)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(scales), len(CURVE_METRICS), squeeze=False))
@@ -346,6 +366,11 @@ def curve_figure(run: Run, path: Path, refs: pd.DataFrame | None = None) -> tupl
                 ax.plot(line["iteration"], line["value"], marker="o", ms=3, lw=1.3,
                         ls="--" if method.endswith("_histmatch") else "-", color=colours.get(base),
                         label=method.replace("johnson_", "l_").replace("_histmatch", " + histmatch"))
+                if band is not None:
+                    rng = band[(band["scale"] == scale) & (band["method"] == method) & (band["metric"] == metric)]
+                    rng = rng.sort_values("iteration")
+                    ax.fill_between(rng["iteration"], rng["lo"], rng["hi"], color=colours.get(base), alpha=0.15,
+                                    lw=0)
                 if refs is not None and not method.endswith("_histmatch"):
                     ref = reference(refs, task="sr", scale=str(scale), dataset=dataset, method=base, metric=metric)
                     if ref is not None:
@@ -362,5 +387,6 @@ def curve_figure(run: Run, path: Path, refs: pd.DataFrame | None = None) -> tupl
             ax.set_title(f"x{scale} {dataset}")
             ax.grid(alpha=0.3)
         axes[row, 0].legend(fontsize=7)
-    fig.suptitle(f"Run {run.label}: {dataset} quality during training ({run.profile} profile, {run.device})")
+    seeds = f"; mean of {len(run.seeds)} seeds, band: their range" if band is not None else ""
+    fig.suptitle(f"Run {run.label}: {dataset} quality during training ({run.profile} profile, {run.device}{seeds})")
     return save(fig, path), notes

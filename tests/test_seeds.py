@@ -132,3 +132,31 @@ def test_seeds_without_out_or_with_a_repeated_seed_stop_with_a_message(tmp_path,
     assert "--seeds needs --out" in capsys.readouterr().err
     assert sr.main(["--profile", "smoke", "--seeds", "0", "0", "--out", str(tmp_path / "run")]) == 2
     assert "give each seed once" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_the_training_curve_is_the_mean_over_seeds_and_the_report_draws_their_range(tmp_path):
+    """cpu-x4 and quick score Set5 as they train (curve.csv): over seeds the aggregate holds the mean of each point
+    every seed has, and the curve figure reads each seed's own curve for the band."""
+    from reports.figures import seed_curve_range
+    from reports.runs import load_run
+
+    out = tmp_path / "run"
+    for seed in (0, 1):
+        _fake_seed_run(seeds_mod.seed_dir(out, seed), seed)
+        lines = ["scale,dataset,method,iteration,metric,value"]
+        lines += [f"4,Set5,johnson_feat,{it},psnr_y,{20.0 + it / 1000 + 2 * seed}" for it in (500, 1000)]
+        if seed == 0:
+            lines.append("4,Set5,johnson_feat,1500,psnr_y,99.0")  # a point only one seed has is not averaged
+        (seeds_mod.seed_dir(out, seed) / "curve.csv").write_text("\n".join(lines) + "\n")
+    seeds_mod.aggregate(out, [0, 1], "bench.sr")
+    assert (out / "curve.csv").read_text().splitlines() == [
+        "scale,dataset,method,iteration,metric,value", "4,Set5,johnson_feat,500,psnr_y,21.5",
+        "4,Set5,johnson_feat,1000,psnr_y,22.0"]
+    assert "each seed's own curve" in json.loads((out / "run.json").read_text())["curve"]["seeds"]
+    band = seed_curve_range(load_run(out, "A")).set_index("iteration")
+    assert band.loc[500, "lo"] == 20.5 and band.loc[500, "hi"] == 22.5 and band.loc[1500, "n"] == 1
+    assert seed_curve_range(load_run(seeds_mod.seed_dir(out, 0), "B")) is None  # one seed: no band
+    from reports.figures import curve_figure
+
+    path, notes = curve_figure(load_run(out, "A"), tmp_path / "curve.png")
+    assert notes == [] and path is not None and path.stat().st_size > 10_000

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.run.folder import RunRecord, report_stage
 from data.files import atomic_write_json, atomic_write_text
-from reports.results import MEAN, RESULTS_FILE, read_rows, write_rows
+from reports.results import CURVE_COLUMNS, CURVE_FILE, MEAN, RESULTS_FILE, read_rows, write_rows
 from reports.seeds import SEEDS_COLUMNS, SEEDS_FILE
 
 SEEDS_DIR = "seeds"
@@ -168,6 +168,10 @@ def _aggregate_folders(out: Path, folders: dict[int, Path], module: str, given: 
     record["identity"] = dict(first.get("identity", {}), seed=list(seeds))
     record["stages"] = {f"seed {s}": {"status": "ok", "error": None, "wall_time_s": runs[str(s)].get("wall_time_s")}
                         for s in seeds}
+    if _aggregate_curve(out, [folders[s] for s in seeds]):
+        record["curve"] = dict(first.get("curve") or {}, file=CURVE_FILE,
+                               seeds="the mean over the seeds of each point every seed has; each seed's own curve is "
+                                     "in its folder (seed_runs), and the report draws their range as a band")
     for name in COPIED_FROM_FIRST_SEED:
         src = folders[seeds[0]] / name
         if src.is_dir():
@@ -175,6 +179,27 @@ def _aggregate_folders(out: Path, folders: dict[int, Path], module: str, given: 
     atomic_write_json(out / "run.json", record)
     n_means = sum(1 for k in complete if k[4] == MEAN)
     print(f"{len(seeds)} seeds aggregated into {out}: {len(complete)} values ({n_means} means), seeds.csv")
+
+
+def _aggregate_curve(out: Path, folders: Sequence[Path]) -> bool:
+    """OUT/curve.csv: the mean over the seeds of each training-curve point every seed's curve.csv has (False, and
+    nothing written, when a seed has no curve)."""
+    paths = [f / CURVE_FILE for f in folders]
+    if not all(p.is_file() for p in paths):
+        return False
+    points: dict[tuple[str, ...], list[float]] = {}
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                points.setdefault(tuple(r[c] for c in CURVE_COLUMNS[:-1]), []).append(float(r["value"]))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CURVE_COLUMNS)
+    for key, values in points.items():
+        if len(values) == len(paths):
+            w.writerow([*key, repr(statistics.fmean(values))])
+    atomic_write_text(out / CURVE_FILE, buf.getvalue())
+    return True
 
 
 def multi_seed_main(module: str, main: Callable[[list[str]], int], args: Any, given: Sequence[str],

@@ -12,6 +12,7 @@ from PIL import Image
 
 from bench.run.profiles import SR_PROFILES
 from bench.sr import cli as sr
+from bench.sr import harness as sr_harness
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,6 +37,11 @@ def test_cpu_x8_profile_is_the_papers_degradation_at_x8_under_both_protocols():
     assert p.patch_size // 8 == SR_PROFILES["cpu-x4"].patch_size // 4  # the LR input is as big as cpu-x4's
     assert (p.eval_protocol, p.also_protocols) == ("johnson2016", ("standard",))
     assert set(p.datasets) == {"Set5", "Set14", "BSD100"} and "alex" in p.lpips and p.curve_every == 500
+    # the paper's network variant (batch norm, scaled tanh): the common one diverged at x8; the others keep theirs
+    assert sr_harness.config_from_args(sr_harness.build_parser().parse_args(["--profile", "cpu-x8"])).variant == "paper"
+    assert sr_harness.config_from_args(sr_harness.build_parser().parse_args(["--profile", "cpu-x8", "--variant", "common"])
+                               ).variant == "common"
+    assert sr_harness.config_from_args(sr_harness.build_parser().parse_args(["--profile", "cpu-x4"])).variant == "common"
 
 
 def test_a_run_scores_its_networks_under_a_second_protocol_in_a_folder_of_its_own(tmp_path):
@@ -67,6 +73,7 @@ def test_cpu_x8_dry_run_prints_the_plan_and_compile_decisions(capsys, tmp_path):
     text = capsys.readouterr().out
     assert "144 px HR patches (18 px LR at x8)" in text and "protocol: johnson2016; also standard" in text
     assert "compile johnson_feat_x8: yes" in text and "estimated wall time" in text
+    assert "reduced profile: paper variant (paper: paper variant)" in text
     assert not (tmp_path / "x8").exists()
 
 

@@ -234,7 +234,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         profile=profile, scales=scales, methods=tuple(dict.fromkeys(args.methods)),
         datasets=tuple(args.datasets or profile.datasets), corpus=args.corpus, srcnn_corpus=args.srcnn_corpus,
         out=args.out if args.out is not None else Path("runs") / TASK / profile.name,
-        variant=args.variant or default_variant(profile.name), tv_weight=args.tv_weight,
+        variant=args.variant or profile.variant or default_variant(profile.name), tv_weight=args.tv_weight,
         eval_protocol=protocol, lpips=lpips, also_protocols=tuple(p for p in dict.fromkeys(also) if p != protocol),
         skip_unreadable=args.skip_unreadable,
         save_images=args.save_images if args.save_images is not None else profile.save_images,

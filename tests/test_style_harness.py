@@ -371,3 +371,13 @@ def test_reference_path_gives_the_fast_paths_results_on_cpu(tmp_path):
     assert batched and all(fast[k] == ref[k] for k in fast.keys() - batched)
     assert all(math.isclose(fast[k], ref[k], rel_tol=1e-5) for k in batched)
     assert any(k[1] == "gatys_lbfgs" and k[3] == "objective_final" for k in fast.keys() - batched)
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-progress"]])
+def test_no_progress_turns_the_training_bar_off(flag, tmp_path, capfd):
+    """`--no-progress`, as in bench.sr: no tqdm bar on stderr (the training bar is forced on otherwise)."""
+    settings = style.settings_from_args(style.build_parser().parse_args(
+        [*TINY, "--iterations", "2", "--out", str(tmp_path / "r"), "--stages", "train", *flag]))
+    assert settings.progress is not bool(flag)
+    assert style.StyleRun(settings).run() == 0
+    assert ("train la_muse" in capfd.readouterr().err) is not bool(flag)

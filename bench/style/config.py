@@ -77,6 +77,7 @@ class StyleSettings:
     tv_weight_given: bool = False  # --tv-weight was on the command line (run.json's tv_choice says so); not identity
     path: str = "fast"  # --path (bench.training.exec_path); not identity: training checkpoints check their compute dtype
     compile: bool | str | None = "auto"  # --compile auto/on/off (bench.training.compile_policy; None/True/False: auto/on/off)
+    progress: bool = True  # progress bars (--no-progress: off); not identity
 
     def identity(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         iterations_help="training iterations per style (paper: 40000)", batch_help="batch size (paper: 4)",
         lr_help="learning rate (paper: 1e-3)",
         workers_help="data-loading worker processes (0: in process; default 0 on CPU, up to 4 on CUDA)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (as bench.sr's)")
     p.add_argument("--styles", nargs="+", default=list(DEFAULT_STYLES),
                    help="style images: catalog names (la_muse, starry_night_crop, composition_vii, wave_crop, candy, "
                         "...) or image paths. Fig. 5 and Table 1 use the first. Default: la_muse (The Muse)")
@@ -237,4 +239,5 @@ def settings_from_args(args: argparse.Namespace, argv: Sequence[str] | None = No
         weights=LossWeights(content=args.content_weight, style=args.style_weight, tv=tv), values=values,
         train_corpus=args.train_corpus, eval_set=args.eval_set, content_set=args.content_set, crop=args.crop,
         style_size=args.style_size, gatys_init=args.gatys_init, tv_search=tv_search,
-        tv_weight_given=args.tv_weight is not None, stages=tuple(args.stages), **run_values)
+        tv_weight_given=args.tv_weight is not None, stages=tuple(args.stages), progress=not args.no_progress,
+        **run_values)

@@ -212,7 +212,8 @@ class StyleRun:
         fast = self.exec.train_config(f"{name}{tag}", "style", steps, v.batch_size * v.train_size ** 2)
         loop = TrainConfig(iterations=steps, batch_size=v.batch_size,
                            lr=v.lr, checkpoint_every=v.checkpoint_every, log_every=v.log_every, seed=cfg.seed,
-                           num_workers=default_workers(self.device, cfg.num_workers, 0), path=cfg.path, fast=fast)
+                           num_workers=default_workers(self.device, cfg.num_workers, 0), path=cfg.path, fast=fast,
+                           progress=cfg.progress)
         meta = {"task": TASK, "style": style, "variant": cfg.variant, "loss_weights": objective.weights.as_dict(),
                 "train_size": cfg.values.train_size, "crop": cfg.crop, "style_size": cfg.style_size or cfg.values.train_size,
                 "corpus": cfg.train_corpus, "n_train_images": len(files), "vgg_weights": cfg.vgg_weights}
@@ -426,7 +427,7 @@ class StyleRun:
         gcfg = ex.config("gatys")
         gatys_cfg = GatysConfig(iterations=iterations, init=self.cfg.gatys_init, seed=seed,
                                 lbfgs="device" if gcfg is not None and gcfg.device_lbfgs else "torch")
-        with tqdm(total=iterations, desc=desc, disable=None, leave=False) as bar:
+        with tqdm(total=iterations, desc=desc, disable=None if self.cfg.progress else True, leave=False) as bar:
             return stylise(self.scoring_objective(style, ex.path), x, gatys_cfg,
                            progress=lambda k, row: bar.update(1 if k else 0))
 

@@ -6,7 +6,8 @@
 
 Every network here was trained at CPU scale by one of the suite's reduced profiles (a few hundred to 5,000
 iterations of small patches on 2 CPU cores), NOT by the paper's training (SR: 200k iterations of 288 px patches;
-style: 40k iterations at 256 px, on a GPU): each entry's docstring says which profile, how many iterations and which run folder.
+style: 40k iterations at 256 px, on a GPU): each entry's docstring says which profile, how many iterations and which
+run folder.
 Use them to try the commands and the code; the paper's numbers need the `paper` profile.
 
 `WEIGHTS` is the one table from entry point to file (run folders relative to this folder; `$PERCEPTUAL_HUB_TABLE`,

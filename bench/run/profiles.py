@@ -3,7 +3,8 @@
 `smoke` (seconds, CI), `quick` (minutes on a CPU) and `paper` (the protocol) exist for both tasks; SR adds `cpu-x4`
 and `cpu-x8` (CPU-scale evidence) and `quick-300` (quick as it was until 2026-12-07), style adds `trend-128` (one
 training scored as it goes). A command-line override makes a new profile value by `with_overrides`
-(dataclasses.replace), so run.json records the values the run used. How each reduced profile was sized, and what it measured: docs/profiles.md.
+(dataclasses.replace), so run.json records the values the run used. How each reduced profile was sized, and what it
+measured: docs/profiles.md.
 """
 from __future__ import annotations
 
@@ -133,8 +134,8 @@ SR_PROFILES: dict[str, SRProfile] = {
                        datasets=("Set5",), lpips=(), save_images=2, checkpoint_every=2, log_every=1, num_workers=0,
                        note="smoke test: a handful of iterations, Set5 only, no LPIPS"),
     # The default without CUDA (sizing and why: docs/profiles.md): fewer, longer trainings than it had until
-    # 2026-12-07 (now `quick-300`), so its verdicts are not within the seed noise: x4 only, 2,000 iterations
-    # (compiled by --compile auto), about 12 minutes on a 2-core CPU.
+    # 2026-12-07 (now `quick-300`), so its trained numbers move less between seeds: x4 only, 2,000 iterations
+    # (compiled by --compile auto), about 11 minutes on a 2-core CPU.
     "quick": SRProfile("quick", iterations=2000, batch_size=4, patch_size=72, lr=1e-3,
                        srcnn_iterations=2000, srcnn_batch_size=64, srcnn_lr=1e-3,
                        datasets=("Set5", "Set14", "BSD100"), lpips=("alex",), save_images=3, checkpoint_every=250,

@@ -38,10 +38,12 @@ def test_cpu_x8_profile_is_the_papers_degradation_at_x8_under_both_protocols():
     assert (p.eval_protocol, p.also_protocols) == ("johnson2016", ("standard",))
     assert set(p.datasets) == {"Set5", "Set14", "BSD100"} and "alex" in p.lpips and p.curve_every == 500
     # the paper's network variant (batch norm, scaled tanh): the common one diverged at x8; the others keep theirs
-    assert sr_harness.config_from_args(sr_harness.build_parser().parse_args(["--profile", "cpu-x8"])).variant == "paper"
-    assert sr_harness.config_from_args(sr_harness.build_parser().parse_args(["--profile", "cpu-x8", "--variant", "common"])
-                               ).variant == "common"
-    assert sr_harness.config_from_args(sr_harness.build_parser().parse_args(["--profile", "cpu-x4"])).variant == "common"
+
+    def variant(*argv: str) -> str:
+        return sr_harness.config_from_args(sr_harness.build_parser().parse_args(list(argv))).variant
+
+    assert variant("--profile", "cpu-x8") == "paper" and variant("--profile", "cpu-x8", "--variant", "common") == "common"
+    assert variant("--profile", "cpu-x4") == "common" and variant("--profile", "quick") == "common"
 
 
 def test_a_run_scores_its_networks_under_a_second_protocol_in_a_folder_of_its_own(tmp_path):

@@ -55,6 +55,24 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         return [dict(r, value=float(r["value"])) for r in csv.DictReader(f)]
 
 
+def read_curve_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's curve.csv (every field as text); [] when the run has no curve."""
+    path = run_dir / CURVE_FILE
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_curve_rows(run_dir: Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Write a run's curve.csv (CURVE_COLUMNS), atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(run_dir / CURVE_FILE, buf.getvalue())
+
+
 class ResultsTable:
     """One task's results.csv, held in memory by (dataset, scale, method, image, metric) and rewritten atomically
     after each change, so what finished is on disk whatever happens later."""

@@ -23,7 +23,16 @@ from typing import Any
 
 from bench.run.folder import RunRecord, report_stage
 from data.files import atomic_write_json, atomic_write_text
-from reports.results import CURVE_COLUMNS, CURVE_FILE, MEAN, RESULTS_FILE, read_rows, write_rows
+from reports.results import (
+    CURVE_COLUMNS,
+    CURVE_FILE,
+    MEAN,
+    RESULTS_FILE,
+    read_curve_rows,
+    read_rows,
+    write_curve_rows,
+    write_rows,
+)
 from reports.seeds import SEEDS_COLUMNS, SEEDS_FILE
 
 SEEDS_DIR = "seeds"
@@ -159,8 +168,7 @@ def _aggregate_folders(out: Path, folders: dict[int, Path], module: str, given: 
     argv = ["python", "-m", module, *_without_seed_options(list(given) or first["argv"][3:]), "--seeds",
             *map(str, seeds), "--out", str(top)]
     record = dict(first, argv=argv, command=shlex.join(argv), seed=seeds[0], seeds=list(seeds),
-                  seed_runs={s: str(seeds_rel / f"seed-{s}" / sub) if sub else str(seeds_rel / f"seed-{s}")
-                             for s in map(str, seeds)},
+                  seed_runs={s: str(seeds_rel / f"seed-{s}" / sub) for s in map(str, seeds)},
                   wall_time_s=sum(float(r.get("wall_time_s") or 0.0) for r in runs.values()),
                   multi_seed={"n": len(seeds), "values": len(complete), "file": SEEDS_FILE,
                               "mean_of": "every value of results.csv is the mean over the seeds; seeds.csv has "
@@ -184,21 +192,15 @@ def _aggregate_folders(out: Path, folders: dict[int, Path], module: str, given: 
 def _aggregate_curve(out: Path, folders: Sequence[Path]) -> bool:
     """OUT/curve.csv: the mean over the seeds of each training-curve point every seed's curve.csv has (False, and
     nothing written, when a seed has no curve)."""
-    paths = [f / CURVE_FILE for f in folders]
-    if not all(p.is_file() for p in paths):
+    if not all((f / CURVE_FILE).is_file() for f in folders):
         return False
+    keys = CURVE_COLUMNS[:-1]
     points: dict[tuple[str, ...], list[float]] = {}
-    for path in paths:
-        with open(path, newline="", encoding="utf-8") as fh:
-            for r in csv.DictReader(fh):
-                points.setdefault(tuple(r[c] for c in CURVE_COLUMNS[:-1]), []).append(float(r["value"]))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CURVE_COLUMNS)
-    for key, values in points.items():
-        if len(values) == len(paths):
-            w.writerow([*key, repr(statistics.fmean(values))])
-    atomic_write_text(out / CURVE_FILE, buf.getvalue())
+    for folder in folders:
+        for r in read_curve_rows(folder):
+            points.setdefault(tuple(r[c] for c in keys), []).append(float(r["value"]))
+    write_curve_rows(out, (dict(zip(keys, key), value=repr(statistics.fmean(values)))
+                           for key, values in points.items() if len(values) == len(folders)))
     return True
 
 

@@ -85,6 +85,11 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
                         help="score the readable images of each --datasets set and skip unreadable/too-small ones "
                              "(listed in the log, run.json and the report; means are then over N of M images)")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
+    add_progress_option(parser)
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """--no-progress, the same in every harness and in `evaluate`."""
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from baselines.gatys import Init
 from bench.run.errors import ArgumentError
-from bench.run.options import add_run_options, positive_int, run_option_values
+from bench.run.options import add_progress_option, add_run_options, positive_int, run_option_values
 from bench.run.profiles import (
     STYLE_CONTENT_LAYERS,
     STYLE_PROFILES,
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         iterations_help="training iterations per style (paper: 40000)", batch_help="batch size (paper: 4)",
         lr_help="learning rate (paper: 1e-3)",
         workers_help="data-loading worker processes (0: in process; default 0 on CPU, up to 4 on CUDA)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (as bench.sr's)")
+    add_progress_option(p)
     p.add_argument("--styles", nargs="+", default=list(DEFAULT_STYLES),
                    help="style images: catalog names (la_muse, starry_night_crop, composition_vii, wave_crop, candy, "
                         "...) or image paths. Fig. 5 and Table 1 use the first. Default: la_muse (The Muse)")

@@ -10,7 +10,6 @@ shows as "not run" / "malformed" where its numbers would be; the other runs stil
 from __future__ import annotations
 
 import argparse
-import functools
 import shutil
 import sys
 import time
@@ -176,8 +175,8 @@ def _run_figures(runs: list[Run], staging: Path, published: pd.DataFrame, fig5_b
     for run in runs:
         entry: dict[str, Any] = {"label": run.label, "header": run.header, "notes": []}
         for key, fn in (("training", figures.training_figure),
-                        ("gatys", functools.partial(figures.gatys_figure, band=fig5_band)),
-                        ("curve", functools.partial(figures.curve_figure, refs=published))):
+                        ("gatys", partial(figures.gatys_figure, band=fig5_band)),
+                        ("curve", partial(figures.curve_figure, refs=published))):
             path, notes = problems.guard(
                 f"the {key} figure of run {run.label}",
                 partial(fn, run, staging / f"{run.label}_{key}.png"), (None, []))

@@ -76,7 +76,7 @@ def test_cpu_x8_dry_run_prints_the_plan_and_compile_decisions(capsys, tmp_path):
     text = capsys.readouterr().out
     assert "144 px HR patches (18 px LR at x8)" in text and "protocol: johnson2016; also standard" in text
     assert "compile johnson_feat_x8: yes" in text and "estimated wall time" in text
-    assert "reduced profile: paper variant (paper: paper variant)" in text
+    assert "reduced profile: common variant (paper: paper variant)" in text and "lr 0.0005" in text
     assert not (tmp_path / "x8").exists()
 
 

@@ -335,6 +335,10 @@ def section_verdicts(headline: pd.DataFrame, claims: pd.DataFrame, runs: list[Ru
             rep = run.reproduction
             if rep and _run_in_section(run, key):
                 reasons.append(f"rerun {run.label} against {rep['against']}: {rep['verdict']}")
+        by_label = {run.label: run for run in runs}
+        caveats = dict.fromkeys(f"{o[2]}: {by_label[o[2]].caveat}" for o in judged
+                                if o[2] in by_label and by_label[o[2]].caveat)
+        reasons.extend(f"caveat ({c})" for c in caveats)
         noisy = [o for o in judged if o[3]]
         noise_note = ""
         if noisy:

@@ -201,6 +201,12 @@ class Run:
         return out
 
     @property
+    def caveat(self) -> str:
+        """What the harness says a reader must know beside this run's verdicts (run.json `caveat`, from the
+        profile; "" when none)."""
+        return str(self._get("caveat", default="") or "")
+
+    @property
     def harness_notes(self) -> list[str]:
         """Free-text notes the harness recorded in run.json (`notes`, and the corpus's `note`)."""
         notes = self._get("notes", default=[])

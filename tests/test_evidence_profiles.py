@@ -39,12 +39,17 @@ def test_cpu_x8_profile_is_the_papers_degradation_at_x8_under_both_protocols():
     assert set(p.datasets) == {"Set5", "Set14", "BSD100"} and "alex" in p.lpips and p.curve_every == 500
     # the common variant at half the paper's rate: at 1e-3 it diverged at x8, and the paper variant ended below bicubic
     assert (p.variant, p.lr) == ("common", 5e-4) and SR_PROFILES["cpu-x4"].lr == 1e-3
+    assert "fragile" in p.caveat and not SR_PROFILES["cpu-x4"].caveat  # run.json `caveat`; the report shows it
 
     def variant(*argv: str) -> str:
         return sr_harness.config_from_args(sr_harness.build_parser().parse_args(list(argv))).variant
 
     assert variant("--profile", "cpu-x8") == "common" and variant("--profile", "cpu-x8", "--variant", "paper") == "paper"
     assert variant("--profile", "cpu-x4") == "common" and variant("--profile", "quick") == "common"
+    described = sr_harness.config_from_args(sr_harness.build_parser().parse_args(["--profile", "cpu-x8"])).describe()
+    assert described["caveat"] == p.caveat
+    assert "caveat" not in sr_harness.config_from_args(
+        sr_harness.build_parser().parse_args(["--profile", "cpu-x4"])).describe()
 
 
 def test_a_run_scores_its_networks_under_a_second_protocol_in_a_folder_of_its_own(tmp_path):

@@ -8,6 +8,7 @@ claims both ways, and the reproduction verdict on a run card.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -153,6 +154,19 @@ def test_section_verdict_counts_in_the_reason(tmp_path):
     assert x4.verdict.endswith("at CPU scale") and "absolute: 40 printed numbers" in x4.reason
     assert "needs the paper profile on a GPU" in x4.reason
     assert (x8.verdict, style.verdict, speed.verdict) == ("not run", "not run", "not run")
+
+
+def test_a_section_names_the_caveat_of_the_run_its_verdicts_come_from(tmp_path):
+    plain, flagged = tmp_path / "plain", tmp_path / "flagged"
+    write_sr_run(plain, datasets={"Set5": 5})
+    write_sr_run(flagged, datasets={"Set5": 5})
+    info = json.loads((flagged / "run.json").read_text(encoding="utf-8"))
+    (flagged / "run.json").write_text(json.dumps(dict(info, caveat="fragile training")), encoding="utf-8")
+    claims, head, runs = frames(plain)
+    assert "caveat" not in section_verdicts(head, claims, runs)[0].reason
+    claims, head, runs = frames(flagged)
+    x4 = section_verdicts(head, claims, runs)[0]
+    assert x4.reason.count("caveat (A: fragile training)") == 1  # once, however many claims it decides
 
 
 # ---- noise: multi-seed runs, and single-seed runs beside the measured spread ---------------------------------------

@@ -125,6 +125,7 @@ class SRProfile:
     eval_protocol: str = "standard"  # default --eval-protocol (data.eval_protocol.EVAL_PROTOCOLS)
     also_protocols: tuple[str, ...] = ()  # protocols also scored, each in RUN/protocol-<name>/ (a run folder of its own)
     variant: Variant | None = None  # the network variant (None: default_variant's rule, `paper` for paper only)
+    caveat: str = ""  # what a reader must know beside this profile's verdicts (run.json `caveat`; the report shows it)
 
 
 SR_PROFILES: dict[str, SRProfile] = {
@@ -186,7 +187,10 @@ SR_PROFILES["cpu-x8"] = SRProfile(
          "2.5% of the paper's 200k, blur sigma 1 + bicubic down) of the common network variant at Adam 5e-4, half "
          "the paper's rate (at 1e-3 it diverged at x8); full evaluation sets under the paper's x8 protocol "
          "(johnson2016) and the standard one (RUN/protocol-standard/); LPIPS-AlexNet; Set5 curve every 500 "
-         "iterations")
+         "iterations",
+    caveat="x8 training is fragile at CPU scale: at the paper's Adam 1e-3 the common variant diverged after 3,780 "
+           "iterations and the paper's variant ended 5,000 iterations under bicubic, so this run trains the common "
+           "variant at 5e-4 (docs/profiles.md, cpu-x8)")
 assert set(PROFILE_NAMES) <= set(SR_PROFILES)
 
 

@@ -118,6 +118,7 @@ class SRRunConfig:
             "scales": list(self.scales),
             "methods": [n for m in self.methods for n in METHODS[m]],
             "variant": self.variant,
+            **({"caveat": p.caveat} if p.caveat else {}),
             "notes": [setup_note(p.name, self.variant), f"l_feat at VGG-16 {FEAT_LAYER}, as the paper",
                       f"histogram matching (the _histmatch rows): {HISTMATCH_NOTE}"],
             "lpips": {"requested": list(self.lpips), "ran": []},

@@ -150,3 +150,23 @@ def test_style_training_exports_and_stylize_accepts_the_export(tmp_path, monkeyp
     finally:
         hub.hubconf.cache_clear()
     assert np.asarray(Image.open(tmp_path / "st" / f"photo_{name}.png")).shape == (20, 24, 3)
+
+
+def test_every_committed_network_loads_from_the_repository_and_runs(monkeypatch):
+    """The committed table itself (no $PERCEPTUAL_HUB_TABLE): each entry loads by torch.hub from this checkout, with no
+    download and no training, and maps a 1x3x32x32 input to its scale (style networks keep the size)."""
+    monkeypatch.delenv("PERCEPTUAL_HUB_TABLE", raising=False)
+    hub.hubconf.cache_clear()
+    try:
+        table = hub.hubconf().WEIGHTS
+        assert set(table) == {"sr_x4_feat", "sr_x4_pixel", "srcnn_x4", "sr_x8_feat", "sr_x8_pixel", "style_la_muse"}
+        for entry, (run, _name, profile, iterations) in table.items():
+            net = torch.hub.load(str(REPO), entry, source="local")
+            scale = 8 if "_x8_" in entry else 4 if "x4" in entry else 1
+            with torch.no_grad():
+                y = net(torch.rand(1, 3, 32, 32))
+            assert y.shape == (1, 3, 32 * scale, 32 * scale) and torch.isfinite(y).all(), entry
+            doc = getattr(hub.hubconf(), entry).__doc__
+            assert run in doc and f"{profile} profile" in doc and f"{iterations:,} training iterations" in doc
+    finally:
+        hub.hubconf.cache_clear()

@@ -33,7 +33,7 @@ dependencies = ["torch"]
 
 HERE = Path(__file__).resolve().parent
 SR_X4_RUN = "results/runs/sr-cpu-x4/seeds/seed-1"  # seed 0 of that run predates saving weights
-SR_RUN = "results/runs/sr-quick300-cpu/seeds/seed-0"
+SR_X8_RUN = "results/runs/sr-cpu-x8"
 STYLE_RUN = "results/runs/style-quick-cpu/seeds/seed-0"
 # entry point -> (run folder, network name in RUN/weights/, profile, training iterations): repoint a row to publish
 # another run's network (the .json beside the weights must agree on profile and iterations, or loading says so).
@@ -41,8 +41,8 @@ WEIGHTS: dict[str, tuple[str, str, str, int]] = {
     "sr_x4_feat": (SR_X4_RUN, "johnson_feat_x4", "cpu-x4", 5000),
     "sr_x4_pixel": (SR_X4_RUN, "johnson_pixel_x4", "cpu-x4", 5000),
     "srcnn_x4": (SR_X4_RUN, "srcnn_x4", "cpu-x4", 2000),
-    "sr_x8_feat": (SR_RUN, "johnson_feat_x8", "quick-300", 300),
-    "sr_x8_pixel": (SR_RUN, "johnson_pixel_x8", "quick-300", 300),
+    "sr_x8_feat": (SR_X8_RUN, "johnson_feat_x8", "cpu-x8", 5000),
+    "sr_x8_pixel": (SR_X8_RUN, "johnson_pixel_x8", "cpu-x8", 5000),
     "style_la_muse": (STYLE_RUN, "la_muse", "quick", 200),
 }
 if os.environ.get("PERCEPTUAL_HUB_TABLE"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -255,10 +255,21 @@ class SectionVerdict:
     noise_note: str = ""
 
 
-def _claim_outcomes(claims: pd.DataFrame, section: str) -> list[tuple[str, str, str, bool, str]]:
-    """Per relative claim of a section: (short name, outcome, evidence run, within the noise, its profile), judged
-    in the run with the best evidence: the paper's protocol first (x8: johnson2016), then the profile closest to the
-    paper's, then a multi-seed run, then the most judged checks."""
+class Outcome(NamedTuple):
+    """A relative claim's outcome in a section: judged in one run (`run`, "" when none judged it)."""
+
+    name: str
+    outcome: str
+    run: str = ""
+    noisy: bool = False  # a check of it is within the measured noise
+    profile: str = ""
+    unmeasured: bool = False  # one seed, and no measured spread of the profile to judge its margins by
+
+
+def _claim_outcomes(claims: pd.DataFrame, section: str) -> list[Outcome]:
+    """Per relative claim of a section, its outcome judged in the run with the best evidence: the paper's protocol
+    first (x8: johnson2016), then the profile closest to the paper's, then a multi-seed run, then the most judged
+    checks."""
     rel = claims[claims["relative"] & (claims["section"] == section)] if not claims.empty else claims
     out = []
     for key in dict.fromkeys(rel["claim"]) if not rel.empty else []:
@@ -267,8 +278,8 @@ def _claim_outcomes(claims: pd.DataFrame, section: str) -> list[tuple[str, str, 
         spec = CLAIM_BY_KEY[key]
         name = spec.short or spec.title
         if judged.empty:
-            out.append((name, "not comparable" if (rows["verdict_class"] == "not comparable").any() else "not run",
-                        "", False, ""))
+            out.append(Outcome(name, "not comparable" if (rows["verdict_class"] == "not comparable").any()
+                               else "not run"))
             continue
 
         def rank(label: str, judged: pd.DataFrame = judged) -> tuple:
@@ -278,7 +289,9 @@ def _claim_outcomes(claims: pd.DataFrame, section: str) -> list[tuple[str, str, 
                     -len(mine))
         label = min(dict.fromkeys(judged["run_label"]), key=rank)
         outcome, noisy = _run_outcome(rows[rows["run_label"] == label])
-        out.append((name, outcome, label, noisy, str(judged[judged["run_label"] == label]["profile"].iloc[0])))
+        mine = judged[judged["run_label"] == label]
+        unmeasured = bool(mine["n_seeds"].max() <= 1 and mine["spread"].isna().all())
+        out.append(Outcome(name, outcome, label, noisy, str(mine["profile"].iloc[0]), unmeasured))
     return out
 
 
@@ -299,26 +312,27 @@ def section_verdicts(headline: pd.DataFrame, claims: pd.DataFrame, runs: list[Ru
         m, d = int(counts.get("matches", 0)), int(counts.get("differs", 0))
         nc, nr = int(counts.get("not comparable", 0)), int(counts.get("not run", 0))
         outcomes = _claim_outcomes(claims, key)
-        judged = [o for o in outcomes if o[1] in ("holds", "partly holds", "does not hold")]
-        held = [o for o in judged if o[1] == "holds"]
-        partly = [o for o in judged if o[1] == "partly holds"]
+        judged = [o for o in outcomes if o.outcome in ("holds", "partly holds", "does not hold")]
+        held = [o for o in judged if o.outcome == "holds"]
+        partly = [o for o in judged if o.outcome == "partly holds"]
         if m == n and n and (not outcomes or len(held) == len(outcomes)):
             verdict = "reproduced"
         elif m or held or partly:
             verdict = "partially reproduced"
         elif d or judged:
             verdict = "not reproduced"
-        elif nc or any(o[1] == "not comparable" for o in outcomes):
+        elif nc or any(o.outcome == "not comparable" for o in outcomes):
             verdict = "no comparable evidence"
         else:
             verdict = "not run"
-        cpu = [o for o in judged if o[4] != "paper"]
+        cpu = [o for o in judged if o.profile != "paper"]
         if verdict in ("reproduced", "partially reproduced", "not reproduced") and cpu:
-            verdict += " at CPU scale" if all(o[4] != "paper" for o in judged) else ""
+            verdict += " at CPU scale" if all(o.profile != "paper" for o in judged) else ""
         reasons = []
         if outcomes:
-            names = ", ".join(f"{o[0]}: {o[1]}" + (f" in {o[2]}" if o[2] else "") + (" (within the noise)" if o[3]
-                                                                                        else "") for o in outcomes)
+            names = ", ".join(f"{o.name}: {o.outcome}" + (f" in {o.run}" if o.run else "")
+                              + (" (within the noise)" if o.noisy else "")
+                              + (" (1 seed, spread not measured)" if o.unmeasured else "") for o in outcomes)
             reasons.append(f"{len(held)} of {len(outcomes)} relative claims hold ({names})")
         abs_parts = [p for p in (_count(m, "match"), _count(d, "differ"), _count(nc, "not comparable"),
                                  _count(nr, "not run")) if p]
@@ -336,14 +350,14 @@ def section_verdicts(headline: pd.DataFrame, claims: pd.DataFrame, runs: list[Ru
             if rep and _run_in_section(run, key):
                 reasons.append(f"rerun {run.label} against {rep['against']}: {rep['verdict']}")
         by_label = {run.label: run for run in runs}
-        caveats = dict.fromkeys(f"{o[2]}: {by_label[o[2]].caveat}" for o in judged
-                                if o[2] in by_label and by_label[o[2]].caveat)
+        caveats = dict.fromkeys(f"{o.run}: {by_label[o.run].caveat}" for o in judged
+                                if o.run in by_label and by_label[o.run].caveat)
         reasons.extend(f"caveat ({c})" for c in caveats)
-        noisy = [o for o in judged if o[3]]
+        noisy = [o for o in judged if o.noisy]
         noise_note = ""
         if noisy:
             noise_note = (f"{len(noisy)} of {len(judged)} relative verdicts are within the noise "
-                          f"({', '.join(o[0] + ' in ' + o[2] for o in noisy)})")
+                          f"({', '.join(o.name + ' in ' + o.run for o in noisy)})")
         out.append(SectionVerdict(key, title, verdict, "; ".join(reasons) or "no run does this section", noise_note))
     return out
 

@@ -145,7 +145,17 @@ def test_section_verdict_known_answers(statuses, claims, verdict):
     x4 = section_verdicts(_head(statuses), _claims(claims), [])[0]
     assert x4.key == "x4" and x4.verdict == verdict, x4
     if claims and claims[0][3] in ("holds", "does not hold"):
-        assert f"of 1 relative claims hold (SRCNN above l_pixel: {claims[0][3]} in A)" in x4.reason
+        # one seed and no measured spread (the frame's n_seeds 1, spread NaN): the reason says its margin is unjudged
+        assert f"of 1 relative claims hold (SRCNN above l_pixel: {claims[0][3]} in A (1 seed, spread not " \
+               "measured))" in x4.reason
+
+
+def test_a_section_names_a_single_seed_verdict_without_a_measured_spread():
+    measured = _claims([("rel_srcnn_beats_pixel", "x4", "A", "holds")]).assign(spread=0.1)
+    x4 = section_verdicts(_head({"x4": ["matches"]}), measured, [])[0]
+    assert "holds in A)" in x4.reason and "spread not measured" not in x4.reason
+    seeded = _claims([("rel_srcnn_beats_pixel", "x4", "A", "holds")]).assign(n_seeds=2)
+    assert "spread not measured" not in section_verdicts(_head({"x4": ["matches"]}), seeded, [])[0].reason
 
 
 def test_section_verdict_counts_in_the_reason(tmp_path):

@@ -116,14 +116,18 @@ def _run_note(runs: dict[str, Run], labels: list[str], method: str = "", scale: 
 
 
 def _best(rows: pd.DataFrame, runs: dict[str, Run], paper: float) -> tuple[pd.Series, list[str]]:
-    """The best reproduction (status, then the profile closest to the paper's, then the value closest to the paper's)
-    and every run whose number, for that method and status, prints identically (shown once, naming the runs)."""
+    """The best reproduction (status, then the paper's evaluation protocol, then the profile closest to the paper's,
+    then the value closest to the paper's) and every run whose number, for that method and status, prints
+    identically (shown once, naming the runs). The protocol comes before the value: the same networks scored under
+    another protocol must not stand in for the paper's number because they land closer to it."""
     def rank(item: tuple[Any, pd.Series]) -> tuple:
         _, r = item
         run = runs.get(r["run_label"])
         delta = abs(r["reproduced_value"] - paper) if math.isfinite(paper) and math.isfinite(
             r["reproduced_value"]) else math.inf
-        return (_CLASS_RANK.get(r["verdict_class"], 5), profile_rank(run.profile if run else "unknown"), delta)
+        other_protocol = "protocol; the paper's" in str(r.get("Verdict", ""))
+        return (_CLASS_RANK.get(r["verdict_class"], 5), other_protocol, profile_rank(run.profile if run else "unknown"),
+                delta)
     _, best = min(rows.iterrows(), key=rank)
     same = rows[(rows["verdict_class"] == best["verdict_class"]) & (rows["method"] == best["method"])
                 & (rows["Reproduced"] == best["Reproduced"])]

@@ -170,7 +170,7 @@ def test_trend_128_profile_and_its_command_line():
     from bench.style.config import build_parser, settings_from_args
 
     p = STYLE_PROFILES["trend-128"]
-    assert (p.train_size, p.sizes, p.trend, p.iterations) == (128, (128,), (250, 500, 1000, 2000), 2000)
+    assert (p.train_size, p.sizes, p.trend, p.iterations) == (128, (128,), (250, 500, 1000, 2000, 4000), 4000)
     s = settings_from_args(build_parser().parse_args(["--profile", "quick", "--trend", "500", "250"]))
     assert s.values.trend == (250, 500) and s.values.iterations == 500
     with pytest.raises(Exception, match="--trend"):

@@ -234,10 +234,9 @@ STYLE_PROFILES: dict[str, StyleProfile] = {
                           output_size=512, n_outputs=6, output_gatys_iterations=500, checkpoint_every=1000,
                           log_every=20, tv_search_iterations=5_000, n_val_images=8),
 }
-# The style trend (sizing: docs/profiles.md): ONE network trained at 128 px to 2,000 iterations, Fig. 5 measured at
-# 250 / 500 / 1,000 / 2,000 iterations against one L-BFGS curve of 300 iterations (trend.csv). 4,000 (about 1.8 h of
-# training here) did not fit a session beside cpu-x8; `--iterations 4000 --trend 250 500 1000 2000 4000` adds it.
+# The style trend (sizing: docs/profiles.md): ONE network trained at 128 px to 4,000 iterations, Fig. 5 measured at
+# 250 / 500 / 1,000 / 2,000 / 4,000 iterations against one L-BFGS curve of 300 iterations (trend.csv).
 STYLE_PROFILES["trend-128"] = StyleProfile(
-    train_size=128, batch_size=4, iterations=2000, lr=1e-3, max_train_images=None, sizes=(128,), n_images=4,
+    train_size=128, batch_size=4, iterations=4000, lr=1e-3, max_train_images=None, sizes=(128,), n_images=4,
     gatys_iterations=300, feedforward_repeats=5, output_size=256, n_outputs=3, output_gatys_iterations=50,
-    checkpoint_every=250, log_every=10, tv_search_iterations=50, n_val_images=2, trend=(250, 500, 1000, 2000))
+    checkpoint_every=250, log_every=10, tv_search_iterations=50, n_val_images=2, trend=(250, 500, 1000, 2000, 4000))

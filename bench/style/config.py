@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(
         p, task=TASK, profiles=tuple(STYLE_PROFILES),
         profile_help="smoke (CI, seconds), quick (CPU, ~30 min), paper (the protocol, CUDA), trend-128 (one "
-                     "training at 128 px, Fig. 5 at 250-2000 iterations; CPU, ~1 h). Default: paper with CUDA, else "
+                     "training at 128 px, Fig. 5 at 250-4000 iterations; CPU, ~45 min). Default: paper with CUDA, else "
                      "quick",
         variant_help="transform network: common (instance norm, upsample+conv) or paper (batch norm, transposed "
                      "convs). Default: paper in the paper profile, common in smoke/quick",
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the first style's network once, to the longest of these lengths, and measure Fig. 5 "
                         "(network objective, L-BFGS iterations to match) at each length as the training goes on, "
                         "into trend.csv (the L-BFGS curve is computed once; resumable). Default: the profile's "
-                        "(trend-128: 250 500 1000 2000; others: off)")
+                        "(trend-128: 250 500 1000 2000 4000; others: off)")
     return p
 
 

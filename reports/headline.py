@@ -267,7 +267,7 @@ class Outcome(NamedTuple):
     run: str = ""
     noisy: bool = False  # a check of it is within the measured noise
     profile: str = ""
-    unmeasured: bool = False  # one seed, and no measured spread of the profile to judge its margins by
+    unmeasured: bool = False  # a trained claim in one seed, with no measured spread of its profile to judge it by
 
 
 def _claim_outcomes(claims: pd.DataFrame, section: str) -> list[Outcome]:
@@ -294,7 +294,7 @@ def _claim_outcomes(claims: pd.DataFrame, section: str) -> list[Outcome]:
         label = min(dict.fromkeys(judged["run_label"]), key=rank)
         outcome, noisy = _run_outcome(rows[rows["run_label"] == label])
         mine = judged[judged["run_label"] == label]
-        unmeasured = bool(mine["n_seeds"].max() <= 1 and mine["spread"].isna().all())
+        unmeasured = bool(spec.trained and mine["n_seeds"].max() <= 1 and mine["spread"].isna().all())
         out.append(Outcome(name, outcome, label, noisy, str(mine["profile"].iloc[0]), unmeasured))
     return out
 

@@ -156,6 +156,8 @@ def test_a_section_names_a_single_seed_verdict_without_a_measured_spread():
     assert "holds in A)" in x4.reason and "spread not measured" not in x4.reason
     seeded = _claims([("rel_srcnn_beats_pixel", "x4", "A", "holds")]).assign(n_seeds=2)
     assert "spread not measured" not in section_verdicts(_head({"x4": ["matches"]}), seeded, [])[0].reason
+    timing = _claims([("rel_style_faster_than_iteration", "speed", "A", "holds")])  # no training: no seed noise
+    assert "spread not measured" not in section_verdicts(_head({"speed": ["matches"]}), timing, [])[3].reason
 
 
 def test_section_verdict_counts_in_the_reason(tmp_path):

@@ -34,7 +34,7 @@ dependencies = ["torch"]
 HERE = Path(__file__).resolve().parent
 SR_X4_RUN = "results/runs/sr-cpu-x4/seeds/seed-1"  # seed 0 of that run predates saving weights
 SR_X8_RUN = "results/runs/sr-cpu-x8"
-STYLE_RUN = "results/runs/style-quick-cpu/seeds/seed-0"
+STYLE_RUN = "results/runs/style-trend-128"
 # entry point -> (run folder, network name in RUN/weights/, profile, training iterations): repoint a row to publish
 # another run's network (the .json beside the weights must agree on profile and iterations, or loading says so).
 WEIGHTS: dict[str, tuple[str, str, str, int]] = {
@@ -43,7 +43,7 @@ WEIGHTS: dict[str, tuple[str, str, str, int]] = {
     "srcnn_x4": (SR_X4_RUN, "srcnn_x4", "cpu-x4", 2000),
     "sr_x8_feat": (SR_X8_RUN, "johnson_feat_x8", "cpu-x8", 5000),
     "sr_x8_pixel": (SR_X8_RUN, "johnson_pixel_x8", "cpu-x8", 5000),
-    "style_la_muse": (STYLE_RUN, "la_muse", "quick", 200),
+    "style_la_muse": (STYLE_RUN, "la_muse", "trend-128", 4000),
 }
 if os.environ.get("PERCEPTUAL_HUB_TABLE"):
     _rows = json.loads(Path(os.environ["PERCEPTUAL_HUB_TABLE"]).read_text())

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_fixtures import set_mean, set_mean_exact, set_style_value, write_sr_run, write_style_run
 
-from reports.claims import Tolerance, check_claims, claim_summary
+from reports.claims import CLAIM_BY_KEY, CLAIMS, Tolerance, check_claims, claim_summary
 from reports.references import (
     PAPER_COLUMNS,
     ReferenceTableError,
@@ -395,3 +395,9 @@ def test_judge_reads_the_claims_data_not_their_keys():
     assert "spec.key" not in source
     assert claims_mod.CLAIM_BY_KEY["table1_speedup"].extrapolated_metric
     assert claims_mod.CLAIM_BY_KEY["rel_style_faster_than_iteration"].extrapolated_note
+
+
+def test_every_claim_without_a_printed_number_names_where_the_paper_makes_it():
+    assert all(spec.source for spec in CLAIMS if not spec.printed)
+    assert "Fig. 5" in CLAIM_BY_KEY["rel_style_trend"].source and "Figs. 8" not in CLAIM_BY_KEY["rel_style_trend"].source
+    assert "Figs. 8" in CLAIM_BY_KEY["rel_feat_lowest_lpips"].source

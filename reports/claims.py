@@ -791,6 +791,7 @@ def check_claims(runs: list[Run], refs: pd.DataFrame, spread: SpreadLookup | Non
                 value, klass, text, detail = j.value, j.klass, j.text, j.detail
                 paper = target.paper.value if target.paper else float("nan")
                 protocol = run.protocol_at(target.scale) if run is not None and spec.task == "sr" else "\u2014"
+                other_protocol = run is not None and _protocol_note(run, target) is not None
                 where = target.dataset if spec.task == "sr" else f"{target.dataset} px"
                 if target.image != MEAN:
                     where = f"{where} / {target.image}"
@@ -809,7 +810,7 @@ def check_claims(runs: list[Run], refs: pd.DataFrame, spread: SpreadLookup | Non
                     "Source": target.paper.label if target.paper else (
                         f"{PAPER_CITATION}: {spec.source}" if spec.source else "\u2014"),
                     "Confidence": target.paper.confidence if target.paper else "\u2014",
-                    "Protocol": protocol,
+                    "Protocol": protocol, "other_protocol": other_protocol,
                     "Reproduced": _reproduced_text(spec, target, value, run, detail),
                     "\u0394": _delta(target, value), "Tolerance": target.tolerance.text(target.metric),
                     "Verdict": text,

@@ -125,9 +125,8 @@ def _best(rows: pd.DataFrame, runs: dict[str, Run], paper: float) -> tuple[pd.Se
         run = runs.get(r["run_label"])
         delta = abs(r["reproduced_value"] - paper) if math.isfinite(paper) and math.isfinite(
             r["reproduced_value"]) else math.inf
-        other_protocol = "protocol; the paper's" in str(r.get("Verdict", ""))
-        return (_CLASS_RANK.get(r["verdict_class"], 5), other_protocol, profile_rank(run.profile if run else "unknown"),
-                delta)
+        return (_CLASS_RANK.get(r["verdict_class"], 5), bool(r["other_protocol"]),
+                profile_rank(run.profile if run else "unknown"), delta)
     _, best = min(rows.iterrows(), key=rank)
     same = rows[(rows["verdict_class"] == best["verdict_class"]) & (rows["method"] == best["method"])
                 & (rows["Reproduced"] == best["Reproduced"])]
@@ -288,9 +287,8 @@ def _claim_outcomes(claims: pd.DataFrame, section: str) -> list[Outcome]:
 
         def rank(label: str, judged: pd.DataFrame = judged) -> tuple:
             mine = judged[judged["run_label"] == label]
-            other_protocol = bool(mine["Verdict"].str.contains("protocol; the paper's", regex=False).any())
-            return (other_protocol, profile_rank(str(mine["profile"].iloc[0])), -int(mine["n_seeds"].max()),
-                    -len(mine))
+            return (bool(mine["other_protocol"].any()), profile_rank(str(mine["profile"].iloc[0])),
+                    -int(mine["n_seeds"].max()), -len(mine))
         label = min(dict.fromkeys(judged["run_label"]), key=rank)
         outcome, noisy = _run_outcome(rows[rows["run_label"] == label])
         mine = judged[judged["run_label"] == label]
@@ -309,6 +307,7 @@ def section_verdicts(headline: pd.DataFrame, claims: pd.DataFrame, runs: list[Ru
     reproduced (something matches or holds), not reproduced (judged, nothing holds), no comparable evidence, not
     run. "at CPU scale" when the relative evidence is not the paper's profile."""
     out = []
+    by_label = {run.label: run for run in runs}
     for key, title in SECTIONS:
         rows = headline[headline["section"] == key] if not headline.empty else headline
         counts = rows["status_class"].value_counts() if not rows.empty else pd.Series(dtype=int)
@@ -353,7 +352,6 @@ def section_verdicts(headline: pd.DataFrame, claims: pd.DataFrame, runs: list[Ru
             rep = run.reproduction
             if rep and _run_in_section(run, key):
                 reasons.append(f"rerun {run.label} against {rep['against']}: {rep['verdict']}")
-        by_label = {run.label: run for run in runs}
         caveats = dict.fromkeys(f"{o.run}: {by_label[o.run].caveat}" for o in judged
                                 if o.run in by_label and by_label[o.run].caveat)
         reasons.extend(f"caveat ({c})" for c in caveats)

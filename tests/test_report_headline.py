@@ -122,7 +122,8 @@ def test_relative_claims_stand_in_where_absolute_is_impossible(tmp_path):
 def _claims(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
     """(claim, section, run, verdict class) -> the columns section_verdicts reads."""
     return pd.DataFrame([{"claim": c, "section": s, "run_label": r, "verdict_class": v, "Verdict": v,
-                          "relative": True, "profile": "quick", "n_seeds": 1, "within_noise": False, "spread": math.nan}
+                          "relative": True, "profile": "quick", "n_seeds": 1, "within_noise": False, "spread": math.nan,
+                          "other_protocol": False}
                          for c, s, r, v in rows])
 
 
